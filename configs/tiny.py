@@ -1,0 +1,23 @@
+"""Tiny GPT/BERT-shaped model that trains in about a minute on a laptop CPU.
+
+  jaxlm train --config configs/tiny.py --workdir runs/tiny-clm
+  jaxlm train --config configs/tiny.py --workdir runs/tiny-mlm --config.objective=mlm
+"""
+
+from jaxlm.config import Config, DataConfig, ModelConfig, OptimizerConfig
+
+
+def get_config() -> Config:
+  return Config(
+    objective="clm",
+    seq_len=128,
+    batch_size=16,
+    steps=300,
+    log_every=10,
+    eval_every=100,
+    eval_batches=4,
+    model=ModelConfig(vocab_size=4096, max_seq_len=128, embed_dim=128, num_heads=4,
+                      num_layers=2, mlp_dim=512, norm="pre", dtype="float32"),
+    optimizer=OptimizerConfig(lr=2e-3, schedule="cosine", warmup_steps=30, weight_decay=0.1),
+    data=DataConfig(source="default", tokenizer="bpe"),
+  )

@@ -1,0 +1,297 @@
+"""Typed run configuration: dataclasses, `--config.a.b=value` overrides, validation.
+
+A config file in `configs/` is a Python module with `get_config() -> Config`. Everything a run
+does is decided here and checked by `Config.validate()` before anything is compiled, so a typo
+costs a user one line on stderr, not a compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+OBJECTIVES = ("clm", "mlm", "prefix_lm")
+
+
+class ConfigError(ValueError):
+  """A bad config value; its message is one line naming the key and what is allowed."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Shape of the shared Transformer backbone (letters as in the papers: V, T, D, H, L, F)."""
+
+  vocab_size: int = 8192  # V; the tokenizer is trained to at most this many tokens
+  max_seq_len: int = 128  # T_max, for learned position embeddings
+  embed_dim: int = 128  # D
+  num_heads: int = 4  # H
+  num_layers: int = 2  # L
+  mlp_dim: int = 512  # F
+  position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
+  rope_theta: float = 10000.0
+  norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
+  layer_norm_eps: float = 1e-5
+  dropout: float = 0.0
+  attention: Literal["auto", "xla", "cudnn"] = "auto"
+  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
+  scan_layers: bool = True
+  dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype
+  param_dtype: Literal["float32", "bfloat16"] = "float32"
+
+  @property
+  def head_dim(self) -> int:
+    return self.embed_dim // self.num_heads
+
+
+@dataclasses.dataclass
+class MLMConfig:
+  mask_rate: float = 0.15
+  mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
+  random_token_prob: float = 0.1  # replaced by a random token; the rest stay unchanged
+
+
+@dataclasses.dataclass
+class PrefixLMConfig:
+  # The prefix length is drawn per sequence, uniformly in [min_frac*T, max_frac*T].
+  min_prefix_frac: float = 0.1
+  max_prefix_frac: float = 0.9
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+  lr: float = 1e-3
+  schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"
+  warmup_steps: int = 100
+  decay_frac: float = 0.2  # warmup-stable-decay: the last fraction of steps decays linearly
+  end_lr_frac: float = 0.1  # final lr as a fraction of the peak
+  b1: float = 0.9
+  b2: float = 0.95
+  eps: float = 1e-8
+  weight_decay: float = 0.1
+  grad_clip: float = 1.0  # global-norm clipping; 0 turns it off
+
+
+@dataclasses.dataclass
+class MeshConfig:
+  """Device mesh; -1 fills the devices the other axes leave."""
+
+  data: int = -1
+  fsdp: int = 1
+  tensor: int = 1
+
+
+@dataclasses.dataclass
+class DataConfig:
+  source: str = "default"  # `default` (embedded corpus) or `text:PATH[,PATH...]`
+  tokenizer: Literal["bpe", "wordpiece"] = "bpe"
+  heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
+  max_chars: int = 0  # read at most this many characters per split (0: all)
+
+
+@dataclasses.dataclass
+class Config:
+  objective: Literal["clm", "mlm", "prefix_lm"] = "clm"
+  seed: int = 0
+  steps: int = 200
+  batch_size: int = 32  # global, in sequences
+  seq_len: int = 128  # T
+  grad_accum: int = 1  # microbatches per step
+  log_every: int = 10
+  eval_every: int = 100  # 0: only at the end
+  eval_batches: int = 4
+  checkpoint_every: int = 0  # 0: only at the end
+  keep_checkpoints: int = 3
+  peak_tflops: float = 0.0  # per device, for MFU; 0 looks the device up
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
+  prefix_lm: PrefixLMConfig = dataclasses.field(default_factory=PrefixLMConfig)
+  optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+  mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+  def validate(self) -> Config:
+    """Raises ConfigError (one line) on the first bad value; returns self."""
+    _check_literals(self, "")
+    m = self.model
+    positive = {
+      "steps": self.steps, "batch_size": self.batch_size, "seq_len": self.seq_len,
+      "grad_accum": self.grad_accum, "log_every": self.log_every,
+      "eval_batches": self.eval_batches, "keep_checkpoints": self.keep_checkpoints,
+      "model.vocab_size": m.vocab_size, "model.max_seq_len": m.max_seq_len,
+      "model.embed_dim": m.embed_dim, "model.num_heads": m.num_heads,
+      "model.num_layers": m.num_layers, "model.mlp_dim": m.mlp_dim,
+    }
+    for key, value in positive.items():
+      if value <= 0:
+        raise ConfigError(f"config.{key}={value}: must be a positive integer")
+    for key in ("eval_every", "checkpoint_every"):
+      if getattr(self, key) < 0:
+        raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0 (0 means at the end)")
+    if m.embed_dim % m.num_heads:
+      raise ConfigError(
+        f"config.model.num_heads={m.num_heads}: must divide model.embed_dim={m.embed_dim}")
+    if m.position == "rope" and m.head_dim % 2:
+      raise ConfigError(f"config.model.position=rope: needs an even head dim, got {m.head_dim}")
+    if m.position == "learned" and self.seq_len > m.max_seq_len:
+      raise ConfigError(
+        f"config.seq_len={self.seq_len}: exceeds model.max_seq_len={m.max_seq_len} "
+        "of the learned position table")
+    if self.seq_len < 4:
+      raise ConfigError(f"config.seq_len={self.seq_len}: must be at least 4")
+    if self.batch_size % self.grad_accum:
+      raise ConfigError(
+        f"config.grad_accum={self.grad_accum}: must divide batch_size={self.batch_size}")
+    for key, value in (("model.dropout", m.dropout), ("data.heldout_frac", self.data.heldout_frac)):
+      if not 0.0 <= value < 1.0:
+        raise ConfigError(f"config.{key}={value}: must be in [0, 1)")
+    mlm = self.mlm
+    if not 0.0 < mlm.mask_rate < 1.0:
+      raise ConfigError(f"config.mlm.mask_rate={mlm.mask_rate}: must be in (0, 1)")
+    if mlm.mask_token_prob < 0 or mlm.random_token_prob < 0 or (
+        mlm.mask_token_prob + mlm.random_token_prob > 1.0):
+      raise ConfigError(
+        f"config.mlm.mask_token_prob={mlm.mask_token_prob}, random_token_prob="
+        f"{mlm.random_token_prob}: must be >= 0 and sum to at most 1")
+    p = self.prefix_lm
+    if not 0.0 <= p.min_prefix_frac <= p.max_prefix_frac < 1.0:
+      raise ConfigError(
+        f"config.prefix_lm.min_prefix_frac={p.min_prefix_frac}, max_prefix_frac="
+        f"{p.max_prefix_frac}: need 0 <= min <= max < 1")
+    o = self.optimizer
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+      raise ConfigError(f"config.optimizer.lr={o.lr}: must be a positive finite number")
+    if o.warmup_steps < 0 or o.weight_decay < 0 or o.grad_clip < 0:
+      raise ConfigError("config.optimizer: warmup_steps, weight_decay and grad_clip must be >= 0")
+    if not 0.0 <= o.end_lr_frac <= 1.0 or not 0.0 < o.decay_frac <= 1.0:
+      raise ConfigError(
+        f"config.optimizer.end_lr_frac={o.end_lr_frac}, decay_frac={o.decay_frac}: "
+        "end_lr_frac must be in [0, 1] and decay_frac in (0, 1]")
+    for axis in ("data", "fsdp", "tensor"):
+      value = getattr(self.mesh, axis)
+      if value == 0 or value < -1:
+        raise ConfigError(f"config.mesh.{axis}={value}: must be a positive integer or -1 (fill)")
+    if [self.mesh.data, self.mesh.fsdp, self.mesh.tensor].count(-1) > 1:
+      raise ConfigError("config.mesh: at most one of data, fsdp, tensor may be -1")
+    if self.mesh.tensor > 1 and m.num_heads % self.mesh.tensor:
+      raise ConfigError(
+        f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
+    source = self.data.source
+    if source != "default" and not source.startswith("text:"):
+      raise ConfigError(
+        f"config.data.source={source!r}: unknown scheme; allowed: 'default', 'text:PATH[,PATH...]'")
+    if self.peak_tflops < 0:
+      raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
+    return self
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_literals(obj: Any, prefix: str) -> None:
+  hints = typing.get_type_hints(type(obj))
+  for field in dataclasses.fields(obj):
+    value = getattr(obj, field.name)
+    hint = hints[field.name]
+    if dataclasses.is_dataclass(value):
+      _check_literals(value, f"{prefix}{field.name}.")
+    elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+      allowed = ", ".join(map(str, typing.get_args(hint)))
+      raise ConfigError(f"config.{prefix}{field.name}={value!r}: allowed values are {allowed}")
+
+
+def _parse_value(key: str, text: str, hint: Any) -> Any:
+  """Parses `text` as the type the field declares."""
+  origin = typing.get_origin(hint)
+  if origin is Literal:
+    allowed = typing.get_args(hint)
+    if text not in allowed:
+      raise ConfigError(f"config.{key}={text!r}: allowed values are {', '.join(allowed)}")
+    return text
+  if hint is bool:
+    if text.lower() in ("true", "1", "yes"):
+      return True
+    if text.lower() in ("false", "0", "no"):
+      return False
+    raise ConfigError(f"config.{key}={text!r}: expected true or false")
+  if hint in (int, float, str):
+    try:
+      return hint(text)
+    except ValueError:
+      raise ConfigError(f"config.{key}={text!r}: expected {hint.__name__}") from None
+  raise ConfigError(f"config.{key}: cannot be set from the command line")
+
+
+def apply_override(config: Config, dotted: str, text: str) -> None:
+  """Sets `config.<dotted>` from its text form, e.g. ('model.num_layers', '2')."""
+  *parents, name = dotted.split(".")
+  node: Any = config
+  for i, part in enumerate(parents):
+    child = getattr(node, part, None) if part in _field_names(node) else None
+    if not dataclasses.is_dataclass(child):
+      raise ConfigError(f"config.{'.'.join(parents[:i + 1])}: unknown key; allowed: "
+                        f"{', '.join(_field_names(node))}")
+    node = child
+  if name not in _field_names(node):
+    where = ".".join(parents)
+    raise ConfigError(f"config.{dotted}: unknown key; allowed{' in config.' + where if where else ''}"
+                      f": {', '.join(_field_names(node))}")
+  if dataclasses.is_dataclass(getattr(node, name)):
+    raise ConfigError(f"config.{dotted}: is a group; set one of its fields, "
+                      f"e.g. config.{dotted}.{_field_names(getattr(node, name))[0]}=...")
+  hint = typing.get_type_hints(type(node))[name]
+  setattr(node, name, _parse_value(dotted, text, hint))
+
+
+def _field_names(node: Any) -> list[str]:
+  return [f.name for f in dataclasses.fields(node)]
+
+
+def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Config:
+  """Loads `get_config()` from a config file, applies overrides and validates."""
+  path = Path(path)
+  if not path.is_file():
+    raise ConfigError(f"--config {path}: no such config file")
+  spec = importlib.util.spec_from_file_location(f"jaxlm_config_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  # Config files may import their siblings (`import base`), so their folder is importable
+  # while they load, and no sibling module outlives the load.
+  sys.path.insert(0, str(path.parent.absolute()))
+  before = set(sys.modules)
+  try:
+    spec.loader.exec_module(module)
+  finally:
+    sys.path.remove(str(path.parent.absolute()))
+    for name in set(sys.modules) - before:
+      if getattr(sys.modules[name], "__file__", "") and Path(
+          sys.modules[name].__file__).parent == path.parent.absolute():
+        del sys.modules[name]
+  if not isinstance(getattr(module, "get_config", None), types.FunctionType):
+    raise ConfigError(f"--config {path}: the file defines no get_config() function")
+  config = module.get_config()
+  if not isinstance(config, Config):
+    raise ConfigError(f"--config {path}: get_config() must return jaxlm.config.Config")
+  for key, text in (overrides or {}).items():
+    apply_override(config, key, text)
+  return config.validate()
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+  """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json)."""
+  config = Config()
+  for group, values in data.items():
+    if isinstance(values, dict):
+      for key, value in values.items():
+        setattr(getattr(config, group), key, value)
+    else:
+      setattr(config, group, values)
+  return config.validate()

@@ -1,0 +1,59 @@
+"""Where training metrics go: WORKDIR/metrics.jsonl, TensorBoard event files, a progress bar.
+
+Only process 0 writes; every other process gets a logger that drops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jax
+import tqdm
+from tensorboardX import SummaryWriter
+
+
+class MetricsLogger:
+
+  def __init__(self, workdir: Path, total_steps: int, initial_step: int = 0, quiet: bool = False):
+    self.enabled = jax.process_index() == 0
+    if not self.enabled:
+      return
+    self.jsonl = open(Path(workdir) / "metrics.jsonl", "a", buffering=1)
+    self.tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+    self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
+                         disable=quiet, mininterval=1.0)
+
+  def write(self, event: dict) -> None:
+    """One JSON object per event; scalars also to TensorBoard under `split/name`."""
+    if not self.enabled:
+      return
+    event = {k: _plain(v) for k, v in event.items()}
+    self.jsonl.write(json.dumps(event) + "\n")
+    split, step = event.get("split", "train"), event["step"]
+    for name, value in event.items():
+      if name not in ("step", "split") and isinstance(value, (int, float)):
+        self.tb.add_scalar(f"{split}/{name}", value, step)
+    if split == "train":
+      self.bar.set_postfix(loss=f"{event['loss']:.3f}",
+                           tok_s=f"{event.get('tokens_per_s', 0):,.0f}", refresh=False)
+
+  def advance(self, steps: int) -> None:
+    if self.enabled:
+      self.bar.update(steps)
+
+  def close(self) -> None:
+    if self.enabled:
+      self.bar.close()
+      self.tb.close()
+      self.jsonl.close()
+
+
+def _plain(value):
+  """JSON-safe Python scalars; NaN and Inf become null."""
+  if hasattr(value, "item"):
+    value = value.item()
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value

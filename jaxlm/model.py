@@ -1,0 +1,234 @@
+"""The shared Transformer backbone and the objective heads (Flax NNX).
+
+One backbone serves BERT, GPT and prefix-LM: they differ in the `MaskSpec` handed to attention and
+in the head on top. Every parameter carries logical axis names (see `sharding.LOGICAL_RULES`).
+Tensors are named by shape: B batch, T sequence, D embed, H heads, K head dim, F mlp, V vocab,
+L layers, M predicted (masked) positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlm import sharding
+from jaxlm.attention import MaskSpec, dot_product_attention, resolve_kernel
+from jaxlm.config import ModelConfig
+
+REMAT_POLICIES = {
+  "full": None,  # save nothing, recompute the whole block
+  "dots": jax.checkpoint_policies.checkpoint_dots,
+  "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def _init(names: tuple[str | None, ...], stddev: float = 0.02):
+  return nnx.with_partitioning(nnx.initializers.normal(stddev), names)
+
+
+def _zeros(names: tuple[str | None, ...]):
+  return nnx.with_partitioning(nnx.initializers.zeros_init(), names)
+
+
+def _layer_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  return nnx.LayerNorm(
+    cfg.embed_dim, epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+    scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("norm",)),
+    bias_init=_zeros(("norm",)), rngs=rngs)
+
+
+def sinusoidal_BxTxD(positions_BxT: jax.Array, D: int) -> jax.Array:
+  """The fixed sin/cos position table of 'Attention Is All You Need'."""
+  inv_freq = 1.0 / (10000.0 ** (jnp.arange(0, D, 2) / D))
+  angles_BxTxD2 = positions_BxT[..., None].astype(jnp.float32) * inv_freq
+  return jnp.concatenate([jnp.sin(angles_BxTxD2), jnp.cos(angles_BxTxD2)], axis=-1)
+
+
+def rope(x_BxTxHxK: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
+  """Rotary position embedding (RoFormer), rotating the two halves of each head."""
+  K = x_BxTxHxK.shape[-1]
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, K, 2) / K))
+  angles_BxTx1xK2 = (positions_BxT[..., None].astype(jnp.float32) * inv_freq)[:, :, None, :]
+  sin, cos = jnp.sin(angles_BxTx1xK2), jnp.cos(angles_BxTx1xK2)
+  x1, x2 = jnp.split(x_BxTxHxK.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxTxHxK.dtype)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    H, K, D = cfg.num_heads, cfg.head_dim, cfg.embed_dim
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    qkv = dict(kernel_init=_init(("embed", "heads", "kv")), bias_init=_zeros(("heads", "kv")))
+    self.query = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    self.key = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    self.value = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    # GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2L).
+    out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
+    self.out = nnx.LinearGeneral((H, K), D, axis=(-2, -1),
+                                 kernel_init=_init(("heads", "kv", "embed"), out_std),
+                                 bias_init=_zeros(("norm",)), **proj)
+    self.kernel = resolve_kernel(cfg.attention, cfg.dtype)
+
+  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array) -> jax.Array:
+    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
+    v_BxTxHxK = self.value(x_BxTxD)
+    if self.cfg.position == "rope":
+      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+      k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+    o_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
+    return self.out(o_BxTxHxK)
+
+
+class Mlp(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
+    self.fc_in = nnx.Linear(cfg.embed_dim, cfg.mlp_dim, kernel_init=_init(("embed", "mlp")),
+                            bias_init=_zeros(("mlp",)), **proj)
+    self.fc_out = nnx.Linear(cfg.mlp_dim, cfg.embed_dim,
+                             kernel_init=_init(("mlp", "embed"), out_std),
+                             bias_init=_zeros(("norm",)), **proj)
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    h_BxTxF = sharding.constrain(jax.nn.gelu(self.fc_in(x_BxTxD)), ("batch", "seq", "mlp"))
+    return self.fc_out(h_BxTxF)
+
+
+class Block(nnx.Module):
+  """One Transformer layer, pre-LN (GPT-2) or post-LN (BERT)."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.pre_norm = cfg.norm == "pre"
+    self.attn_norm = _layer_norm(cfg, rngs)
+    self.attn = Attention(cfg, rngs=rngs)
+    self.mlp_norm = _layer_norm(cfg, rngs)
+    self.mlp = Mlp(cfg, rngs=rngs)
+    self.dropout = nnx.Dropout(cfg.dropout)
+
+  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+               dropout_key: jax.Array | None) -> jax.Array:
+    deterministic = dropout_key is None
+    k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+
+    def drop(y, key):
+      return self.dropout(y, deterministic=deterministic, rngs=key)
+
+    if self.pre_norm:
+      x_BxTxD = x_BxTxD + drop(self.attn(self.attn_norm(x_BxTxD), spec, positions_BxT), k1)
+      x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
+    else:
+      x_BxTxD = self.attn_norm(x_BxTxD + drop(self.attn(x_BxTxD, spec, positions_BxT), k1))
+      x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
+    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+
+
+class Backbone(nnx.Module):
+  """Embeddings, L blocks (scanned or unrolled), final norm: token ids -> hidden states."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    dtypes = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+    self.embed = nnx.Embed(cfg.vocab_size, cfg.embed_dim, embedding_init=_init(("vocab", "embed")),
+                           rngs=rngs, **dtypes)
+    if cfg.position == "learned":
+      self.pos_embed = nnx.Embed(cfg.max_seq_len, cfg.embed_dim,
+                                 embedding_init=_init((None, "embed")), rngs=rngs, **dtypes)
+    # Post-LN (BERT) normalises the embeddings; pre-LN (GPT-2) normalises the final output.
+    self.norm = _layer_norm(cfg, rngs)
+    self.dropout = nnx.Dropout(cfg.dropout)
+    if cfg.scan_layers:
+      self.blocks = self._stacked_blocks(cfg, rngs)
+    else:
+      self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+
+  @staticmethod
+  def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+    """One Block whose parameters have a leading L axis (logical name 'layers')."""
+
+    @nnx.split_rngs(splits=cfg.num_layers)
+    @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make(rngs: nnx.Rngs) -> Block:
+      return Block(cfg, rngs=rngs)
+
+    return make(rngs)
+
+  def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    cfg = self.cfg
+    B, T = tokens_BxT.shape
+    if positions_BxT is None:
+      positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
+    x_BxTxD = self.embed(tokens_BxT)
+    if cfg.position == "learned":
+      x_BxTxD = x_BxTxD + self.pos_embed(positions_BxT)
+    elif cfg.position == "sinusoidal":
+      x_BxTxD = x_BxTxD + sinusoidal_BxTxD(positions_BxT, cfg.embed_dim).astype(x_BxTxD.dtype)
+    if cfg.norm == "post":
+      x_BxTxD = self.norm(x_BxTxD)
+    keys = (jax.random.split(dropout_key, cfg.num_layers + 1) if dropout_key is not None
+            else [None] * (cfg.num_layers + 1))
+    x_BxTxD = self.dropout(x_BxTxD, deterministic=dropout_key is None, rngs=keys[0])
+    x_BxTxD = sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+
+    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None) -> jax.Array:
+      return block(x_BxTxD, spec, positions_BxT, key)
+
+    if cfg.remat != "none":
+      apply = nnx.remat(apply, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan_layers)
+
+    if cfg.scan_layers:
+      graphdef, stacked = nnx.split(self.blocks)
+
+      def body(x_BxTxD, layer):
+        state, key = layer
+        return apply(nnx.merge(graphdef, state), x_BxTxD, key), None
+
+      layer_keys = keys[1:] if dropout_key is not None else None
+      x_BxTxD, _ = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys))
+    else:
+      for block, key in zip(self.blocks, keys[1:]):
+        x_BxTxD = apply(block, x_BxTxD, key)
+    if cfg.norm == "pre":
+      x_BxTxD = self.norm(x_BxTxD)
+    return x_BxTxD
+
+
+class MLMHead(nnx.Module):
+  """BERT's head: dense, GELU, LayerNorm, then the tied decoder with its own bias."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.transform = nnx.Linear(cfg.embed_dim, cfg.embed_dim, kernel_init=_init(("embed", None)),
+                                bias_init=_zeros(("norm",)), dtype=cfg.dtype,
+                                param_dtype=cfg.param_dtype, rngs=rngs)
+    self.norm = _layer_norm(cfg, rngs)
+    self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), cfg.param_dtype), out_sharding=("vocab",))
+
+  def __call__(self, h_BxMxD: jax.Array, embed: nnx.Embed) -> jax.Array:
+    h_BxMxD = self.norm(jax.nn.gelu(self.transform(h_BxMxD)))
+    return embed.attend(h_BxMxD) + self.bias[...].astype(h_BxMxD.dtype)
+
+
+class LanguageModel(nnx.Module):
+  """The backbone plus the head its objective needs; the CLM head is the tied embedding."""
+
+  def __init__(self, cfg: ModelConfig, objective: str, *, rngs: nnx.Rngs):
+    self.backbone = Backbone(cfg, rngs=rngs)
+    self.mlm_head = MLMHead(cfg, rngs=rngs) if objective == "mlm" else None
+
+  def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None) -> jax.Array:
+    return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key)
+
+  def lm_logits(self, h_BxTxD: jax.Array) -> jax.Array:
+    """Next-token logits (CLM, prefix-LM): the tied vocabulary projection."""
+    return self.backbone.embed.attend(h_BxTxD)
+
+  def mlm_logits(self, h_BxMxD: jax.Array) -> jax.Array:
+    """Masked-token logits at the M gathered positions only."""
+    return self.mlm_head(h_BxMxD, self.backbone.embed)
