@@ -129,6 +129,13 @@ class Block(nnx.Module):
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 
 
+def _lookup(embed: nnx.Embed, ids_BxT: jax.Array, dtype: str) -> jax.Array:
+  """Row lookup from a table gathered whole along D (as FSDP gathers every weight before use):
+  a gather keeps its table's D sharding, which GSPMD cannot cheaply turn into batch sharding."""
+  table_VxD = sharding.constrain(embed.embedding[...], ("vocab", None))
+  return jnp.take(table_VxD, ids_BxT, axis=0).astype(dtype)
+
+
 class Backbone(nnx.Module):
   """Embeddings, L blocks (scanned or unrolled), final norm: token ids -> hidden states."""
 
@@ -161,21 +168,33 @@ class Backbone(nnx.Module):
 
   def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
                dropout_key: jax.Array | None = None) -> jax.Array:
-    cfg = self.cfg
     B, T = tokens_BxT.shape
     if positions_BxT is None:
       positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
-    x_BxTxD = self.embed(tokens_BxT)
+    key_embed, key_blocks = (jax.random.split(dropout_key) if dropout_key is not None
+                             else (None, None))
+    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed)
+    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks)
+
+  def embed_tokens(self, tokens_BxT: jax.Array, positions_BxT: jax.Array,
+                   dropout_key: jax.Array | None = None) -> jax.Array:
+    cfg = self.cfg
+    x_BxTxD = _lookup(self.embed, tokens_BxT, cfg.dtype)
     if cfg.position == "learned":
-      x_BxTxD = x_BxTxD + self.pos_embed(positions_BxT)
+      x_BxTxD = x_BxTxD + _lookup(self.pos_embed, positions_BxT, cfg.dtype)
     elif cfg.position == "sinusoidal":
       x_BxTxD = x_BxTxD + sinusoidal_BxTxD(positions_BxT, cfg.embed_dim).astype(x_BxTxD.dtype)
     if cfg.norm == "post":
       x_BxTxD = self.norm(x_BxTxD)
-    keys = (jax.random.split(dropout_key, cfg.num_layers + 1) if dropout_key is not None
-            else [None] * (cfg.num_layers + 1))
-    x_BxTxD = self.dropout(x_BxTxD, deterministic=dropout_key is None, rngs=keys[0])
-    x_BxTxD = sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+    x_BxTxD = self.dropout(x_BxTxD, deterministic=dropout_key is None, rngs=dropout_key)
+    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+
+  def encode(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+             dropout_key: jax.Array | None = None) -> jax.Array:
+    """The L blocks (and pre-LN's final norm) over embedded inputs."""
+    cfg = self.cfg
+    layer_keys = (jax.random.split(dropout_key, cfg.num_layers) if dropout_key is not None
+                  else None)
 
     def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None) -> jax.Array:
       return block(x_BxTxD, spec, positions_BxT, key)
@@ -190,11 +209,10 @@ class Backbone(nnx.Module):
         state, key = layer
         return apply(nnx.merge(graphdef, state), x_BxTxD, key), None
 
-      layer_keys = keys[1:] if dropout_key is not None else None
       x_BxTxD, _ = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys))
     else:
-      for block, key in zip(self.blocks, keys[1:]):
-        x_BxTxD = apply(block, x_BxTxD, key)
+      for i, block in enumerate(self.blocks):
+        x_BxTxD = apply(block, x_BxTxD, None if layer_keys is None else layer_keys[i])
     if cfg.norm == "pre":
       x_BxTxD = self.norm(x_BxTxD)
     return x_BxTxD

@@ -60,7 +60,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = summarize(sums, config.objective)
-    metrics.update(grad_norm=optax.global_norm(grads), lr=lr_at(state.step))
+    metrics.update(grad_norm=optax.tree_utils.tree_norm(grads), lr=lr_at(state.step))
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return train_step

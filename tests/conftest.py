@@ -1,0 +1,21 @@
+"""Eight fake CPU devices for every test, so sharding is tested without accelerators."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+  if not SHARED_DATA.is_dir():
+    pytest.fail(f"../shared/data is missing (expected at {SHARED_DATA})")
+  return SHARED_DATA

@@ -1,0 +1,114 @@
+"""Attention-mask properties proven by gradients, and numerical equivalences of the backbone."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers_model import SPECIAL, model, packed_batch, tiny_config
+from jaxlm.attention import MaskSpec
+from jaxlm.objectives import objective_sums
+
+T = 12
+
+
+def _dependence(cfg, spec: MaskSpec, segment_ids=None) -> np.ndarray:
+  """dep[i, j] = |d out[i] / d in[j]| for one row: which inputs each position sees."""
+  m = model(cfg)
+  backbone = m.backbone
+  x_1xTxD = jax.random.normal(jax.random.key(1), (1, T, cfg.model.embed_dim))
+  positions = jnp.arange(T)[None]
+
+  # A random readout: the plain sum of a LayerNorm output is constant, with zero gradient.
+  w_D = jax.random.normal(jax.random.key(2), (cfg.model.embed_dim,))
+
+  def out_i(x, i):
+    return backbone.encode(x, spec, positions)[0, i] @ w_D
+
+  rows = [jnp.abs(jax.grad(out_i)(x_1xTxD, i)[0]).sum(-1) for i in range(T)]
+  return np.asarray(jnp.stack(rows))
+
+
+@pytest.mark.parametrize("position", ["learned", "rope", "sinusoidal"])
+def test_clm_is_causal_by_gradient(position):
+  dep = _dependence(tiny_config("clm", position=position), MaskSpec("causal"))
+  future = np.triu(np.ones((T, T), bool), k=1)
+  assert np.all(dep[future] == 0.0)
+  assert np.all(dep[~future] > 0.0)
+
+
+def test_prefix_lm_is_bidirectional_inside_the_prefix_and_causal_after():
+  prefix = 5
+  spec = MaskSpec("prefix", prefix_len_B=jnp.array([prefix]))
+  dep = _dependence(tiny_config("prefix_lm"), spec)
+  allowed = np.tril(np.ones((T, T), bool))
+  allowed[:, :prefix] = True
+  assert np.all(dep[~allowed] == 0.0)
+  assert np.all(dep[allowed] > 0.0)
+  assert dep[0, prefix - 1] > 0.0  # the first token sees the end of the prefix
+
+
+def test_mlm_is_bidirectional():
+  dep = _dependence(tiny_config("mlm", norm="post"), MaskSpec("bidirectional"))
+  assert np.all(dep > 0.0)
+
+
+@pytest.mark.parametrize("kind", ["bidirectional", "causal"])
+def test_attention_never_crosses_documents(kind):
+  seg = jnp.array([[1] * 5 + [2] * 4 + [0] * 3])
+  dep = _dependence(tiny_config(), MaskSpec(kind, seg))
+  seg = np.asarray(seg[0])
+  other_doc = (seg[:, None] != seg[None, :]) & (seg[:, None] > 0)
+  assert np.all(dep[other_doc] == 0.0)
+
+
+def _loss_and_grads(cfg, params_model, batch, key):
+  from flax import nnx
+  graphdef, params = nnx.split(params_model)
+
+  def loss(p):
+    s = objective_sums(nnx.merge(graphdef, p), batch, key, cfg, SPECIAL, dropout=True)
+    return s["loss_sum"] / s["count"]
+
+  return jax.value_and_grad(loss)(params)
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm", "prefix_lm"])
+def test_jit_equals_no_jit(objective):
+  cfg = tiny_config(objective, dropout=0.1)
+  batch = {k: jnp.asarray(v) for k, v in packed_batch().items()}
+  key = jax.random.key(3)
+  m = model(cfg)
+  eager_loss, eager_grads = _loss_and_grads(cfg, m, batch, key)
+  jit_loss, jit_grads = jax.jit(lambda b, k: _loss_and_grads(cfg, m, b, k))(batch, key)
+  np.testing.assert_allclose(eager_loss, jit_loss, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(eager_grads), jax.tree.leaves(jit_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["full", "dots", "dots_no_batch"])
+@pytest.mark.parametrize("scan", [True, False])
+def test_remat_changes_nothing_numerically(policy, scan):
+  batch = {k: jnp.asarray(v) for k, v in packed_batch().items()}
+  key = jax.random.key(0)
+  base_cfg = tiny_config("clm", scan_layers=scan)
+  remat_cfg = tiny_config("clm", scan_layers=scan, remat=policy)
+  loss0, grads0 = jax.jit(lambda: _loss_and_grads(base_cfg, model(base_cfg), batch, key))()
+  loss1, grads1 = jax.jit(lambda: _loss_and_grads(remat_cfg, model(remat_cfg), batch, key))()
+  np.testing.assert_allclose(loss0, loss1, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(grads0), jax.tree.leaves(grads1)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_dense_mask_matches_definition():
+  seg = jnp.array([[1, 1, 1, 2, 2, 0]])
+  mask = np.asarray(MaskSpec("prefix", seg, jnp.array([2])).dense(6)[0, 0])
+  expected = np.array([
+    [1, 1, 0, 0, 0, 0],
+    [1, 1, 0, 0, 0, 0],
+    [1, 1, 1, 0, 0, 0],
+    [0, 0, 0, 1, 0, 0],
+    [0, 0, 0, 1, 1, 0],
+    [0, 0, 0, 0, 0, 1],  # padding sees only itself
+  ], bool)
+  np.testing.assert_array_equal(mask, expected)
