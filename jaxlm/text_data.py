@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import hashlib
 import re
+import warnings
 from pathlib import Path
 
 import grain
@@ -67,10 +68,15 @@ def source_files(source: str) -> list[Path]:
 def read_documents(files: list[Path]) -> dict[str, str]:
   docs = {}
   for path in files:
+    raw = path.read_bytes()
     try:
-      text = strip_gutenberg(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-      raise DataError(f"config.data.source: {str(path)!r} is not UTF-8 text") from None
+      text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      # Real corpora hold the odd legacy-encoded file; losing a few bytes beats refusing a run.
+      warnings.warn(f"{path}: not UTF-8 (byte {e.start}); undecodable bytes replaced",
+                    stacklevel=2)
+      text = raw.decode("utf-8", errors="replace")
+    text = strip_gutenberg(text)
     if text:
       docs[str(path)] = text
   if not docs:

@@ -1,0 +1,85 @@
+"""Every shipped config builds; overrides parse by type; bad keys and values fail in one line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+from conftest import REPO
+from jaxlm.config import ConfigError, apply_override, load_config
+from jaxlm.train_state import abstract_model, count_params
+
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "base.py")
+
+# Parameter counts the shipped shapes must have (tied embeddings, position table included).
+EXPECTED_PARAMS = {
+  # GPT-2 small (124,439,808 at V=50257) with the vocabulary padded to 50304: + 47 * 768.
+  "gpt2_124m.py": 124_475_904,
+  # HF BertForMaskedLM bert-base (109,514,298 at V=30522), V padded to 30528 (+ 6 * 769),
+  # without token-type embeddings (- 2 * 768).
+  "bert_base.py": 109_517_376,
+}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_builds(path):
+  config = load_config(path)
+  _, params = abstract_model(config)
+  n = count_params(params)
+  assert n > 0
+  if path.name in EXPECTED_PARAMS:
+    assert n == EXPECTED_PARAMS[path.name]
+
+
+def test_nested_overrides_are_typed():
+  config = load_config(REPO / "configs/tiny.py", {
+    "model.num_layers": "3", "optimizer.lr": "3e-4", "objective": "mlm",
+    "model.scan_layers": "false", "mesh.data": "-1"})
+  assert config.model.num_layers == 3 and config.optimizer.lr == 3e-4
+  assert config.objective == "mlm" and config.model.scan_layers is False
+
+
+@pytest.mark.parametrize("key, value, message", [
+  ("model.nope", "1", "config.model.nope: unknown key; allowed in config.model: vocab_size"),
+  ("nope.x", "1", "config.nope: unknown key"),
+  ("objective", "bert", "config.objective='bert': allowed values are clm, mlm, prefix_lm"),
+  ("steps", "ten", "config.steps='ten': expected int"),
+  ("steps", "0", "config.steps=0: must be a positive integer"),
+  ("model.num_heads", "5", "config.model.num_heads=5: must divide model.embed_dim=128"),
+  ("seq_len", "512", "config.seq_len=512: exceeds model.max_seq_len=128"),
+  ("mlm.mask_rate", "1.5", "config.mlm.mask_rate=1.5: must be in (0, 1)"),
+  ("mesh.data", "0", "config.mesh.data=0: must be a positive integer or -1"),
+  ("data.source", "s3://x", "config.data.source='s3://x': unknown scheme"),
+  ("model", "3", "config.model: is a group"),
+])
+def test_bad_overrides_name_the_key_and_what_is_allowed(key, value, message):
+  with pytest.raises(ConfigError) as err:
+    load_config(REPO / "configs/tiny.py", {key: value})
+  assert message in str(err.value)
+  assert "\n" not in str(err.value)
+
+
+def _jaxlm(*args, cwd=REPO):
+  return subprocess.run([sys.executable, "-m", "jaxlm", *args], cwd=cwd, capture_output=True,
+                        text=True, timeout=300)
+
+
+def test_cli_rejects_bad_input_with_one_line_and_exit_2(tmp_path):
+  cases = [
+    (["--config.model.num_layerz=2"], "config.model.num_layerz: unknown key"),
+    (["--config.mesh.data=3"], "config.mesh=[3, 1, 1]: data*fsdp*tensor=3 but 8 devices"),
+    (["--config.data.source=text:/no/such/dir"], "'/no/such/dir' does not exist"),
+    (["--config.batch_size=12", "--config.mesh.data=8"], "must split evenly over data*fsdp=8"),
+  ]
+  env_note = "XLA_FLAGS from conftest: 8 CPU devices"
+  for extra, message in cases:
+    workdir = tmp_path / "run"
+    result = _jaxlm("train", "--config", "configs/tiny.py", "--workdir", str(workdir), *extra)
+    assert result.returncode == 2, (extra, result.stderr, env_note)
+    lines = [l for l in result.stderr.splitlines() if l.startswith("jaxlm: error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (workdir / "checkpoints").exists()
+  result = _jaxlm("train", "--config", str(tmp_path / "missing.py"), "--workdir", "x")
+  assert result.returncode == 2 and "no such config file" in result.stderr
