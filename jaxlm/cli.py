@@ -47,12 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(rest)
     config = load_config(args.config, overrides)
     # Imported late: `jaxlm --help` and config errors stay instant, before JAX loads.
-    from jaxlm.text_data import DataError
     from jaxlm.train import train
-    try:
-      train(config, args.workdir, quiet=args.quiet)
-    except DataError as e:
-      raise ConfigError(str(e)) from None
+    train(config, args.workdir, quiet=args.quiet)
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

@@ -24,6 +24,10 @@ class ConfigError(ValueError):
   """A bad config value; its message is one line naming the key and what is allowed."""
 
 
+class DataError(ConfigError):
+  """Bad data input (missing or empty paths, unprepared datasets); one line, like ConfigError."""
+
+
 @dataclasses.dataclass
 class ModelConfig:
   """Shape of the shared Transformer backbone (letters as in the papers: V, T, D, H, L, F)."""
@@ -89,10 +93,16 @@ class MeshConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-  source: str = "default"  # `default` (embedded corpus) or `text:PATH[,PATH...]`
-  tokenizer: Literal["bpe", "wordpiece"] = "bpe"
+  source: str = "default"  # `default`, `text:PATH[,PATH...]` or `tfds:NAME[/CONFIG][:SPLIT]`
+  tfds_data_dir: str = ""  # where TFDS datasets are prepared (local or gs://); "" = TFDS default
+  tfds_text_key: str = "text"  # the feature holding the text
+  # `bpe` or `wordpiece` (trained on the training split), or a file to load: tokenizer.json,
+  # BERT's vocab.txt, or a directory with GPT-2's vocab.json + merges.txt.
+  tokenizer: str = "bpe"
+  packing: Literal["pack", "pad"] = "pack"  # concatenate documents, or one document per row
   heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
   max_chars: int = 0  # read at most this many characters per split (0: all)
+  cache_dir: str = ""  # token cache; "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
 
 
 @dataclasses.dataclass
@@ -183,9 +193,15 @@ class Config:
       raise ConfigError(
         f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
     source = self.data.source
-    if source != "default" and not source.startswith("text:"):
+    if source != "default" and not source.startswith(("text:", "tfds:")):
       raise ConfigError(
-        f"config.data.source={source!r}: unknown scheme; allowed: 'default', 'text:PATH[,PATH...]'")
+        f"config.data.source={source!r}: unknown scheme; allowed: 'default', "
+        "'text:PATH[,PATH...]', 'tfds:NAME[/CONFIG][:SPLIT]'")
+    tok = self.data.tokenizer
+    if tok not in ("bpe", "wordpiece") and not Path(tok).exists():
+      raise ConfigError(
+        f"config.data.tokenizer={tok!r}: allowed: bpe, wordpiece, or an existing tokenizer.json, "
+        "vocab.txt, or directory with vocab.json + merges.txt")
     if self.peak_tflops < 0:
       raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     return self

@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxlm import checkpoint, sharding, text_data, tokenizer
+from jaxlm import checkpoint, pipeline, sharding, tokenizer
 from jaxlm.config import Config, ConfigError
 from jaxlm.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.metrics_log import MetricsLogger
@@ -32,12 +32,12 @@ def check_fits(config: Config, mesh: jax.sharding.Mesh) -> None:
       f"({micro_batch} sequences) must split evenly over data*fsdp={shards} devices")
 
 
-def evaluate(eval_step, params, rows: text_data.PackedRows, config: Config, batch_sh) -> dict:
+def evaluate(eval_step, params, rows: pipeline.PackedRows, config: Config, batch_sh) -> dict:
   """Held-out metrics over the first `eval_batches` batches (same rows, same masks each time)."""
-  it = iter(text_data.batches(rows, config.batch_size, config.seed, shuffle=False))
+  it = iter(pipeline.batches(rows, config.batch_size, config.seed, shuffle=False))
   total = None
   for i in range(config.eval_batches):
-    sums = eval_step(params, text_data.to_global(next(it), batch_sh), np.int32(i))
+    sums = eval_step(params, pipeline.to_global(next(it), batch_sh), np.int32(i))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
   return {k: float(v) for k, v in summarize(total, config.objective).items()}
 
@@ -48,21 +48,21 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = sharding.make_mesh(config.mesh)
   check_fits(config, mesh)
+  data = pipeline.load(config, lambda texts: tokenizer.load_or_train(
+    workdir, config.data.tokenizer, texts, config.model.vocab_size,
+    pipeline.cache_dir(config) / "tokenizers"))
+  special = tokenizer.special_tokens(data.tokenizer)
+  # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
+  config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
+  config.validate()
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json())
-
-  data = text_data.load_text_data(config, lambda texts: tokenizer.load_or_train(
-    workdir, config.data.tokenizer, texts, config.model.vocab_size))
-  special = tokenizer.special_tokens(data.tokenizer)
-  if special.vocab_in_use > config.model.vocab_size:
-    raise ConfigError(f"config.model.vocab_size={config.model.vocab_size}: smaller than the "
-                      f"tokenizer's {special.vocab_in_use} tokens")
 
   tx = make_optimizer(config.optimizer, config.steps)
   graphdef, state, state_sh = create_train_state(config, mesh, tx)
   batch_sh = sharding.batch_sharding(mesh)
   train_step, eval_step = jit_steps(graphdef, config, special, tx, state_sh, batch_sh)
-  train_iter = iter(text_data.batches(data.train, config.batch_size, config.seed))
+  train_iter = iter(pipeline.batches(data.train, config.batch_size, config.seed))
   ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
   restored = checkpoint.restore_latest(ckpt, state, state_sh, train_iter)
   state = restored if restored is not None else state
@@ -73,7 +73,7 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   peak = peak_tflops_per_device(config)
   log = MetricsLogger(workdir, config.steps, start, quiet)
   log.write({"step": start, "split": "setup", "params": count_params(state.params),
-             "train_rows": len(data.train), "heldout_rows": len(data.heldout),
+             "train": pipeline.describe(data.train), "heldout": pipeline.describe(data.heldout),
              "devices": jax.device_count(), "mesh": dict(mesh.shape),
              "flops_per_token": flops_per_token, "vocab_in_use": special.vocab_in_use,
              "tokenizer_hash": tokenizer.tokenizer_hash(data.tokenizer)})
@@ -92,7 +92,7 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   timer, timed_from = time.perf_counter(), start  # the first window includes compilation
   with jax.set_mesh(mesh):
     for step in range(start, config.steps):
-      batch = text_data.to_global(next(train_iter), batch_sh)
+      batch = pipeline.to_global(next(train_iter), batch_sh)
       state, metrics = train_step(state, batch)
       if pending is not None:  # read the previous logged step now that the next is queued
         logged_step, logged = pending[0], jax.device_get(pending[1])

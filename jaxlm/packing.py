@@ -1,0 +1,60 @@
+"""Token streams -> fixed-length rows with segment ids and positions.
+
+`pack` concatenates documents (each closed by [SEP]) and cuts rows of `seq_len`, so no token is
+wasted; `pad` gives every document rows of its own. Either way each row carries segment ids (a
+new id at each document start, 0 for padding) and positions that restart with each document:
+attention (which takes the segment ids) and positions never cross a document boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class PackedRows:
+  tokens: np.ndarray  # (N, T) int32
+  segment_ids: np.ndarray  # (N, T) int32, 1.. per row, 0 = padding
+  positions: np.ndarray  # (N, T) int32, restarting at each document
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+
+def _rows(stream: np.ndarray, doc_index: np.ndarray, offsets: np.ndarray, seq_len: int,
+          pad_id: int) -> PackedRows:
+  n = -(-len(stream) // seq_len)
+  pad = n * seq_len - len(stream)
+  tokens = np.concatenate([stream, np.full(pad, pad_id, np.int32)]).reshape(n, seq_len)
+  doc_index = np.concatenate([doc_index, np.full(pad, -1, np.int64)]).reshape(n, seq_len)
+  positions = np.concatenate([offsets, np.zeros(pad, np.int64)]).reshape(n, seq_len)
+  starts = np.ones_like(doc_index, dtype=bool)
+  starts[:, 1:] = doc_index[:, 1:] != doc_index[:, :-1]
+  segment_ids = np.cumsum(starts, axis=1).astype(np.int32)
+  segment_ids[doc_index < 0] = 0
+  # A document cut at a row start restarts its positions there, as if the row were its context.
+  positions = np.where(doc_index == doc_index[:, :1], positions - positions[:, :1], positions)
+  return PackedRows(tokens, segment_ids, positions.astype(np.int32))
+
+
+def pack(docs: list[np.ndarray], seq_len: int, pad_id: int) -> PackedRows:
+  """Concatenate-and-cut packing; only the last row is padded."""
+  lengths = np.array([len(d) for d in docs])
+  stream = np.concatenate(docs).astype(np.int32)
+  doc_index = np.repeat(np.arange(len(docs)), lengths)
+  offsets = np.arange(len(stream)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+  return _rows(stream, doc_index, offsets, seq_len, pad_id)
+
+
+def pad(docs: list[np.ndarray], seq_len: int, pad_id: int) -> PackedRows:
+  """One document per row: long documents continue on further rows, each padded at its end."""
+  padded = [np.concatenate([d, np.full(-len(d) % seq_len, -1)]) for d in docs]
+  lengths = np.array([len(d) for d in padded])
+  stream = np.concatenate(padded)
+  doc_index = np.where(stream >= 0, np.repeat(np.arange(len(docs)), lengths), -1)
+  offsets = np.arange(len(stream)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+  rows = _rows(np.where(stream >= 0, stream, pad_id).astype(np.int32), doc_index, offsets,
+               seq_len, pad_id)
+  return rows
