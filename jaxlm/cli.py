@@ -1,4 +1,4 @@
-"""The `jaxlm` command. Subcommands: train (more arrive with later work: data, finetune, ...)."""
+"""The `jaxlm` command: `train` and `data prepare` (more subcommands arrive with later work)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--config", required=True, help="a config file, e.g. configs/tiny.py")
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
+  data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
+                                                                   required=True)
+  prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
+  prepare.add_argument("--source", required=True, help="text:PATH[,PATH...]")
+  prepare.add_argument("--name", required=True, help="dataset name, e.g. my_books")
+  prepare.add_argument("--data_dir", required=True, help="TFDS data dir (local or gs://)")
+  prepare.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset")
   return parser
 
 
@@ -45,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
   try:
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
+    # Heavy modules load late: `--help` and config errors stay instant.
+    if args.command == "data":
+      from jaxlm.data_prepare import prepare
+      path = prepare(args.source, args.name, args.data_dir, overwrite=args.overwrite)
+      print(f"prepared tfds:{args.name} in {path}; train on it with "
+            f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
+      return 0
     config = load_config(args.config, overrides)
-    # Imported late: `jaxlm --help` and config errors stay instant, before JAX loads.
     from jaxlm.train import train
     train(config, args.workdir, quiet=args.quiet)
   except ConfigError as e:

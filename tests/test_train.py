@@ -69,3 +69,25 @@ def test_restarting_resumes_where_it_stopped(shared_data, tmp_path):
   train(config, tmp_path / "resumed", quiet=True)
   resumed = [(e["step"], e["loss"]) for e in _events(tmp_path / "resumed", "train")][-4:]
   assert resumed == straight[4:]
+
+
+def test_train_from_a_prepared_tfds_dataset(shared_data, tmp_path):
+  data_dir = tmp_path / "tfds"
+  prepare = subprocess.run(
+    [sys.executable, "-m", "jaxlm", "data", "prepare", "--source",
+     f"text:{shared_data}/corpus/inaugural", "--name", "inaugural", "--data_dir", str(data_dir)],
+    capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert prepare.returncode == 0, prepare.stderr
+  common = {**FAST, "steps": "4", "log_every": "2", "data.cache_dir": str(tmp_path / "cache")}
+  text_run = train(load_config(TINY, {**common, "data.source": f"text:{shared_data}/corpus/inaugural"}),
+                   tmp_path / "text", quiet=True)
+  tfds_run = train(load_config(TINY, {**common, "data.source": "tfds:inaugural",
+                                      "data.tfds_data_dir": str(data_dir)}),
+                   tmp_path / "tfds", quiet=True)
+  # The same documents, split, tokenizer and order: the same run.
+  assert tfds_run["train"]["loss"] == text_run["train"]["loss"]
+  missing = subprocess.run(
+    [sys.executable, "-m", "jaxlm", "train", "--config", str(TINY), "--workdir",
+     str(tmp_path / "x"), "--config.data.source=tfds:nope", f"--config.data.tfds_data_dir={data_dir}"],
+    capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert missing.returncode == 2 and "jaxlm data prepare" in missing.stderr.splitlines()[-1]
