@@ -7,7 +7,10 @@ import sys
 
 from jaxlm.config import ConfigError, load_config
 
-EXIT_BAD_INPUT = 2
+# Exit codes (documented in the README): scripts and schedulers act on them.
+EXIT_BAD_INPUT = 2  # a bad config, data path or restore: fix the command
+EXIT_NONFINITE = 3  # too many consecutive NaN/Inf steps: the run stopped, checkpoints are clean
+EXIT_PREEMPTED = 75  # SIGTERM: a checkpoint was committed; rerun the same command to resume
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -37,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--config", required=True, help="a config file, e.g. configs/tiny.py")
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
+  train.add_argument("--init_from", help="start from the parameters of another run directory")
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -59,9 +63,18 @@ def main(argv: list[str] | None = None) -> int:
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
       return 0
+    if args.init_from:
+      overrides["init_from"] = args.init_from
     config = load_config(args.config, overrides)
-    from jaxlm.train import train
-    train(config, args.workdir, quiet=args.quiet)
+    from jaxlm.train import NonFiniteLoss, Preempted, train
+    try:
+      train(config, args.workdir, quiet=args.quiet)
+    except Preempted as e:
+      print(f"jaxlm: {e}", file=sys.stderr)
+      return EXIT_PREEMPTED
+    except NonFiniteLoss as e:
+      print(f"jaxlm: error: {e}", file=sys.stderr)
+      return EXIT_NONFINITE
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

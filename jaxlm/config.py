@@ -117,7 +117,11 @@ class Config:
   eval_every: int = 100  # 0: only at the end
   eval_batches: int = 4
   checkpoint_every: int = 0  # 0: only at the end
-  keep_checkpoints: int = 3
+  keep_checkpoints: int = 3  # the newest N ...
+  keep_period: int = 0  # ... plus every checkpoint whose step is a multiple of this (0: none)
+  max_nonfinite_steps: int = 5  # stop after this many consecutive NaN/Inf steps
+  init_from: str = ""  # a run directory whose parameters start this run (--init_from)
+  allow_objective_change: bool = False  # let --init_from take a run of another objective
   peak_tflops: float = 0.0  # per device, for MFU; 0 looks the device up
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
@@ -134,6 +138,7 @@ class Config:
       "steps": self.steps, "batch_size": self.batch_size, "seq_len": self.seq_len,
       "grad_accum": self.grad_accum, "log_every": self.log_every,
       "eval_batches": self.eval_batches, "keep_checkpoints": self.keep_checkpoints,
+      "max_nonfinite_steps": self.max_nonfinite_steps,
       "model.vocab_size": m.vocab_size, "model.max_seq_len": m.max_seq_len,
       "model.embed_dim": m.embed_dim, "model.num_heads": m.num_heads,
       "model.num_layers": m.num_layers, "model.mlp_dim": m.mlp_dim,
@@ -141,9 +146,9 @@ class Config:
     for key, value in positive.items():
       if value <= 0:
         raise ConfigError(f"config.{key}={value}: must be a positive integer")
-    for key in ("eval_every", "checkpoint_every"):
+    for key in ("eval_every", "checkpoint_every", "keep_period"):
       if getattr(self, key) < 0:
-        raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0 (0 means at the end)")
+        raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
     if m.embed_dim % m.num_heads:
       raise ConfigError(
         f"config.model.num_heads={m.num_heads}: must divide model.embed_dim={m.embed_dim}")
@@ -202,6 +207,8 @@ class Config:
       raise ConfigError(
         f"config.data.tokenizer={tok!r}: allowed: bpe, wordpiece, or an existing tokenizer.json, "
         "vocab.txt, or directory with vocab.json + merges.txt")
+    if self.init_from and not Path(self.init_from).is_dir():
+      raise ConfigError(f"--init_from {self.init_from}: no such run directory")
     if self.peak_tflops < 0:
       raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     return self

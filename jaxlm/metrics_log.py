@@ -36,8 +36,9 @@ class MetricsLogger:
       if name not in ("step", "split") and isinstance(value, (int, float)):
         self.tb.add_scalar(f"{split}/{name}", value, step)
     if split == "train":
-      self.bar.set_postfix(loss=f"{event['loss']:.3f}",
-                           tok_s=f"{event.get('tokens_per_s', 0):,.0f}", refresh=False)
+      loss = event["loss"]
+      self.bar.set_postfix(loss="nan" if loss is None else f"{loss:.3f}",
+                           tok_s=f"{event.get('tokens_per_s') or 0:,.0f}", refresh=False)
 
   def advance(self, steps: int) -> None:
     if self.enabled:

@@ -57,11 +57,18 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
       (grads, sums), _ = jax.lax.scan(body, zeros, (jax.tree.map(split, batch), jnp.arange(micro)))
     # Gradient of the mean loss over every predicted token of the global batch.
     grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
+    grad_norm = optax.tree_utils.tree_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    # A non-finite loss or gradient is never applied: parameters and moments stay as they were
+    # (the step and the data still advance, so a bad batch is skipped, not retried forever).
+    finite = jnp.isfinite(sums["loss_sum"]) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    streak = jnp.where(finite, 0, state.nonfinite_streak + 1)
     metrics = summarize(sums, config.objective)
-    metrics.update(grad_norm=optax.tree_utils.tree_norm(grads), lr=lr_at(state.step))
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    metrics.update(grad_norm=grad_norm, lr=lr_at(state.step), nonfinite_streak=streak)
+    return TrainState(step=state.step + 1, params=keep(params, state.params),
+                      opt_state=keep(opt_state, state.opt_state), nonfinite_streak=streak), metrics
 
   return train_step
 

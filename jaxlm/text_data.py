@@ -72,19 +72,28 @@ def read_documents(files: list[Path]) -> dict[str, str]:
 
 
 def split_documents(docs: dict[str, str], heldout_frac: float) -> tuple[list[str], list[str]]:
-  """(train, heldout) texts; a document is held out by the hash of its file name."""
+  """(train, heldout) texts.
+
+  Whole documents are held out, chosen by a hash of their file name, so the split does not
+  depend on file order, paths or machines. With too few documents for that (under 20, or the
+  chosen ones far from `heldout_frac` of the text), the last `heldout_frac` of every document
+  is held out instead, as nanoGPT does for a single file.
+  """
 
   def bucket(name: str) -> float:
     return int(hashlib.sha256(Path(name).name.encode()).hexdigest()[:8], 16) / 16**8
 
   names = sorted(docs)
+  if heldout_frac == 0:
+    return [docs[n] for n in names], []
   heldout = [n for n in names if bucket(n) < heldout_frac]
-  if heldout_frac > 0 and not heldout and len(names) > 1:
-    heldout = [min(names, key=bucket)]
-  train = [n for n in names if n not in heldout]
-  if not train:
-    raise DataError("config.data.heldout_frac holds out every document; lower it")
-  return [docs[n] for n in train], [docs[n] for n in heldout]
+  held_chars = sum(len(docs[n]) for n in heldout)
+  total_chars = sum(len(docs[n]) for n in names)
+  if len(names) >= 20 and 0 < held_chars <= 2 * heldout_frac * total_chars:
+    return [docs[n] for n in names if n not in heldout], [docs[n] for n in heldout]
+  cuts = {n: int(len(docs[n]) * (1 - heldout_frac)) for n in names}
+  return ([docs[n][:cuts[n]] for n in names],
+          [docs[n][cuts[n]:] for n in names if docs[n][cuts[n]:].strip()])
 
 
 def read_source(config) -> dict[str, str]:

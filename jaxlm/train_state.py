@@ -23,6 +23,7 @@ class TrainState:
   step: jax.Array
   params: nnx.State
   opt_state: optax.OptState
+  nonfinite_streak: jax.Array  # consecutive skipped (non-finite) steps
 
 
 def build_model(config: Config, seed: int) -> LanguageModel:
@@ -46,20 +47,30 @@ def state_shardings(config: Config, mesh: Mesh, tx: optax.GradientTransformation
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, param_sh,
                                  transform_non_params=lambda _: replicated,
                                  is_leaf=lambda x: isinstance(x, NamedSharding))
-  return TrainState(step=replicated, params=param_sh, opt_state=opt_sh)
+  return TrainState(step=replicated, params=param_sh, opt_state=opt_sh,
+                    nonfinite_streak=replicated)
+
+
+def _init_fn(config: Config, tx: optax.GradientTransformation):
+  def init() -> TrainState:
+    params = nnx.state(build_model(config, config.seed))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      nonfinite_streak=jnp.zeros((), jnp.int32))
+
+  return init
+
+
+def abstract_train_state(config: Config, tx: optax.GradientTransformation) -> TrainState:
+  """Shapes and dtypes of the train state, computed without allocating it."""
+  return jax.eval_shape(_init_fn(config, tx))
 
 
 def create_train_state(config: Config, mesh: Mesh, tx: optax.GradientTransformation):
   """Returns (graphdef, state, shardings) with the state initialised in place, sharded."""
   graphdef, _ = abstract_model(config)
   shardings = state_shardings(config, mesh, tx)
-
-  def init() -> TrainState:
-    params = nnx.state(build_model(config, config.seed))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
-
   with jax.set_mesh(mesh):
-    state = jax.jit(init, out_shardings=shardings)()
+    state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
   return graphdef, state, shardings
 
 

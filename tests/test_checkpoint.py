@@ -1,0 +1,254 @@
+"""Preemption and resume: kill -9, SIGTERM, corrupted checkpoints, remeshing, refused restores,
+non-finite steps, and a battery of bad inputs that must never touch existing checkpoints."""
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from helpers_model import SPECIAL, packed_batch, tiny_config
+from jaxlm import sharding
+from jaxlm.checkpoint import Checkpointer
+from jaxlm.config import MeshConfig, load_config
+from jaxlm.optim import make_optimizer
+from jaxlm.step import jit_steps
+from jaxlm.train import NonFiniteLoss, train
+from jaxlm.train_state import create_train_state
+
+TINY = REPO / "configs/tiny.py"
+
+
+def _overrides(shared_data: Path, tmp_path: Path, **extra) -> dict:
+  return {"batch_size": "8", "seq_len": "64", "log_every": "1", "eval_every": "0",
+          "eval_batches": "1", "model.vocab_size": "512", "optimizer.warmup_steps": "5",
+          "data.source": f"text:{shared_data}/corpus/tinyshakespeare",
+          "data.cache_dir": str(tmp_path / "cache"), **extra}
+
+
+def _cli(workdir: Path, overrides: dict, *extra: str) -> list[str]:
+  return [sys.executable, "-m", "jaxlm", "train", "--config", str(TINY), "--workdir",
+          str(workdir), "--quiet", *[f"--config.{k}={v}" for k, v in overrides.items()], *extra]
+
+
+def _losses(workdir: Path) -> dict[int, float]:
+  """The last logged loss for each step (a resumed run logs some steps twice)."""
+  losses = {}
+  for line in (workdir / "metrics.jsonl").read_text().splitlines():
+    event = json.loads(line)
+    if event["split"] == "train":
+      losses[event["step"]] = event["loss"]
+  return losses
+
+
+def _wait_for_step(workdir: Path, step: int, process: subprocess.Popen) -> None:
+  deadline = time.time() + 240
+  while time.time() < deadline:
+    assert process.poll() is None, process.stderr.read()
+    if (workdir / "metrics.jsonl").exists() and max(_losses(workdir) or {0: 0}) >= step:
+      return
+    time.sleep(0.05)
+  raise TimeoutError(f"step {step} never logged")
+
+
+def _tree_digest(path: Path) -> str:
+  digest = hashlib.sha256()
+  for f in sorted(p for p in path.rglob("*") if p.is_file()):
+    digest.update(str(f.relative_to(path)).encode() + f.read_bytes())
+  return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  """An uninterrupted 120-step run: the losses every interrupted run must reproduce."""
+  from conftest import SHARED_DATA
+  tmp = tmp_path_factory.mktemp("straight")
+  overrides = _overrides(SHARED_DATA, tmp, steps="120", checkpoint_every="10")
+  train(load_config(TINY, overrides), tmp / "run", quiet=True)
+  return overrides, _losses(tmp / "run"), tmp / "run"
+
+
+def test_kill_9_then_rerun_logs_the_same_losses(straight_run, tmp_path):
+  overrides, expected, _ = straight_run
+  workdir = tmp_path / "run"
+  process = subprocess.Popen(_cli(workdir, overrides), cwd=REPO, stderr=subprocess.PIPE,
+                             text=True)
+  _wait_for_step(workdir, 35, process)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert _losses(workdir) and max(_losses(workdir)) < 120
+  rerun = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True)
+  assert rerun.returncode == 0, rerun.stderr
+  assert _losses(workdir) == expected
+
+
+def test_sigterm_saves_exits_75_and_resumes(straight_run, tmp_path):
+  overrides, expected, _ = straight_run
+  workdir = tmp_path / "run"
+  process = subprocess.Popen(_cli(workdir, overrides), cwd=REPO, stderr=subprocess.PIPE,
+                             text=True)
+  _wait_for_step(workdir, 25, process)
+  process.send_signal(signal.SIGTERM)
+  assert process.wait(timeout=120) == 75
+  # The save happened at the step the signal interrupted, and that step was logged.
+  saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved[-1] == max(_losses(workdir)) and saved[-1] % 10 != 0
+  rerun = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True)
+  assert rerun.returncode == 0, rerun.stderr
+  assert _losses(workdir) == expected
+
+
+def test_a_corrupted_newest_checkpoint_is_set_aside(straight_run, tmp_path):
+  overrides, expected, finished = straight_run
+  workdir = tmp_path / "run"
+  shutil.copytree(finished, workdir)  # checkpoints 100, 110, 120
+  victims = [p for p in (workdir / "checkpoints/120/state").rglob("*")
+             if p.is_file() and p.stat().st_size > 1000]
+  assert victims
+  for p in victims:  # truncated files, as a full disk or a bad copy leaves them
+    p.write_bytes(p.read_bytes()[:100])
+  (workdir / "metrics.jsonl").unlink()
+  result = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  assert "checkpoint 120 is unreadable" in result.stderr
+  assert [p.name.split("-")[0] for p in (workdir / "checkpoints-unreadable").iterdir()] == ["120"]
+  # Resumed from 110 and retrained 111..120 exactly.
+  assert _losses(workdir) == {s: l for s, l in expected.items() if s > 110}
+
+
+def test_restore_onto_another_mesh():
+  cfg = tiny_config("mlm")
+  tx = make_optimizer(cfg.optimizer, cfg.steps)
+  meshes = [MeshConfig(8, 1, 1), MeshConfig(2, 1, 4), MeshConfig(1, 2, 4)]
+  _, saved_state, _ = create_train_state(cfg, sharding.make_mesh(meshes[0]), tx)
+  return_states = []
+  import tempfile
+  with tempfile.TemporaryDirectory() as d:
+    ckpt = Checkpointer(Path(d), keep=1)
+    ckpt.save(0, saved_state, _FakeIter(), {"x": 1})
+    ckpt.close()
+    for mesh_cfg, devices in [(meshes[1], None), (meshes[2], None),
+                              (MeshConfig(1, 1, 1), jax.devices()[:1])]:
+      mesh = sharding.make_mesh(mesh_cfg, devices)
+      other = tiny_config("mlm")
+      other.seed = 7  # a different init, so the restore must overwrite every value
+      _, fresh, shardings = create_train_state(other, mesh, tx)
+      restored = Checkpointer(Path(d), keep=1).restore_latest(fresh, shardings, _FakeIter())
+      return_states.append((restored, shardings))
+  for restored, shardings in return_states:
+    for a, b, s in zip(jax.tree.leaves(saved_state.params), jax.tree.leaves(restored.params),
+                       jax.tree.leaves(shardings.params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+      assert b.sharding == s
+
+
+def _FakeIter():
+  """A real grain iterator, for checkpoint tests that need one but no pipeline."""
+  return iter(grain.MapDataset.range(10).to_iter_dataset())
+
+
+def test_a_nan_step_is_never_applied(monkeypatch):
+  import jaxlm.step as step_module
+  real = step_module.objective_sums
+
+  def poisoned(model, batch, *args, **kwargs):
+    sums = real(model, batch, *args, **kwargs)
+    marked = batch["tokens"][0, 0] == 255
+    return {**sums, "loss_sum": jnp.where(marked, jnp.nan, sums["loss_sum"])}
+
+  monkeypatch.setattr(step_module, "objective_sums", poisoned)
+  cfg = tiny_config("clm")
+  mesh = sharding.make_mesh(MeshConfig(1, 1, 1), jax.devices()[:1])
+  tx = make_optimizer(cfg.optimizer, cfg.steps)
+  graphdef, state, state_sh = create_train_state(cfg, mesh, tx)
+  step, _ = jit_steps(graphdef, cfg, SPECIAL, tx, state_sh, sharding.batch_sharding(mesh))
+  good, bad = packed_batch(), packed_batch()
+  bad["tokens"][0, 0] = 255
+  with jax.set_mesh(mesh):
+    before = jax.tree.map(np.asarray, state)
+    state, m = step(state, bad)
+    assert int(m["nonfinite_streak"]) == 1 and int(state.step) == 1
+    for a, b in zip(jax.tree.leaves(before.params) + jax.tree.leaves(before.opt_state),
+                    jax.tree.leaves(state.params) + jax.tree.leaves(state.opt_state)):
+      np.testing.assert_array_equal(a, np.asarray(b))
+    state, m = step(state, good)
+    assert int(m["nonfinite_streak"]) == 0
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
+    assert not np.array_equal(jax.tree.leaves(state.params)[0], jax.tree.leaves(before.params)[0])
+
+
+def test_k_nonfinite_steps_stop_the_run_with_clean_checkpoints(monkeypatch, shared_data,
+                                                                tmp_path):
+  import jaxlm.step as step_module
+  real = step_module.objective_sums
+  monkeypatch.setattr(step_module, "objective_sums", lambda *a, **k: {
+    **real(*a, **k), "loss_sum": jnp.float32(jnp.inf)})
+  config = load_config(TINY, _overrides(shared_data, tmp_path, steps="50",
+                                        checkpoint_every="1", max_nonfinite_steps="3"))
+  with pytest.raises(NonFiniteLoss, match="3 consecutive steps"):
+    train(config, tmp_path / "run", quiet=True)
+  steps = sorted(int(p.name) for p in (tmp_path / "run/checkpoints").iterdir())
+  assert 3 <= steps[-1] <= 5  # stopped right after the third bad step
+  _, fresh, shardings = create_train_state(config, sharding.make_mesh(config.mesh),
+                                           make_optimizer(config.optimizer, config.steps))
+  restored = Checkpointer(tmp_path / "run", keep=3).restore_latest(fresh, shardings, _FakeIter())
+  for a, b in zip(jax.tree.leaves(fresh.params), jax.tree.leaves(restored.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # nothing was ever applied
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  from conftest import SHARED_DATA
+  tmp = tmp_path_factory.mktemp("finished")
+  overrides = _overrides(SHARED_DATA, tmp, steps="4", checkpoint_every="2")
+  train(load_config(TINY, overrides), tmp / "run", quiet=True)
+  return overrides, tmp / "run"
+
+
+BAD_INPUTS = [
+  ({"model.layers": "2"}, "config.model.layers: unknown key"),
+  ({"steps": "-5"}, "config.steps=-5: must be a positive integer"),
+  ({"optimizer.lr": "-1e-3"}, "config.optimizer.lr=-0.001: must be a positive finite number"),
+  ({"mesh.data": "3"}, "data*fsdp*tensor=3 but 8 devices"),
+  ({"batch_size": "12"}, "must split evenly over data*fsdp=8"),
+  ({"data.source": "text:/no/such/path"}, "'/no/such/path' does not exist"),
+  ({"data.source": "text:EMPTY_DIR"}, "holds no files"),
+  ({"data.tokenizer": "wordpiece"}, "made with data.tokenizer='bpe'"),
+  ({"model.vocab_size": "4096"}, "made with data.tokenizer='bpe', model.vocab_size=512"),
+  ({"model.num_layers": "3"}, "model.num_layers=2 there but 3 here"),
+  ({"objective": "mlm"}, "trained with objective=clm, this run is mlm"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_INPUTS, ids=[m for _, m in BAD_INPUTS])
+def test_bad_input_fails_in_one_line_and_leaves_checkpoints_alone(finished_run, tmp_path,
+                                                                  change, message):
+  overrides, workdir = finished_run
+  (tmp_path / "empty").mkdir()
+  change = {k: v.replace("EMPTY_DIR", str(tmp_path / "empty")) for k, v in change.items()}
+  before = _tree_digest(workdir)
+  result = subprocess.run(_cli(workdir, {**overrides, "steps": "8", **change}), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2
+  errors = [line for line in result.stderr.splitlines() if line.startswith("jaxlm: error:")]
+  assert len(errors) == 1 and message in errors[0], result.stderr
+  assert "Traceback" not in result.stderr
+  assert _tree_digest(workdir) == before
+
+
+def test_a_missing_config_file_fails_in_one_line(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "jaxlm", "train", "--config",
+                           str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "w")],
+                          cwd=REPO, capture_output=True, text=True)
+  assert result.returncode == 2
+  assert result.stderr.strip() == f"jaxlm: error: --config {tmp_path / 'nope.py'}: no such config file"
