@@ -36,6 +36,7 @@ def bert(num_layers: int, embed_dim: int, num_heads: int, seq_len: int = 128) ->
     model=ModelConfig(vocab_size=30528, max_seq_len=512, embed_dim=embed_dim,
                       num_heads=num_heads, num_layers=num_layers, mlp_dim=4 * embed_dim,
                       position="learned", norm="post", layer_norm_eps=1e-12, dropout=0.1,
+                      activation="gelu_exact",
                       dtype="bfloat16"),
     optimizer=OptimizerConfig(lr=1e-4, schedule="linear", warmup_steps=1000, b1=0.9, b2=0.999,
                               eps=1e-6, weight_decay=0.01, grad_clip=1.0, end_lr_frac=0.0),

@@ -1,3 +1,11 @@
 """jaxlm: pre-train BERT-style (MLM), GPT-style (CLM) and prefix-LM Transformers in JAX."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+  # Lazy (PEP 562), so `import jaxlm` stays light: JAX loads on first use of jaxlm.load.
+  if name == "load":
+    from jaxlm.api import load
+    return load
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

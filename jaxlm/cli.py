@@ -41,6 +41,20 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
+  ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a GLUE task",
+                      epilog="Override the recipe: --config.finetune.lr=5e-5")
+  ft.add_argument("--init", required=True, help="a jaxlm run directory")
+  ft.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+  ft.add_argument("--glue_dir", required=True, help="GLUE data in the official TSV layout")
+  ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
+  ft.add_argument("--epochs", type=int)
+  ft.add_argument("--max_train_examples", type=int)
+  ft.add_argument("--seeds", type=int)
+  cmp = sub.add_parser("compare", help="pre-train each objective, fine-tune on GLUE, report",
+                       epilog="Override: --config.pretrain.steps=1000 --config.tasks=sst2,cola")
+  cmp.add_argument("--config", default="configs/compare/tiny.py")
+  cmp.add_argument("--workdir", required=True)
+  cmp.add_argument("--quiet", action="store_true", help="no progress bars")
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -63,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
       return 0
+    if args.command == "finetune":
+      from jaxlm import finetune
+      for flag in ("epochs", "max_train_examples", "seeds"):
+        if getattr(args, flag) is not None:
+          overrides[f"finetune.{flag}"] = str(getattr(args, flag))
+      config, params, tok = finetune.load_init(args.init, overrides)
+      results = finetune.run(config, args.task, args.glue_dir, args.workdir, params, tok,
+                             init=args.init)
+      for split, metrics in results["summary"].items():
+        shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
+                          for k, v in metrics.items())
+        print(f"{results['task']} {split}: {shown} (median [min-max] of {config.finetune.seeds} seeds)")
+      return 0
+    if args.command == "compare":
+      from jaxlm import compare
+      config = load_config(args.config, overrides, expected=compare.CompareConfig)
+      summary = compare.run(config, args.workdir, quiet=args.quiet)
+      print(f"jaxlm compare: report in {args.workdir}/report.md")
+      return 0 if summary else 1
     if args.init_from:
       overrides["init_from"] = args.init_from
     config = load_config(args.config, overrides)

@@ -42,6 +42,8 @@ class ModelConfig:
   rope_theta: float = 10000.0
   norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
   layer_norm_eps: float = 1e-5
+  # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
+  activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
   dropout: float = 0.0
   attention: Literal["auto", "xla", "cudnn"] = "auto"
   remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
@@ -106,6 +108,22 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class FinetuneConfig:
+  """One global GLUE recipe, the same for every pre-trained variant (`jaxlm finetune`)."""
+
+  lr: float = 1e-4
+  batch_size: int = 32
+  epochs: int = 3
+  warmup_frac: float = 0.1  # of the steps; then linear decay to 0
+  weight_decay: float = 0.01
+  dropout: float = 0.1  # on the pooled representation
+  max_seq_len: int = 128  # pairs are truncated longest-first to fit
+  seeds: int = 3
+  max_train_examples: int = 0  # 0: all
+  eval_batch_size: int = 128
+
+
+@dataclasses.dataclass
 class Config:
   objective: Literal["clm", "mlm", "prefix_lm"] = "clm"
   seed: int = 0
@@ -129,6 +147,7 @@ class Config:
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
   mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
 
   def validate(self) -> Config:
     """Raises ConfigError (one line) on the first bad value; returns self."""
@@ -209,6 +228,16 @@ class Config:
         "vocab.txt, or directory with vocab.json + merges.txt")
     if self.init_from and not Path(self.init_from).is_dir():
       raise ConfigError(f"--init_from {self.init_from}: no such run directory")
+    f = self.finetune
+    for key in ("batch_size", "epochs", "seeds", "max_seq_len", "eval_batch_size"):
+      if getattr(f, key) <= 0:
+        raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must be a positive integer")
+    if not (f.lr > 0 and math.isfinite(f.lr)):
+      raise ConfigError(f"config.finetune.lr={f.lr}: must be a positive finite number")
+    if not 0.0 <= f.warmup_frac < 1.0 or not 0.0 <= f.dropout < 1.0:
+      raise ConfigError("config.finetune.warmup_frac and dropout must be in [0, 1)")
+    if f.max_train_examples < 0:
+      raise ConfigError(f"config.finetune.max_train_examples={f.max_train_examples}: must be >= 0")
     if self.peak_tflops < 0:
       raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     return self
@@ -279,8 +308,11 @@ def _field_names(node: Any) -> list[str]:
   return [f.name for f in dataclasses.fields(node)]
 
 
-def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Config:
-  """Loads `get_config()` from a config file, applies overrides and validates."""
+def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
+                expected: type = None) -> Any:
+  """Loads `get_config()` from a config file, applies overrides and validates. `expected` is
+  the dataclass it must return (default: Config); it needs a `validate()` method."""
+  expected = expected or Config
   path = Path(path)
   if not path.is_file():
     raise ConfigError(f"--config {path}: no such config file")
@@ -301,8 +333,9 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None) -> Co
   if not isinstance(getattr(module, "get_config", None), types.FunctionType):
     raise ConfigError(f"--config {path}: the file defines no get_config() function")
   config = module.get_config()
-  if not isinstance(config, Config):
-    raise ConfigError(f"--config {path}: get_config() must return jaxlm.config.Config")
+  if not isinstance(config, expected):
+    raise ConfigError(f"--config {path}: get_config() must return "
+                      f"{expected.__module__}.{expected.__name__}")
   for key, text in (overrides or {}).items():
     apply_override(config, key, text)
   return config.validate()

@@ -18,6 +18,15 @@ from jaxlm import sharding
 from jaxlm.attention import MaskSpec, dot_product_attention, resolve_kernel
 from jaxlm.config import ModelConfig
 
+# Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
+# them at creation; train_state.py shards the whole state at once, inside jit, by the rules.
+nnx.use_eager_sharding(False)
+
+ACTIVATIONS = {
+  "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+  "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+}
+
 REMAT_POLICIES = {
   "full": None,  # save nothing, recompute the whole block
   "dots": jax.checkpoint_policies.checkpoint_dots,
@@ -90,6 +99,7 @@ class Mlp(nnx.Module):
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
     out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
+    self.activation = ACTIVATIONS[cfg.activation]
     self.fc_in = nnx.Linear(cfg.embed_dim, cfg.mlp_dim, kernel_init=_init(("embed", "mlp")),
                             bias_init=_zeros(("mlp",)), **proj)
     self.fc_out = nnx.Linear(cfg.mlp_dim, cfg.embed_dim,
@@ -97,7 +107,7 @@ class Mlp(nnx.Module):
                              bias_init=_zeros(("norm",)), **proj)
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    h_BxTxF = sharding.constrain(jax.nn.gelu(self.fc_in(x_BxTxD)), ("batch", "seq", "mlp"))
+    h_BxTxF = sharding.constrain(self.activation(self.fc_in(x_BxTxD)), ("batch", "seq", "mlp"))
     return self.fc_out(h_BxTxF)
 
 
@@ -226,10 +236,11 @@ class MLMHead(nnx.Module):
                                 bias_init=_zeros(("norm",)), dtype=cfg.dtype,
                                 param_dtype=cfg.param_dtype, rngs=rngs)
     self.norm = _layer_norm(cfg, rngs)
+    self.activation = ACTIVATIONS[cfg.activation]
     self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), cfg.param_dtype), out_sharding=("vocab",))
 
   def __call__(self, h_BxMxD: jax.Array, embed: nnx.Embed) -> jax.Array:
-    h_BxMxD = self.norm(jax.nn.gelu(self.transform(h_BxMxD)))
+    h_BxMxD = self.norm(self.activation(self.transform(h_BxMxD)))
     return embed.attend(h_BxMxD) + self.bias[...].astype(h_BxMxD.dtype)
 
 
@@ -250,3 +261,37 @@ class LanguageModel(nnx.Module):
   def mlm_logits(self, h_BxMxD: jax.Array) -> jax.Array:
     """Masked-token logits at the M gathered positions only."""
     return self.mlm_head(h_BxMxD, self.backbone.embed)
+
+
+class Classifier(nnx.Module):
+  """The backbone with a classification (or regression) head, for GLUE fine-tuning.
+
+  MLM and prefix-LM models read the [CLS] position with bidirectional attention (BERT); CLM models
+  keep causal attention and read the last real token (GPT-1), which is the only one that has
+  seen the whole input. The backbone's parameter paths match LanguageModel's, so pre-trained
+  weights load by path.
+  """
+
+  def __init__(self, cfg: ModelConfig, objective: str, num_labels: int, dropout: float, *,
+               rngs: nnx.Rngs):
+    self.backbone = Backbone(cfg, rngs=rngs)
+    self.causal = objective == "clm"
+    self.dropout = nnx.Dropout(dropout)
+    self.head = nnx.Linear(cfg.embed_dim, num_labels, kernel_init=_init(("embed", None)),
+                           bias_init=_zeros((None,)), dtype=cfg.dtype,
+                           param_dtype=cfg.param_dtype, rngs=rngs)
+
+  def __call__(self, tokens_BxT: jax.Array, segment_ids_BxT: jax.Array,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    spec = MaskSpec("causal" if self.causal else "bidirectional", segment_ids_BxT)
+    k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
+                          else (None, None))
+    h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone)
+    if self.causal:
+      index_B = jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)
+    else:
+      index_B = jnp.zeros(tokens_BxT.shape[0], jnp.int32)
+    pooled_BxD = jnp.take_along_axis(h_BxTxD, index_B[:, None, None], axis=1)[:, 0]
+    pooled_BxD = self.dropout(pooled_BxD, deterministic=k_head is None, rngs=k_head)
+    return self.head(pooled_BxD).astype(jnp.float32)
+

@@ -27,10 +27,7 @@ class TrainState:
 
 
 def build_model(config: Config, seed: int) -> LanguageModel:
-  # Parameters carry logical axis names, which are not mesh axes: shard them ourselves
-  # (train_state below), not eagerly at creation.
-  with nnx.use_eager_sharding(False):
-    return LanguageModel(config.model, config.objective, rngs=nnx.Rngs(params=seed))
+  return LanguageModel(config.model, config.objective, rngs=nnx.Rngs(params=seed))
 
 
 def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State]:

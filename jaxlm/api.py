@@ -1,0 +1,189 @@
+"""Using a trained model from Python: `load` a jaxlm run or a Hugging Face BERT / GPT-2 directory,
+then read its logits or fill in a [MASK].
+
+  import jaxlm
+  lm = jaxlm.load("runs/tiny-mlm")       # or a transformers save_pretrained() directory
+  logits_BxTxV = lm.logits(ids_BxT)
+  jaxlm.api.fill_mask(lm, "the [MASK] sat on the mat")
+
+Everything runs on one device, unsharded, in the run's compute dtype unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tokenizers import Tokenizer
+
+from jaxlm.attention import MaskSpec
+from jaxlm.config import Config, DataError, MeshConfig, from_dict
+from jaxlm.model import LanguageModel
+
+
+@dataclasses.dataclass
+class Loaded:
+  """A model ready for inference, with the tokenizer and config it was trained with."""
+
+  model: LanguageModel
+  tokenizer: Tokenizer | None
+  config: Config
+  _forward: tuple[nnx.GraphDef, Callable[..., jax.Array]] | None = dataclasses.field(
+    default=None, repr=False, compare=False)
+
+  @property
+  def params(self) -> nnx.State:
+    return nnx.state(self.model, nnx.Param)
+
+  def logits(self, token_ids: np.ndarray, prefix_len: int | np.ndarray | None = None) -> np.ndarray:
+    """Logits (B, T, V) in float32 at every position of `token_ids` (B, T), all positions real.
+
+    clm: next-token logits under causal attention. mlm: the MLM head under bidirectional
+    attention. prefix_lm: next-token logits, bidirectional over the first `prefix_len` tokens
+    (an int or one per row; default 0, i.e. causal). V is the model's (padded) vocabulary.
+    """
+    tokens_BxT = np.asarray(token_ids)
+    if tokens_BxT.ndim != 2 or not np.issubdtype(tokens_BxT.dtype, np.integer):
+      raise ValueError(f"token_ids: expected a (B, T) integer array, got {tokens_BxT.dtype} "
+                       f"{tokens_BxT.shape}")
+    m = self.config.model
+    if m.position == "learned" and tokens_BxT.shape[1] > m.max_seq_len:
+      raise ValueError(f"token_ids: {tokens_BxT.shape[1]} positions exceed the model's "
+                       f"max_seq_len={m.max_seq_len}")
+    if tokens_BxT.size and (tokens_BxT.min() < 0 or tokens_BxT.max() >= m.vocab_size):
+      raise ValueError(f"token_ids: ids must lie in [0, {m.vocab_size})")
+    B = tokens_BxT.shape[0]
+    prefix_len_B = np.broadcast_to(np.asarray(0 if prefix_len is None else prefix_len), (B,))
+    graphdef, state = nnx.split(self.model)
+    if self._forward is None or self._forward[0] != graphdef:  # compiled once per structure
+      self._forward = (graphdef, _make_forward(graphdef, self.config.objective))
+    return np.asarray(self._forward[1](state, jnp.asarray(tokens_BxT, jnp.int32),
+                                       jnp.asarray(prefix_len_B, jnp.int32)))
+
+
+def _make_forward(graphdef: nnx.GraphDef, objective: str) -> Callable[..., jax.Array]:
+  # The weights are an argument, not closed over: closed-over arrays become program constants.
+  # (The graphdef is closed over: it holds the unhashable config, so it cannot be static.)
+  @jax.jit
+  def forward(state: nnx.State, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Array:
+    lm = nnx.merge(graphdef, state)
+    if objective == "mlm":
+      return lm.mlm_logits(lm.hidden(tokens_BxT, MaskSpec("bidirectional"))).astype(jnp.float32)
+    spec = (MaskSpec("causal") if objective == "clm"
+            else MaskSpec("prefix", prefix_len_B=prefix_len_B))
+    return lm.lm_logits(lm.hidden(tokens_BxT, spec)).astype(jnp.float32)
+
+  return forward
+
+
+def load(path: str | Path, *, dtype: str | None = None) -> Loaded:
+  """A jaxlm run directory (its newest checkpoint) or a Hugging Face BERT / GPT-2 directory
+  (config.json + model.safetensors). `dtype` overrides the compute dtype (e.g. 'float32' to
+  read a bf16-trained run exactly). Raises DataError (one line) on what it cannot load."""
+  path = Path(path)
+  if (path / "checkpoints").is_dir():
+    config, params = _load_run(path)
+    tok_path = path / "tokenizer.json"
+    tok = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
+  elif (path / "config.json").is_file():
+    from jaxlm import hf_convert  # noqa: PLC0415 - needs safetensors, only for HF directories
+
+    config, params = hf_convert.from_hf(path)
+    tok = _hf_tokenizer(path)
+  else:
+    raise DataError(f"{path}: neither a jaxlm run directory (with checkpoints/) nor a Hugging "
+                    "Face model directory (with config.json)")
+  # Inference needs none of the training machinery, and a GPU-only kernel must not stop a CPU.
+  config.model.attention = "auto"
+  config.model.remat = "none"
+  if dtype is not None:
+    config.model.dtype = dtype
+  config.validate()
+  from jaxlm.train_state import abstract_model  # noqa: PLC0415
+
+  graphdef, _ = abstract_model(config)
+  device = jax.devices()[0]
+  model = nnx.merge(graphdef, jax.device_put(params, device))
+  return Loaded(model=model, tokenizer=tok, config=config)
+
+
+def _load_run(run_dir: Path) -> tuple[Config, nnx.State]:
+  """The run's saved config and its newest checkpoint's parameters, on one device."""
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+
+  from jaxlm import sharding  # noqa: PLC0415
+  from jaxlm.checkpoint import Checkpointer  # noqa: PLC0415
+  from jaxlm.optim import make_optimizer  # noqa: PLC0415
+  from jaxlm.train_state import abstract_train_state, state_shardings  # noqa: PLC0415
+
+  source = Checkpointer(run_dir, keep=1)
+  try:
+    meta = source.latest_metadata()
+    if meta is None:
+      raise DataError(f"{run_dir}: holds no readable checkpoint")
+    config = _run_config(meta["config"])
+    mesh = sharding.make_mesh(MeshConfig(1, 1, 1), jax.devices()[:1])
+    # Checkpoints hold the whole train state; restore it as saved and keep the parameters.
+    tx = make_optimizer(config.optimizer, config.steps)
+    target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          abstract_train_state(config, tx), state_shardings(config, mesh, tx))
+    restored = source.manager.restore(source.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target)))
+  finally:
+    source.close()
+  return config, restored["state"].params
+
+
+def _run_config(saved: dict[str, Any]) -> Config:
+  """The run's config, minus what only mattered where it trained: a tokenizer path or an
+  --init_from directory that need not exist on this machine, and its device mesh."""
+  fixed = {"data": {**saved.get("data", {}), "tokenizer": "bpe"}, "init_from": "",
+           "mesh": {"data": 1, "fsdp": 1, "tensor": 1}}
+  if hasattr(Config(), "finetune"):
+    # Runs saved before fine-tuning settings existed may have positions for fewer tokens than
+    # its default length; inference does not fine-tune, so fit it to the model.
+    finetune = saved.get("finetune", {})
+    fixed["finetune"] = {**finetune, "max_seq_len": min(
+      finetune.get("max_seq_len", Config().finetune.max_seq_len), saved["model"]["max_seq_len"])}
+  return from_dict({**saved, **fixed})
+
+
+def _hf_tokenizer(hf_dir: Path) -> Tokenizer | None:
+  """tokenizer.json as is; else BERT's vocab.txt or GPT-2's vocab.json + merges.txt."""
+  if (hf_dir / "tokenizer.json").is_file():
+    return Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
+  if any((hf_dir / n).is_file() for n in ("vocab.txt", "vocab.json")):
+    from jaxlm import tokenizer  # noqa: PLC0415
+
+    return tokenizer.load_file(hf_dir)
+  return None
+
+
+def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, float]]:
+  """The `top_k` likeliest tokens, with probabilities, for the first [MASK] in `text`
+  (an mlm model with a tokenizer; the text is encoded with the tokenizer's own template)."""
+  from jaxlm.tokenizer import MASK  # noqa: PLC0415
+
+  tok = loaded.tokenizer
+  if loaded.config.objective != "mlm":
+    raise ValueError(f"fill_mask: needs an mlm model, this one is {loaded.config.objective}")
+  if tok is None:
+    raise ValueError("fill_mask: the model was loaded without a tokenizer")
+  mask_id = tok.token_to_id(MASK)
+  ids = tok.encode(text).ids
+  if mask_id is None or mask_id not in ids:
+    raise ValueError(f"fill_mask: the text holds no {MASK} token")
+  position = ids.index(mask_id)
+  logits_V = loaded.logits(np.asarray([ids]))[0, position]
+  # Rows past the tokenizer's vocabulary pad the embedding table; they are never real tokens.
+  logits_V = logits_V[:min(tok.get_vocab_size(), logits_V.shape[0])]
+  probs_V = np.exp(logits_V - logits_V.max())
+  probs_V /= probs_V.sum()
+  best = np.argsort(-probs_V)[:top_k]
+  return [(tok.decode([int(i)], skip_special_tokens=False) or tok.id_to_token(int(i)),
+           float(probs_V[i])) for i in best]

@@ -1,0 +1,127 @@
+"""GLUE fine-tuning and the one-command comparison."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+from helpers_model import tiny_config
+from jaxlm import compare, finetune, glue, glue_metrics, tokenizer
+from jaxlm.config import load_config
+from jaxlm.model import Classifier
+from flax import nnx
+
+
+@pytest.fixture(scope="module")
+def tok():
+  words = "the a film movie was is good great bad awful plot actor and but".split()
+  return tokenizer.train_tokenizer("wordpiece", [" ".join(words * 20)], 200)
+
+
+def test_pairs_are_encoded_bert_style_and_truncated_longest_first(tok):
+  examples = glue.Examples(texts_a=["the film was good"], texts_b=["the plot is bad and awful"],
+                           labels=np.array([1]), indices=np.array([0]))
+  enc = finetune.encode(tok, examples, max_len=9)
+  ids = tok.encode
+  a = ids("the film was good", add_special_tokens=False).ids
+  b = ids("the plot is bad and awful", add_special_tokens=False).ids
+  # 9 - 3 specials = 6 tokens: the longer side shrinks first, to a=3, b=3.
+  assert len(a) == 4 and len(b) == 6
+  expected = [2] + a[:3] + [3] + b[:3] + [3]
+  assert enc["tokens"][0].tolist() == expected
+  assert enc["segment_ids"][0].tolist() == [1] * 9
+
+
+def test_clm_classifier_reads_the_last_real_token_and_mlm_reads_cls():
+  cfg = tiny_config("clm")
+  tokens = jnp.asarray(np.random.default_rng(0).integers(5, 200, (1, 8)), jnp.int32)
+  seg = jnp.asarray([[1, 1, 1, 1, 1, 0, 0, 0]], jnp.int32)
+  for objective, sees in (("clm", [1, 1, 1, 1, 1, 0, 0, 0]), ("mlm", [1, 1, 1, 1, 1, 0, 0, 0])):
+    model = Classifier(cfg.model, objective, 2, 0.0, rngs=nnx.Rngs(0))
+    x = model.backbone.embed_tokens(tokens, jnp.arange(8)[None])
+
+    def logit(x):
+      spec_kind = "causal" if objective == "clm" else "bidirectional"
+      from jaxlm.attention import MaskSpec
+      h = model.backbone.encode(x, MaskSpec(spec_kind, seg), jnp.arange(8)[None])
+      index = 4 if objective == "clm" else 0
+      return model.head(h[:, index])[0, 0]
+
+    grad = np.abs(np.asarray(jax.grad(logit)(x))).sum(-1)[0]
+    assert ((grad > 0).astype(int).tolist() == sees), objective
+    direct = model(tokens, seg)[0, 0]
+    assert float(direct) == pytest.approx(float(logit(x)), rel=1e-5)
+
+
+def _toy_sst2(root: Path) -> Path:
+  """A sentiment task a model must learn from its words: 'good'/'great' vs 'bad'/'awful'."""
+  rng = np.random.default_rng(0)
+  task_dir = root / "SST-2"
+  task_dir.mkdir(parents=True)
+  for split, n in (("train", 256), ("dev", 64)):
+    lines = ["sentence\tlabel"]
+    for _ in range(n):
+      label = int(rng.integers(2))
+      word = rng.choice(["good", "great"] if label else ["bad", "awful"])
+      filler = " ".join(rng.choice(["the", "a", "film", "movie", "plot", "actor"], 4))
+      lines.append(f"{filler} was {word} \t{label}")
+    (task_dir / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+  return root
+
+
+def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok, tmp_path):
+  glue_dir = _toy_sst2(tmp_path / "glue")
+  config = tiny_config("mlm")
+  config.finetune.lr, config.finetune.epochs, config.finetune.seeds = 3e-3, 4, 2
+  config.finetune.batch_size, config.finetune.eval_batch_size = 16, 32
+  results = finetune.run(config, "sst2", str(glue_dir), tmp_path / "out", None, tok,
+                         init="none")
+  accuracy = results["summary"]["validation"]["accuracy"]
+  assert accuracy["min"] > 90.0, results["seeds"]
+  saved = json.loads((tmp_path / "out/results.json").read_text())
+  assert [s["seed"] for s in saved["seeds"]] == [0, 1]
+  for seed in (0, 1):
+    indices, predictions, labels = glue_metrics.read_predictions(
+      tmp_path / f"out/predictions_validation_seed{seed}.tsv", task="sst2")
+    recomputed = glue_metrics.compute_metrics("sst2", predictions, labels)
+    assert recomputed["accuracy"] == pytest.approx(saved["seeds"][seed]["metrics"]["validation"]
+                                                   ["accuracy"])
+  values = [s["metrics"]["validation"]["accuracy"] for s in saved["seeds"]]
+  assert saved["summary"]["validation"]["accuracy"]["median"] == pytest.approx(np.median(values))
+
+
+def test_compare_runs_end_to_end_and_reports(tmp_path):
+  glue_dir = _toy_sst2(tmp_path / "glue")
+  overrides = {
+    "pretrain.steps": "6", "pretrain.batch_size": "8", "pretrain.seq_len": "64",
+    "pretrain.model.vocab_size": "512", "pretrain.log_every": "2",
+    "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
+    "pretrain.data.cache_dir": str(tmp_path / "cache"),
+    "pretrain.finetune.seeds": "2", "pretrain.finetune.epochs": "1",
+    "pretrain.finetune.batch_size": "16", "pretrain.finetune.eval_batch_size": "32",
+    "tasks": "sst2", "glue_dir": str(glue_dir), "objectives": "mlm,clm,prefix_lm",
+  }
+  config = load_config(REPO / "configs/compare/tiny.py", overrides,
+                       expected=compare.CompareConfig)
+  summary = compare.run(config, tmp_path / "cmp", quiet=True)
+  out = tmp_path / "cmp"
+  for name in ("report.md", "report.json", "loss_vs_tokens.png", "loss_vs_flops.png",
+               "glue.png"):
+    assert (out / name).stat().st_size > 0, name
+  # Identical data, tokenizer and steps: the same tokens seen, the same tokenizer file.
+  tokens = {v["tokens"] for v in summary["variants"].values()}
+  assert tokens == {6 * 8 * 64}
+  hashes = {tokenizer.tokenizer_hash(tokenizer.load_file(out / f"pretrain/{o}/tokenizer.json"))
+            for o in ("mlm", "clm", "prefix_lm")}
+  assert len(hashes) == 1
+  assert set(summary["glue"]) == {"mlm", "clm", "prefix_lm", "none"}
+  flops = {o: v["flops"] for o, v in summary["variants"].items()}
+  assert flops["mlm"] < flops["clm"]  # the MLM head runs on 15% of positions
+  assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
+  report = (out / "report.md").read_text()
+  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |"):
+    assert row in report
