@@ -3,7 +3,7 @@
 BERT, GPT and prefix-LM differ here and only here in the backbone: which key each query may see.
 `MaskSpec` says it in data (kind + segment ids + prefix lengths); each kernel turns it into what it
 needs. Kernels: `xla` everywhere, `cudnn` (flash attention) on NVIDIA GPUs. A TPU Pallas kernel
-registers itself in `KERNELS` under its own name.
+(`jaxlm/splash.py`) registers itself in `KERNELS` when first asked for.
 """
 
 from __future__ import annotations
@@ -76,11 +76,15 @@ KERNELS: dict[str, Kernel] = {"xla": _xla, "cudnn": _cudnn}
 
 
 def resolve_kernel(name: str, dtype: str) -> str:
-  """'auto' picks cuDNN flash attention on NVIDIA GPUs in bf16, XLA elsewhere."""
-  if name != "auto":
-    return name
-  on_gpu = jax.default_backend() == "gpu"
-  return "cudnn" if on_gpu and dtype == "bfloat16" else "xla"
+  """'auto' picks Pallas splash attention on TPUs, cuDNN flash attention on NVIDIA GPUs in
+  bf16, and XLA elsewhere."""
+  backend = jax.default_backend()
+  if name == "auto":
+    name = {"tpu": "splash", "gpu": "cudnn" if dtype == "bfloat16" else "xla"}.get(backend, "xla")
+  if name == "splash" and name not in KERNELS:
+    from jaxlm import splash  # Pallas loads only where it runs
+    splash.register(interpret=backend != "tpu")
+  return name
 
 
 def causal_skips_half(kernel: str, kind: MaskKind, packed: bool) -> bool:

@@ -32,6 +32,16 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
+def _add_distributed(parser: argparse.ArgumentParser) -> None:
+  group = parser.add_argument_group(
+    "multi-process", "Cloud TPU VMs and SLURM are detected; elsewhere give all three")
+  group.add_argument("--coordinator_address", help="HOST:PORT of process 0")
+  group.add_argument("--num_processes", type=int)
+  group.add_argument("--process_id", type=int)
+  group.add_argument("--init_timeout", type=int, default=300,
+                     help="seconds to wait for every process to join (default 300)")
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="jaxlm", description=__doc__)
   sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
+  _add_distributed(train)
   ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a GLUE task",
                       epilog="Override the recipe: --config.finetune.lr=5e-5")
   ft.add_argument("--init", required=True, help="a jaxlm run directory")
@@ -50,11 +61,13 @@ def _parser() -> argparse.ArgumentParser:
   ft.add_argument("--epochs", type=int)
   ft.add_argument("--max_train_examples", type=int)
   ft.add_argument("--seeds", type=int)
+  _add_distributed(ft)
   cmp = sub.add_parser("compare", help="pre-train each objective, fine-tune on GLUE, report",
                        epilog="Override: --config.pretrain.steps=1000 --config.tasks=sst2,cola")
   cmp.add_argument("--config", default="configs/compare/tiny.py")
   cmp.add_argument("--workdir", required=True)
   cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+  _add_distributed(cmp)
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -65,53 +78,70 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _finetune(args, overrides: dict[str, str]) -> int:
+  from jaxlm import finetune
+  for flag in ("epochs", "max_train_examples", "seeds"):
+    if getattr(args, flag) is not None:
+      overrides[f"finetune.{flag}"] = str(getattr(args, flag))
+  config, params, tok = finetune.load_init(args.init, overrides)
+  results = finetune.run(config, args.task, args.glue_dir, args.workdir, params, tok,
+                         init=args.init)
+  for split, metrics in results["summary"].items():
+    shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
+                      for k, v in metrics.items())
+    print(f"{results['task']} {split}: {shown} (median [min-max] of {config.finetune.seeds} "
+          "seeds)")
+  return 0
+
+
+def _train(args, config) -> int:
+  from jaxlm.train import NonFiniteLoss, Preempted, train
+  try:
+    train(config, args.workdir, quiet=args.quiet)
+  except Preempted as e:
+    print(f"jaxlm: {e}", file=sys.stderr)
+    return EXIT_PREEMPTED
+  except NonFiniteLoss as e:
+    print(f"jaxlm: error: {e}", file=sys.stderr)
+    return EXIT_NONFINITE
+  return 0
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   try:
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
-    # Heavy modules load late: `--help` and config errors stay instant.
+    # Heavy modules load late, and configs are validated before a process joins a job or
+    # compiles anything: `--help` and config errors stay instant.
     if args.command == "data":
       from jaxlm.data_prepare import prepare
       path = prepare(args.source, args.name, args.data_dir, overwrite=args.overwrite)
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
       return 0
+    config = None
+    if args.command == "train":
+      if args.init_from:
+        overrides["init_from"] = args.init_from
+      config = load_config(args.config, overrides)
+    elif args.command == "compare":
+      from jaxlm.compare import CompareConfig
+      config = load_config(args.config, overrides, expected=CompareConfig)
+    from jaxlm import distributed
+    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                           args.init_timeout)
     if args.command == "finetune":
-      from jaxlm import finetune
-      for flag in ("epochs", "max_train_examples", "seeds"):
-        if getattr(args, flag) is not None:
-          overrides[f"finetune.{flag}"] = str(getattr(args, flag))
-      config, params, tok = finetune.load_init(args.init, overrides)
-      results = finetune.run(config, args.task, args.glue_dir, args.workdir, params, tok,
-                             init=args.init)
-      for split, metrics in results["summary"].items():
-        shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
-                          for k, v in metrics.items())
-        print(f"{results['task']} {split}: {shown} (median [min-max] of {config.finetune.seeds} seeds)")
-      return 0
+      return _finetune(args, overrides)
     if args.command == "compare":
       from jaxlm import compare
-      config = load_config(args.config, overrides, expected=compare.CompareConfig)
-      summary = compare.run(config, args.workdir, quiet=args.quiet)
+      compare.run(config, args.workdir, quiet=args.quiet)
       print(f"jaxlm compare: report in {args.workdir}/report.md")
-      return 0 if summary else 1
-    if args.init_from:
-      overrides["init_from"] = args.init_from
-    config = load_config(args.config, overrides)
-    from jaxlm.train import NonFiniteLoss, Preempted, train
-    try:
-      train(config, args.workdir, quiet=args.quiet)
-    except Preempted as e:
-      print(f"jaxlm: {e}", file=sys.stderr)
-      return EXIT_PREEMPTED
-    except NonFiniteLoss as e:
-      print(f"jaxlm: error: {e}", file=sys.stderr)
-      return EXIT_NONFINITE
+      return 0
+    return _train(args, config)
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
-  return 0
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class ModelConfig:
   # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
   activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
   dropout: float = 0.0
-  attention: Literal["auto", "xla", "cudnn"] = "auto"
+  attention: Literal["auto", "xla", "cudnn", "splash"] = "auto"
   remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
   scan_layers: bool = True
   dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype

@@ -67,8 +67,9 @@ def batches(rows: PackedRows, global_batch: int, seed: int, *, shuffle: bool = T
             process_index: int | None = None, process_count: int | None = None) -> grain.IterDataset:
   """Seeded, per-epoch reshuffled, infinite batches of this process's share of the rows.
 
-  The global order is fixed by the seed; process i takes positions i::process_count of it, so
-  the global batch assembled across processes is the same whatever the number of hosts.
+  The global order is fixed by the seed alone. Process i takes the i-th contiguous slice of
+  every global batch, which is where `jax.make_array_from_process_local_data` places it, so the
+  assembled global batch (and each row's MLM mask) is the same for any number of hosts.
   """
   count = jax.process_count() if process_count is None else process_count
   index = jax.process_index() if process_index is None else process_index
@@ -78,13 +79,15 @@ def batches(rows: PackedRows, global_batch: int, seed: int, *, shuffle: bool = T
   if len(rows) < global_batch:
     raise DataError(f"the data make {len(rows)} rows of seq_len tokens, fewer than one batch "
                     f"of {global_batch}; add text or lower config.batch_size")
+  local = global_batch // count
   ds = grain.MapDataset.range(len(rows))
   if shuffle:
     ds = ds.shuffle(seed=seed)
-  ds = ds.repeat(None)[index::count]
-  ds = ds.map(lambda i: {"tokens": rows.tokens[i], "segment_ids": rows.segment_ids[i],
-                         "positions": rows.positions[i]})
-  return ds.batch(global_batch // count, drop_remainder=True).to_iter_dataset()
+  ds = ds.repeat(None).batch(global_batch, drop_remainder=True)
+  ds = ds.map(lambda ids: ids[index * local:(index + 1) * local])
+  ds = ds.map(lambda ids: {"tokens": rows.tokens[ids], "segment_ids": rows.segment_ids[ids],
+                           "positions": rows.positions[ids]})
+  return ds.to_iter_dataset()
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: jax.sharding.NamedSharding) -> dict:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
+
+import jax
+import numpy as np
 
 from tokenizers import (Tokenizer, decoders, implementations, models, normalizers,
                         pre_tokenizers, trainers)
@@ -109,6 +112,19 @@ def load_or_train(workdir: Path, spec: str, texts: list[str], vocab_size: int,
   path.parent.mkdir(parents=True, exist_ok=True)
   tok.save(str(path))
   return tok
+
+
+def from_process_zero(make: Callable[[], Tokenizer]) -> Tokenizer:
+  """Process 0's tokenizer on every process. Training is not reproducible across processes
+  (see load_or_train) and hosts need not share a disk, so process 0 makes it and sends it."""
+  if jax.process_count() == 1:
+    return make()
+  from jax.experimental import multihost_utils
+  payload = make().to_str().encode() if jax.process_index() == 0 else b""
+  length = int(multihost_utils.broadcast_one_to_all(np.int64(len(payload))))
+  buffer = np.frombuffer(payload, np.uint8) if payload else np.zeros(length, np.uint8)
+  buffer = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+  return Tokenizer.from_str(buffer.tobytes().decode())
 
 
 def tokenizer_hash(tok: Tokenizer) -> str:

@@ -102,9 +102,10 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
   if config.init_from and not (workdir / "tokenizer.json").exists():
     config.data.tokenizer = str(Path(config.init_from) / "tokenizer.json")  # share its tokenizer
-  data = pipeline.load(config, lambda texts: tokenizer.load_or_train(
-    workdir, config.data.tokenizer, texts, config.model.vocab_size,
-    pipeline.cache_dir(config) / "tokenizers"))
+  data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
+    lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
+                                    config.model.vocab_size,
+                                    pipeline.cache_dir(config) / "tokenizers")))
   special = tokenizer.special_tokens(data.tokenizer)
   # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
   config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
