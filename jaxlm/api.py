@@ -187,3 +187,20 @@ def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, floa
   best = np.argsort(-probs_V)[:top_k]
   return [(tok.decode([int(i)], skip_special_tokens=False) or tok.id_to_token(int(i)),
            float(probs_V[i])) for i in best]
+
+
+def generate_text(loaded: Loaded, prompts: list[str], max_new_tokens: int = 50,
+                  temperature: float = 0.8, top_k: int = 50, top_p: float = 1.0,
+                  seed: int = 0) -> list[str]:
+  """Continuations of `prompts` with a CLM model and its tokenizer (KV-cached decoding)."""
+  from jaxlm.generate import generate  # noqa: PLC0415
+  if loaded.config.objective == "mlm":
+    raise DataError("generate: this is an MLM model; use fill-mask (generation needs clm)")
+  if loaded.tokenizer is None:
+    raise DataError("generate: the model directory holds no tokenizer")
+  tok = loaded.tokenizer
+  ids = [tok.encode(p, add_special_tokens=False).ids for p in prompts]
+  sep = tok.token_to_id("[SEP]")
+  out = generate(loaded.model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                 top_p=top_p, seed=seed, stop_id=sep, vocab_in_use=tok.get_vocab_size())
+  return [p + tok.decode([t for t in o if t != sep]) for p, o in zip(prompts, out)]

@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
   _add_distributed(train)
   ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a GLUE task",
                       epilog="Override the recipe: --config.finetune.lr=5e-5")
-  ft.add_argument("--init", required=True, help="a jaxlm run directory")
+  ft.add_argument("--init", required=True,
+                  help="a jaxlm run or a Hugging Face BERT / GPT-2 directory (safetensors)")
   ft.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
   ft.add_argument("--glue_dir", required=True, help="GLUE data in the official TSV layout")
   ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
@@ -68,6 +69,27 @@ def _parser() -> argparse.ArgumentParser:
   cmp.add_argument("--workdir", required=True)
   cmp.add_argument("--quiet", action="store_true", help="no progress bars")
   _add_distributed(cmp)
+  bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
+                         epilog="Override any config field: --config.batch_size=32")
+  bench.add_argument("--config", required=True, help="a config file, e.g. configs/gpt2_124m.py")
+  bench.add_argument("--steps", type=int, default=20, help="timed steps")
+  bench.add_argument("--warmup", type=int, default=3, help="untimed steps first; the first compiles")
+  gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)")
+  gen.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face GPT-2 directory")
+  gen.add_argument("--prompt", required=True, action="append", help="repeat for a batch")
+  gen.add_argument("--max_new_tokens", type=int, default=50)
+  gen.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
+  gen.add_argument("--top_k", type=int, default=50, help="0: off")
+  gen.add_argument("--top_p", type=float, default=1.0, help="1: off")
+  gen.add_argument("--seed", type=int, default=0)
+  fill = sub.add_parser("fill-mask", help="top tokens for [MASK] with an MLM model")
+  fill.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face BERT directory")
+  fill.add_argument("--text", required=True, help='e.g. "The [MASK] sat on the mat."')
+  fill.add_argument("--top_k", type=int, default=5)
+  export = sub.add_parser("export", help="write a run as a Hugging Face model directory")
+  export.add_argument("--workdir", required=True, help="a jaxlm run directory")
+  export.add_argument("--format", choices=["hf"], default="hf")
+  export.add_argument("--out", required=True)
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -107,6 +129,30 @@ def _train(args, config) -> int:
   return 0
 
 
+def _inference(args, overrides: dict[str, str]) -> int:
+  """bench, generate, fill-mask and export: one process, no training loop."""
+  import json
+  if args.command == "bench":
+    from jaxlm.bench import bench
+    config = load_config(args.config, overrides)
+    print(json.dumps(bench(config, args.steps, args.warmup, name=args.config)))
+    return 0
+  from jaxlm import api
+  loaded = api.load(args.workdir)
+  if args.command == "export":
+    from jaxlm import hf_convert
+    hf_convert.to_hf(loaded.config, loaded.params, args.out, loaded.tokenizer)
+    print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
+  elif args.command == "fill-mask":
+    for token, prob in api.fill_mask(loaded, args.text, args.top_k):
+      print(f"{prob:.4f}\t{token}")
+  else:
+    for text in api.generate_text(loaded, args.prompt, args.max_new_tokens, args.temperature,
+                                  args.top_k, args.top_p, args.seed):
+      print(text)
+  return 0
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   try:
@@ -120,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
       return 0
+    if args.command in ("bench", "generate", "fill-mask", "export"):
+      return _inference(args, overrides)
     config = None
     if args.command == "train":
       if args.init_from:

@@ -23,8 +23,7 @@ from jax.sharding import NamedSharding
 from tokenizers import Tokenizer
 
 from jaxlm import glue, glue_metrics, sharding, tokenizer as tokenization
-from jaxlm.checkpoint import Checkpointer, restore_params
-from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override, from_dict
+from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override
 from jaxlm.model import Classifier
 from jaxlm.optim import decay_mask
 
@@ -193,16 +192,16 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | Path,
 
 
 def load_init(init: str, overrides: dict[str, str]) -> tuple[Config, nnx.State, Tokenizer]:
-  """The config, parameters and tokenizer of a jaxlm run directory, with `overrides` applied."""
-  run_dir = Path(init)
-  meta = Checkpointer(run_dir, keep=1).latest_metadata() if (run_dir / "checkpoints").is_dir() \
-    else None
-  if meta is None:
-    raise DataError(f"--init {init}: not a jaxlm run directory with a checkpoint")
-  config = from_dict({**meta["config"], "init_from": ""})
-  config.mesh = MeshConfig()  # fine-tuning uses every device, whatever pre-training used
+  """Config, parameters and tokenizer of a jaxlm run or a Hugging Face BERT / GPT-2 directory,
+  with `overrides` (e.g. finetune.lr) applied. Fine-tuning uses every device."""
+  from jaxlm import api  # noqa: PLC0415 - loads safetensors only for Hugging Face directories
+  loaded = api.load(init)
+  if loaded.tokenizer is None:
+    raise DataError(f"--init {init}: holds no tokenizer (tokenizer.json, vocab.txt or "
+                    "vocab.json + merges.txt)")
+  config = loaded.config
+  config.mesh = MeshConfig()
   for key, value in overrides.items():
     apply_override(config, key, value)
   config.validate()
-  params = restore_params(run_dir, sharding.make_mesh(config.mesh))
-  return config, params, Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+  return config, nnx.state(loaded.model), loaded.tokenizer

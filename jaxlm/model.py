@@ -94,6 +94,33 @@ class Attention(nnx.Module):
     return self.out(o_BxTxHxK)
 
 
+  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
+             start: jax.Array):
+    """Causal attention for generation: writes this chunk's keys and values into the cache at
+    slots start..start+T-1 and attends to every valid slot up to each query's own.
+
+    cache: (k_BxSxHxK, v_BxSxHxK); valid_BxS marks slots holding real tokens (left-padded
+    prompts leave invalid slots). Returns (o_BxTxD, new cache).
+    """
+    k_cache, v_cache = cache
+    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
+    v_BxTxHxK = self.value(x_BxTxD)
+    if self.cfg.position == "rope":
+      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+      k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+    k_cache = jax.lax.dynamic_update_slice(k_cache, k_BxTxHxK.astype(k_cache.dtype),
+                                           (0, start, 0, 0))
+    v_cache = jax.lax.dynamic_update_slice(v_cache, v_BxTxHxK.astype(v_cache.dtype),
+                                           (0, start, 0, 0))
+    T, S = x_BxTxD.shape[1], k_cache.shape[1]
+    query_slot_T = start + jnp.arange(T)
+    mask_BxTxS = valid_BxS[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot_T[:, None])
+    o_BxTxHxK = jax.nn.dot_product_attention(q_BxTxHxK, k_cache.astype(q_BxTxHxK.dtype),
+                                             v_cache.astype(q_BxTxHxK.dtype),
+                                             mask=mask_BxTxS[:, None], implementation="xla")
+    return self.out(o_BxTxHxK), (k_cache, v_cache)
+
+
 class Mlp(nnx.Module):
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
@@ -124,6 +151,20 @@ class Block(nnx.Module):
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
                dropout_key: jax.Array | None) -> jax.Array:
+    return self._layer(x_BxTxD, lambda h: self.attn(h, spec, positions_BxT), dropout_key)
+
+  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
+             start: jax.Array):
+    """The same layer over a chunk of generated tokens, reading and extending the KV cache."""
+    updated = {}
+
+    def attend(h_BxTxD):
+      out, updated["cache"] = self.attn.decode(h_BxTxD, positions_BxT, cache, valid_BxS, start)
+      return out
+
+    return self._layer(x_BxTxD, attend, None), updated["cache"]
+
+  def _layer(self, x_BxTxD: jax.Array, attend, dropout_key: jax.Array | None) -> jax.Array:
     deterministic = dropout_key is None
     k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
 
@@ -131,10 +172,10 @@ class Block(nnx.Module):
       return self.dropout(y, deterministic=deterministic, rngs=key)
 
     if self.pre_norm:
-      x_BxTxD = x_BxTxD + drop(self.attn(self.attn_norm(x_BxTxD), spec, positions_BxT), k1)
+      x_BxTxD = x_BxTxD + drop(attend(self.attn_norm(x_BxTxD)), k1)
       x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
     else:
-      x_BxTxD = self.attn_norm(x_BxTxD + drop(self.attn(x_BxTxD, spec, positions_BxT), k1))
+      x_BxTxD = self.attn_norm(x_BxTxD + drop(attend(x_BxTxD), k1))
       x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 
@@ -226,6 +267,37 @@ class Backbone(nnx.Module):
     if cfg.norm == "pre":
       x_BxTxD = self.norm(x_BxTxD)
     return x_BxTxD
+
+
+  def decode(self, tokens_BxT: jax.Array, positions_BxT: jax.Array, cache: tuple,
+             valid_BxS: jax.Array, start: jax.Array):
+    """Hidden states for a chunk of tokens at cache slots start.., extending the KV cache.
+
+    cache: (k_LxBxSxHxK, v_LxBxSxHxK), one slice per layer. Returns (h_BxTxD, new cache).
+    """
+    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT)
+    k_cache, v_cache = cache
+    if self.cfg.scan_layers:
+      graphdef, stacked = nnx.split(self.blocks)
+
+      def body(x_BxTxD, layer):
+        state, k, v = layer
+        x_BxTxD, (k, v) = nnx.merge(graphdef, state).decode(
+          x_BxTxD, positions_BxT, (k, v), valid_BxS, start)
+        return x_BxTxD, (k, v)
+
+      x_BxTxD, (k_cache, v_cache) = jax.lax.scan(body, x_BxTxD, (stacked, k_cache, v_cache))
+    else:
+      ks, vs = [], []
+      for i, block in enumerate(self.blocks):
+        x_BxTxD, (k, v) = block.decode(x_BxTxD, positions_BxT, (k_cache[i], v_cache[i]),
+                                       valid_BxS, start)
+        ks.append(k)
+        vs.append(v)
+      k_cache, v_cache = jnp.stack(ks), jnp.stack(vs)
+    if self.cfg.norm == "pre":
+      x_BxTxD = self.norm(x_BxTxD)
+    return x_BxTxD, (k_cache, v_cache)
 
 
 class MLMHead(nnx.Module):

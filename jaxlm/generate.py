@@ -1,0 +1,96 @@
+"""Text generation with a KV cache, for CLM (and prefix-LM) models.
+
+Prompts of different lengths are left-padded into one batch; padding slots are marked invalid
+in the cache, and each row's positions count only its real tokens. The prompt is run once
+(prefill), then one jitted step per new token reads and extends the cache: two compilations
+in all, whatever the number of tokens.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxlm.model import LanguageModel
+
+
+def sample(key: jax.Array, logits_BxV: jax.Array, temperature: float, top_k: int,
+           top_p: float) -> jax.Array:
+  """Greedy at temperature 0; otherwise sampling from the top-k / nucleus (top-p) set."""
+  if temperature == 0.0:
+    return jnp.argmax(logits_BxV, axis=-1)
+  logits_BxV = logits_BxV / temperature
+  if top_k > 0:
+    kth_B1 = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
+    logits_BxV = jnp.where(logits_BxV < kth_B1, -jnp.inf, logits_BxV)
+  if top_p < 1.0:
+    sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
+    cumulative_BxV = jnp.cumsum(jax.nn.softmax(sorted_BxV, axis=-1), axis=-1)
+    # The smallest set whose probability reaches top_p: keep logits >= the last one needed.
+    cutoff_B = jnp.sum(cumulative_BxV < top_p, axis=-1)
+    threshold_B1 = jnp.take_along_axis(sorted_BxV, cutoff_B[:, None], axis=-1)
+    logits_BxV = jnp.where(logits_BxV < threshold_B1, -jnp.inf, logits_BxV)
+  return jax.random.categorical(key, logits_BxV, axis=-1)
+
+
+def make_step(graphdef: nnx.GraphDef):
+  """(params, cache, valid, tokens_BxT, positions_BxT, start) -> (last logits, cache)."""
+
+  @jax.jit
+  def step(params, cache, valid_BxS, tokens_BxT, positions_BxT, start):
+    model = nnx.merge(graphdef, params)
+    h_BxTxD, cache = model.backbone.decode(tokens_BxT, positions_BxT, cache, valid_BxS, start)
+    return model.lm_logits(h_BxTxD[:, -1]).astype(jnp.float32), cache
+
+  return step
+
+
+def generate(model: LanguageModel, prompts: list[list[int]], max_new_tokens: int, *,
+             temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+             stop_id: int | None = None, vocab_in_use: int | None = None,
+             step=None) -> list[list[int]]:
+  """New token ids for each prompt (up to `max_new_tokens`, ending early at `stop_id`)."""
+  cfg = model.backbone.cfg
+  if not prompts or any(len(p) == 0 for p in prompts):
+    raise ValueError("every prompt needs at least one token")
+  B, P = len(prompts), max(map(len, prompts))
+  S = P + max_new_tokens
+  if cfg.position == "learned" and S > cfg.max_seq_len:
+    raise ValueError(f"prompt ({P}) + max_new_tokens ({max_new_tokens}) exceed the model's "
+                     f"max_seq_len={cfg.max_seq_len}")
+  tokens_BxP = np.zeros((B, P), np.int32)
+  valid = np.zeros((B, S), bool)
+  for i, p in enumerate(prompts):
+    tokens_BxP[i, P - len(p):] = p
+    valid[i, P - len(p):P] = True
+  positions_BxP = np.maximum(np.cumsum(valid[:, :P], axis=1) - 1, 0).astype(np.int32)
+  L, H, K = cfg.num_layers, cfg.num_heads, cfg.head_dim
+  cache = (jnp.zeros((L, B, S, H, K), cfg.dtype), jnp.zeros((L, B, S, H, K), cfg.dtype))
+  graphdef, params = nnx.split(model)
+  step = step or make_step(graphdef)
+  logits_BxV, cache = step(params, cache, jnp.asarray(valid), jnp.asarray(tokens_BxP),
+                           jnp.asarray(positions_BxP), jnp.int32(0))
+  next_position_B = positions_BxP[:, -1] + 1
+  key = jax.random.key(seed)
+  out = np.zeros((B, max_new_tokens), np.int32)
+  done = np.zeros(B, bool)
+  for t in range(max_new_tokens):
+    if vocab_in_use is not None:  # never sample the embedding table's padding rows
+      logits_BxV = logits_BxV.at[:, vocab_in_use:].set(-jnp.inf)
+    token_B = np.asarray(sample(jax.random.fold_in(key, t), logits_BxV, temperature, top_k,
+                                top_p))
+    out[:, t] = token_B
+    done |= stop_id is not None and token_B == stop_id
+    if done.all() or t == max_new_tokens - 1:
+      break
+    valid[:, P + t] = True
+    logits_BxV, cache = step(params, cache, jnp.asarray(valid), jnp.asarray(token_B[:, None]),
+                             jnp.asarray(next_position_B[:, None] + t, jnp.int32),
+                             jnp.int32(P + t))
+  results = []
+  for row in out[:, :t + 1]:
+    row = list(row)
+    results.append(row[:row.index(stop_id) + 1] if stop_id in row else row)
+  return results
