@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ from flax import nnx
 from tokenizers import Tokenizer
 
 from jaxlm.attention import MaskSpec
-from jaxlm.config import Config, DataError, MeshConfig, from_dict
+from jaxlm.config import Config, DataError, MeshConfig
 from jaxlm.model import LanguageModel
 
 
@@ -114,43 +114,13 @@ def load(path: str | Path, *, dtype: str | None = None) -> Loaded:
 
 def _load_run(run_dir: Path) -> tuple[Config, nnx.State]:
   """The run's saved config and its newest checkpoint's parameters, on one device."""
-  import orbax.checkpoint as ocp  # noqa: PLC0415
-
   from jaxlm import sharding  # noqa: PLC0415
-  from jaxlm.checkpoint import Checkpointer  # noqa: PLC0415
-  from jaxlm.optim import make_optimizer  # noqa: PLC0415
-  from jaxlm.train_state import abstract_train_state, state_shardings  # noqa: PLC0415
+  from jaxlm.checkpoint import restore_params  # noqa: PLC0415
 
-  source = Checkpointer(run_dir, keep=1)
-  try:
-    meta = source.latest_metadata()
-    if meta is None:
-      raise DataError(f"{run_dir}: holds no readable checkpoint")
-    config = _run_config(meta["config"])
-    mesh = sharding.make_mesh(MeshConfig(1, 1, 1), jax.devices()[:1])
-    # Checkpoints hold the whole train state; restore it as saved and keep the parameters.
-    tx = make_optimizer(config.optimizer, config.steps)
-    target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                          abstract_train_state(config, tx), state_shardings(config, mesh, tx))
-    restored = source.manager.restore(source.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target)))
-  finally:
-    source.close()
-  return config, restored["state"].params
-
-
-def _run_config(saved: dict[str, Any]) -> Config:
-  """The run's config, minus what only mattered where it trained: a tokenizer path or an
-  --init_from directory that need not exist on this machine, and its device mesh."""
-  fixed = {"data": {**saved.get("data", {}), "tokenizer": "bpe"}, "init_from": "",
-           "mesh": {"data": 1, "fsdp": 1, "tensor": 1}}
-  if hasattr(Config(), "finetune"):
-    # Runs saved before fine-tuning settings existed may have positions for fewer tokens than
-    # its default length; inference does not fine-tune, so fit it to the model.
-    finetune = saved.get("finetune", {})
-    fixed["finetune"] = {**finetune, "max_seq_len": min(
-      finetune.get("max_seq_len", Config().finetune.max_seq_len), saved["model"]["max_seq_len"])}
-  return from_dict({**saved, **fixed})
+  config, params = restore_params(run_dir, sharding.make_mesh(MeshConfig(1, 1, 1),
+                                                              jax.devices()[:1]))
+  config.mesh = MeshConfig(1, 1, 1)
+  return config, params
 
 
 def _hf_tokenizer(hf_dir: Path) -> Tokenizer | None:

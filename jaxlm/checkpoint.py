@@ -126,19 +126,28 @@ def _first_line(error: Exception) -> str:
   return text.splitlines()[0][:200] if text else type(error).__name__
 
 
+def portable_config(saved: dict) -> Config:
+  """A saved run config, minus what only mattered where it trained: a tokenizer path or an
+  --init_from directory that need not exist on this machine (the run's own tokenizer.json is
+  what counts), and its device mesh."""
+  return from_dict({**saved, "data": {**saved["data"], "tokenizer": "bpe"}, "init_from": "",
+                    "mesh": {"data": -1, "fsdp": 1, "tensor": 1}})
+
+
 def restore_params(run_dir: Path, mesh: jax.sharding.Mesh):
-  """Parameters of another run's newest checkpoint (for --init_from), on this run's mesh."""
+  """(config, parameters) of a run's newest checkpoint, the parameters placed on `mesh`."""
   source = Checkpointer(Path(run_dir), keep=1)
-  meta = source.latest_metadata()
-  if meta is None:
-    raise DataError(f"--init_from {run_dir}: holds no readable checkpoint")
-  config = from_dict({**meta["config"], "init_from": ""})
-  tx = make_optimizer(config.optimizer, config.steps)
-  shardings = state_shardings(config, mesh, tx)
-  target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                        abstract_train_state(config, tx), shardings)
-  step = source.latest_step()
-  restored = source.manager.restore(step, args=ocp.args.Composite(
-    state=ocp.args.StandardRestore(target)))
-  source.close()
-  return restored["state"].params
+  try:
+    meta = source.latest_metadata()
+    if meta is None:
+      raise DataError(f"{run_dir}: holds no readable checkpoint")
+    config = portable_config(meta["config"])
+    # Checkpoints hold the whole train state; restore it as saved and keep the parameters.
+    tx = make_optimizer(config.optimizer, config.steps)
+    target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          abstract_train_state(config, tx), state_shardings(config, mesh, tx))
+    restored = source.manager.restore(source.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target)))
+  finally:
+    source.close()
+  return config, restored["state"].params

@@ -73,7 +73,7 @@ def heldout_quality(run_dir: Path, config: Config) -> dict:
   data = pipeline.load(config, lambda _: tok)
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
-  params = restore_params(run_dir, mesh)
+  _, params = restore_params(run_dir, mesh)
   graphdef, _ = abstract_model(config)
   eval_step = jax.jit(make_eval_step(graphdef, config, special))
   rows = data.heldout
@@ -137,7 +137,7 @@ def run(config: CompareConfig, workdir: str | Path, *, quiet: bool = False) -> d
       if name == BASELINE:
         run_config.objective = "mlm"  # a fresh backbone read at [CLS], as in Cramming's floor
       params = None if name == BASELINE else restore_params(
-        Path(base["run_dir"]), sharding.make_mesh(run_config.mesh))
+        Path(base["run_dir"]), sharding.make_mesh(run_config.mesh))[1]
       for task in config.task_list():
         out = workdir / "finetune" / name / task
         if (out / "results.json").exists():

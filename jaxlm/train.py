@@ -135,7 +135,7 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   if restored is not None:
     state = restored
   elif config.init_from:
-    loaded = restore_params(Path(config.init_from), mesh)
+    _, loaded = restore_params(Path(config.init_from), mesh)
     state = state.replace(params=_merge_params(state.params, loaded))
   start = int(state.step)
 
