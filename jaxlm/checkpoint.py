@@ -41,6 +41,11 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
     if saved["model"][key] != current["model"][key]:
       raise DataError(f"{where}: model.{key}={saved['model'][key]} there but "
                       f"{current['model'][key]} here; the model shape must match")
+  asked, now = saved.get("requested"), current.get("requested")
+  if asked is not None and now is not None and asked != now:
+    raise DataError(f"{where}: made with data.tokenizer={asked['tokenizer']!r}, "
+                    f"model.vocab_size={asked['vocab_size']}; this run asks for "
+                    f"{now['tokenizer']!r}, {now['vocab_size']}")
   if saved["objective"] != current["objective"]:
     hint = ("add --config.allow_objective_change=true" if where.startswith("--init_from") else
             "to continue with another objective, start a new workdir with --init_from this one "

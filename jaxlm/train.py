@@ -61,6 +61,7 @@ def _init_from_metadata(config: Config, meta: dict) -> None:
   saved = Checkpointer(Path(config.init_from), keep=1).latest_metadata()
   if saved is None:
     raise DataError(f"{where}: holds no readable checkpoint")
+  saved = {k: v for k, v in saved.items() if k != "requested"}  # the new run asks afresh
   if config.allow_objective_change:
     saved = {**saved, "objective": meta["objective"]}
   check_compatible(saved, meta, where)
@@ -72,6 +73,24 @@ def _merge_params(fresh: nnx.State, loaded: nnx.State) -> nnx.State:
   paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(fresh)
   return jax.tree_util.tree_unflatten(
     treedef, [loaded_by_path.get(path, leaf) for path, leaf in paths_leaves])
+
+
+def _load_data(config: Config, workdir: Path):
+  """Data and tokenizer; resolves the vocabulary size from the tokenizer. Returns (data,
+  special tokens, run metadata for checkpoints)."""
+  requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
+  if config.init_from and not (workdir / "tokenizer.json").exists():
+    config.data.tokenizer = str(Path(config.init_from) / "tokenizer.json")  # share its tokenizer
+  data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
+    lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
+                                    config.model.vocab_size,
+                                    pipeline.cache_dir(config) / "tokenizers")))
+  special = tokenizer.special_tokens(data.tokenizer)
+  # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
+  config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
+  config.validate()
+  meta = {**run_metadata(config, tokenizer.tokenizer_hash(data.tokenizer)), "requested": requested}
+  return data, special, meta
 
 
 class _SigtermFlag:
@@ -99,28 +118,11 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   workdir = Path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   check_fits(config, mesh)
-  requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
-  if config.init_from and not (workdir / "tokenizer.json").exists():
-    config.data.tokenizer = str(Path(config.init_from) / "tokenizer.json")  # share its tokenizer
-  data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
-    lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
-                                    config.model.vocab_size,
-                                    pipeline.cache_dir(config) / "tokenizers")))
-  special = tokenizer.special_tokens(data.tokenizer)
-  # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
-  config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
-  config.validate()
-  meta = {**run_metadata(config, tokenizer.tokenizer_hash(data.tokenizer)), "requested": requested}
-
+  data, special, meta = _load_data(config, workdir)
   ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period)
   saved = ckpt.latest_metadata()
   if saved is not None:
     check_compatible(saved, meta, f"{workdir}/checkpoints")
-    if saved.get("requested") not in (None, requested):
-      raise DataError(f"{workdir}/checkpoints: made with data.tokenizer="
-                      f"{saved['requested']['tokenizer']!r}, model.vocab_size="
-                      f"{saved['requested']['vocab_size']}; this run asks for "
-                      f"{requested['tokenizer']!r}, {requested['vocab_size']}")
   elif config.init_from:
     _init_from_metadata(config, meta)
   if jax.process_index() == 0:

@@ -252,3 +252,21 @@ def test_a_missing_config_file_fails_in_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 2
   assert result.stderr.strip() == f"jaxlm: error: --config {tmp_path / 'nope.py'}: no such config file"
+
+
+def test_init_from_carries_the_backbone_and_guards_the_objective(finished_run, tmp_path):
+  overrides, source = finished_run
+  cli = _cli(tmp_path / "mlm", {**overrides, "objective": "mlm", "steps": "1",
+                                "optimizer.lr": "1e-12"}, "--init_from", str(source))
+  refused = subprocess.run(cli, cwd=REPO, capture_output=True, text=True)
+  assert refused.returncode == 2
+  assert "add --config.allow_objective_change=true" in refused.stderr
+  accepted = subprocess.run(cli + ["--config.allow_objective_change=true"], cwd=REPO,
+                            capture_output=True, text=True)
+  assert accepted.returncode == 0, accepted.stderr
+  from jaxlm import api
+  before, after = api.load(source), api.load(tmp_path / "mlm")
+  embed = lambda m: np.asarray(m.model.backbone.embed.embedding[...])
+  np.testing.assert_allclose(embed(after), embed(before), atol=1e-6)  # lr ~ 0: as loaded
+  assert after.config.objective == "mlm" and after.model.mlm_head is not None
+  assert (tmp_path / "mlm/tokenizer.json").read_text() == (source / "tokenizer.json").read_text()
