@@ -140,8 +140,8 @@ def _inference(args, overrides: dict[str, str]) -> int:
   from jaxlm import api
   loaded = api.load(args.workdir)
   if args.command == "export":
-    from jaxlm import hf_convert
-    hf_convert.to_hf(loaded.config, loaded.params, args.out, loaded.tokenizer)
+    from jaxlm import hf_export
+    hf_export.to_hf(loaded.config, loaded.params, args.out, loaded.tokenizer)
     print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
   elif args.command == "fill-mask":
     for token, prob in api.fill_mask(loaded, args.text, args.top_k):

@@ -2,13 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
-import jax
 import pytest
 
 from conftest import REPO
-from jaxlm.config import ConfigError, apply_override, load_config
+from jaxlm.config import ConfigError, load_config
 from jaxlm.train_state import abstract_model, count_params
 
 CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "base.py")

@@ -16,7 +16,7 @@ import torch
 import transformers
 from flax import nnx
 
-from jaxlm import api, hf_convert, sharding
+from jaxlm import api, hf_convert, hf_export, sharding
 from jaxlm.checkpoint import Checkpointer, run_metadata
 from jaxlm.config import Config, DataError, MeshConfig, ModelConfig
 from jaxlm.optim import make_optimizer
@@ -105,7 +105,7 @@ def test_hf_logits_match_and_round_trip(which, hf_bert, hf_gpt2, tmp_path):
   assert _max_diff(loaded.logits(ids), expected) < TOL
 
   # jaxlm -> HF: transformers reads it back with the same logits, and so does jaxlm.
-  hf_convert.to_hf(loaded.config, loaded.params, tmp_path / "out")
+  hf_export.to_hf(loaded.config, loaded.params, tmp_path / "out")
   auto = (transformers.AutoModelForMaskedLM if which == "bert"
           else transformers.AutoModelForCausalLM)
   again = auto.from_pretrained(tmp_path / "out").eval()
@@ -129,7 +129,7 @@ def _export_and_compare(config, tok, tmp_path: Path, seed: int) -> None:
   model = build_model(config, seed)
   _perturb_jaxlm(model, seed)
   loaded = api.Loaded(model=model, tokenizer=tok, config=config)
-  hf_convert.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
+  hf_export.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
   hf_cfg = json.loads((tmp_path / "config.json").read_text())
   assert hf_cfg["vocab_size"] == config.model.vocab_size  # padded; transformers accepts it
   auto = (transformers.AutoModelForMaskedLM if config.objective == "mlm"
@@ -222,7 +222,7 @@ def test_to_hf_refuses_what_transformers_cannot_represent(objective, overrides, 
   config = tiny_config(objective, **overrides)
   params = nnx.state(build_model(config, 0), nnx.Param)
   with pytest.raises(DataError, match=why):
-    hf_convert.to_hf(config, params, tmp_path)
+    hf_export.to_hf(config, params, tmp_path)
   assert not (tmp_path / "model.safetensors").exists()
 
 

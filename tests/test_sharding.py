@@ -1,10 +1,8 @@
 """Exact partition specs on a 2x2x2 mesh, and the same losses on 1 device and on 8."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from helpers_model import SPECIAL, packed_batch, tiny_config
