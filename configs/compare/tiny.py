@@ -15,9 +15,9 @@ from jaxlm.config import FinetuneConfig, load_config
 
 def get_config() -> CompareConfig:
   pretrain = load_config(Path(__file__).parents[1] / "tiny.py")
-  pretrain.steps = 600
+  pretrain.steps = 400
   pretrain.eval_every = 0
   pretrain.log_every = 20
-  pretrain.finetune = FinetuneConfig(lr=3e-4, batch_size=32, epochs=3, max_train_examples=2000,
+  pretrain.finetune = FinetuneConfig(lr=3e-4, batch_size=32, epochs=2, max_train_examples=1000,
                                      seeds=3, max_seq_len=128)
   return CompareConfig(pretrain=pretrain, objectives="mlm,clm", baseline=True, tasks="sst2,rte")
