@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
   ft.add_argument("--init", required=True,
                   help="a jaxlm run or a Hugging Face BERT / GPT-2 directory (safetensors)")
   ft.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
-  ft.add_argument("--glue_dir", required=True, help="GLUE data in the official TSV layout")
+  ft.add_argument("--glue_dir", required=True,
+                  help="GLUE in the official TSV layout, or tfds:DATA_DIR for TFDS glue/<task>")
   ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
   ft.add_argument("--epochs", type=int)
   ft.add_argument("--max_train_examples", type=int)

@@ -142,6 +142,15 @@ class TaskTrainer:
     return outputs
 
 
+def read_split(task: glue.GlueTask, glue_dir: str, split: str, max_examples: int = 0):
+  """`glue_dir` is a directory in the official TSV layout, or `tfds:DATA_DIR` for the prepared
+  TFDS `glue/<task>` datasets (`tfds:` alone: TFDS's default data dir)."""
+  if glue_dir.startswith("tfds:"):
+    sliced = f"{split}[:{max_examples}]" if max_examples else split
+    return glue.read_tfds_split(task, sliced, glue_dir[len("tfds:"):] or None)
+  return glue.read_tsv_split(task, glue_dir, split, max_examples)
+
+
 def _summary(values: list[float]) -> dict[str, float]:
   return {"median": float(np.median(values)), "mean": float(np.mean(values)),
           "std": float(np.std(values)), "min": float(np.min(values)),
@@ -161,13 +170,13 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | Path,
     if getattr(f, key) % shards:
       raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must split evenly over "
                         f"data*fsdp={shards} devices")
-  train_ex = glue.read_tsv_split(task, glue_dir, "train", f.max_train_examples)
+  train_ex = read_split(task, glue_dir, "train", f.max_train_examples)
   if len(train_ex) < f.batch_size:
     raise ConfigError(f"config.finetune.batch_size={f.batch_size}: larger than the "
                       f"{len(train_ex)} training examples of {task.name}")
   max_len = min(f.max_seq_len, config.model.max_seq_len)
   train = {**encode(tok, train_ex, max_len), "labels": train_ex.labels}
-  eval_ex = {s: glue.read_tsv_split(task, glue_dir, s) for s in task.eval_splits}
+  eval_ex = {s: read_split(task, glue_dir, s) for s in task.eval_splits}
   evals = {s: encode(tok, ex, max_len) for s, ex in eval_ex.items()}
   trainer = TaskTrainer(config, task, mesh, len(train_ex))
   per_seed = []

@@ -297,3 +297,12 @@ def test_tfds_errors_are_one_line(fake_tfds, tmp_path):
   with pytest.raises(DataError, match=r"^tfds:glue/wnli:bogus: .*'train', 'validation'") as e:
     glue.read_tfds_split("wnli", "bogus", fake_tfds)
   assert "\n" not in str(e.value)
+
+
+def test_finetune_reads_tfds_glue_like_the_tsvs(shared_data, fake_tfds):
+  from jaxlm import finetune
+  task = glue.get_task("wnli")
+  for split, limit in (("train", 40), ("validation", 0)):
+    tsv = finetune.read_split(task, str(shared_data / "glue"), split, limit)
+    ds = finetune.read_split(task, f"tfds:{fake_tfds}", split, limit)
+    assert ds.texts_a == tsv.texts_a and np.array_equal(ds.labels, tsv.labels)
