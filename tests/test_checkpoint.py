@@ -70,10 +70,10 @@ def _tree_digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-  """An uninterrupted 120-step run: the losses every interrupted run must reproduce."""
+  """An uninterrupted 60-step run: the losses every interrupted run must reproduce."""
   from conftest import SHARED_DATA
   tmp = tmp_path_factory.mktemp("straight")
-  overrides = _overrides(SHARED_DATA, tmp, steps="120", checkpoint_every="10")
+  overrides = _overrides(SHARED_DATA, tmp, steps="60", checkpoint_every="10")
   train(load_config(TINY, overrides), tmp / "run", quiet=True)
   return overrides, _losses(tmp / "run"), tmp / "run"
 
@@ -83,10 +83,10 @@ def test_kill_9_then_rerun_logs_the_same_losses(straight_run, tmp_path):
   workdir = tmp_path / "run"
   process = subprocess.Popen(_cli(workdir, overrides), cwd=REPO, stderr=subprocess.PIPE,
                              text=True)
-  _wait_for_step(workdir, 35, process)
+  _wait_for_step(workdir, 25, process)
   process.send_signal(signal.SIGKILL)
   process.wait()
-  assert _losses(workdir) and max(_losses(workdir)) < 120
+  assert _losses(workdir) and max(_losses(workdir)) < 60
   rerun = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True)
   assert rerun.returncode == 0, rerun.stderr
   assert _losses(workdir) == expected
@@ -97,7 +97,7 @@ def test_sigterm_saves_exits_75_and_resumes(straight_run, tmp_path):
   workdir = tmp_path / "run"
   process = subprocess.Popen(_cli(workdir, overrides), cwd=REPO, stderr=subprocess.PIPE,
                              text=True)
-  _wait_for_step(workdir, 25, process)
+  _wait_for_step(workdir, 15, process)
   process.send_signal(signal.SIGTERM)
   assert process.wait(timeout=120) == 75
   # The save happened at the step the signal interrupted, and that step was logged.
@@ -111,8 +111,8 @@ def test_sigterm_saves_exits_75_and_resumes(straight_run, tmp_path):
 def test_a_corrupted_newest_checkpoint_is_set_aside(straight_run, tmp_path):
   overrides, expected, finished = straight_run
   workdir = tmp_path / "run"
-  shutil.copytree(finished, workdir)  # checkpoints 100, 110, 120
-  victims = [p for p in (workdir / "checkpoints/120/state").rglob("*")
+  shutil.copytree(finished, workdir)  # checkpoints 40, 50, 60
+  victims = [p for p in (workdir / "checkpoints/60/state").rglob("*")
              if p.is_file() and p.stat().st_size > 1000]
   assert victims
   for p in victims:  # truncated files, as a full disk or a bad copy leaves them
@@ -120,10 +120,10 @@ def test_a_corrupted_newest_checkpoint_is_set_aside(straight_run, tmp_path):
   (workdir / "metrics.jsonl").unlink()
   result = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
-  assert "checkpoint 120 is unreadable" in result.stderr
-  assert [p.name.split("-")[0] for p in (workdir / "checkpoints-unreadable").iterdir()] == ["120"]
-  # Resumed from 110 and retrained 111..120 exactly.
-  assert _losses(workdir) == {s: l for s, l in expected.items() if s > 110}
+  assert "checkpoint 60 is unreadable" in result.stderr
+  assert [p.name.split("-")[0] for p in (workdir / "checkpoints-unreadable").iterdir()] == ["60"]
+  # Resumed from 50 and retrained 51..60 exactly.
+  assert _losses(workdir) == {s: l for s, l in expected.items() if s > 50}
 
 
 def test_restore_onto_another_mesh():

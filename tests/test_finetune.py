@@ -101,7 +101,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
     "pretrain.model.vocab_size": "512", "pretrain.log_every": "2",
     "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
     "pretrain.data.cache_dir": str(tmp_path / "cache"),
-    "pretrain.finetune.seeds": "2", "pretrain.finetune.epochs": "1",
+    "pretrain.finetune.seeds": "1", "pretrain.finetune.epochs": "1",
     "pretrain.finetune.batch_size": "16", "pretrain.finetune.eval_batch_size": "32",
     "tasks": "sst2", "glue_dir": str(glue_dir), "objectives": "mlm,clm,prefix_lm",
   }

@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 
@@ -55,20 +54,6 @@ def test_cli_writes_metrics_tensorboard_and_config(tmp_path):
   assert json.loads((tmp_path / "config.json").read_text())["mesh"]["fsdp"] == 2
   assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
   assert (tmp_path / "tokenizer.json").exists()
-
-
-def test_restarting_resumes_where_it_stopped(shared_data, tmp_path):
-  source = f"text:{shared_data}/corpus/state_union"
-  config = load_config(TINY, {**FAST, "steps": "8", "log_every": "1", "checkpoint_every": "4",
-                              "objective": "mlm", "data.source": source})
-  train(config, tmp_path / "run", quiet=True)
-  straight = [(e["step"], e["loss"]) for e in _events(tmp_path / "run", "train")]
-  # Lose everything after step 4, as a run killed between checkpoints would, and restart.
-  shutil.copytree(tmp_path / "run", tmp_path / "resumed")
-  shutil.rmtree(tmp_path / "resumed/checkpoints/8")
-  train(config, tmp_path / "resumed", quiet=True)
-  resumed = [(e["step"], e["loss"]) for e in _events(tmp_path / "resumed", "train")][-4:]
-  assert resumed == straight[4:]
 
 
 def test_train_from_a_prepared_tfds_dataset(shared_data, tmp_path):
