@@ -24,3 +24,6 @@ def shared_data() -> Path:
   if not SHARED_DATA.is_dir():
     pytest.fail(f"../shared/data is missing (expected at {SHARED_DATA})")
   return SHARED_DATA
+
+
+from launch_fakes import fake  # noqa: E402,F401 - the fake cloud tools fixture for launch tests
