@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from jaxlm import finetune, glue, pipeline, report, sharding, tokenizer
+from jaxlm import finetune, glue, pipeline, report, sharding, text_data, tokenizer
 from jaxlm.checkpoint import restore_params
 from jaxlm.config import Config, ConfigError, OBJECTIVES
 from jaxlm.objectives import summarize
@@ -91,8 +91,8 @@ def heldout_quality(run_dir: Path, config: Config) -> dict:
                       f"({batch_size}); raise data.heldout_frac")
   metrics = {k: float(v) for k, v in summarize(total, config.objective).items()}
   if config.objective != "mlm":
-    heldout_texts = pipeline.text_data.split_documents(
-      pipeline.text_data.read_source(config), config.data.heldout_frac)[1]
+    heldout_texts = text_data.split_documents(text_data.read_source(config),
+                                              config.data.heldout_frac)[1]
     byte_count = sum(len(t.encode("utf-8")) for t in heldout_texts)
     bytes_per_token = byte_count / max(int((rows.segment_ids > 0).sum()), 1)
     metrics["bits_per_byte"] = metrics["loss"] / math.log(2) / bytes_per_token
