@@ -124,11 +124,15 @@ def test_untileable_length_falls_back_to_xla_even_without_interpret():
                              np.asarray(_reference(q, k, v, spec)), atol=TOL, rtol=0)
 
 
-def test_non_tpu_backend_without_interpret_raises():
-  if jax.default_backend() == "tpu":
-    pytest.skip("runs the real kernel on TPU")
+def test_the_compiled_kernel_runs_on_tpu_and_is_refused_elsewhere():
+  q, k, v = _qkv()
+  if jax.default_backend() == "tpu":  # the real kernel, against the XLA reference
+    spec = MaskSpec("causal")
+    np.testing.assert_allclose(np.asarray(splash.splash_attention(q, k, v, spec)),
+                               np.asarray(_reference(q, k, v, spec)), atol=1e-2, rtol=0)
+    return
   with pytest.raises(ValueError, match="TPU-only"):
-    splash.splash_attention(*_qkv(), MaskSpec("causal"))
+    splash.splash_attention(q, k, v, MaskSpec("causal"))
 
 
 def test_backend_table_lists_every_registered_kernel():
