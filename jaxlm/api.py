@@ -12,15 +12,17 @@ Everything runs on one device, unsharded, in the run's compute dtype unless told
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import os
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from etils import epath
 from flax import nnx
 from tokenizers import Tokenizer
 
+from jaxlm import storage
 from jaxlm.attention import MaskSpec
 from jaxlm.config import Config, DataError, MeshConfig
 from jaxlm.model import LanguageModel
@@ -81,15 +83,15 @@ def _make_forward(graphdef: nnx.GraphDef, objective: str) -> Callable[..., jax.A
   return forward
 
 
-def load(path: str | Path, *, dtype: str | None = None) -> Loaded:
+def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
   """A jaxlm run directory (its newest checkpoint) or a Hugging Face BERT / GPT-2 directory
   (config.json + model.safetensors). `dtype` overrides the compute dtype (e.g. 'float32' to
   read a bf16-trained run exactly). Raises DataError (one line) on what it cannot load."""
-  path = Path(path)
+  path = storage.path(path)
   if (path / "checkpoints").is_dir():
     config, params = _load_run(path)
     tok_path = path / "tokenizer.json"
-    tok = Tokenizer.from_file(str(tok_path)) if tok_path.is_file() else None
+    tok = Tokenizer.from_str(tok_path.read_text(encoding="utf-8")) if tok_path.is_file() else None
   elif (path / "config.json").is_file():
     from jaxlm import hf_convert  # noqa: PLC0415 - needs safetensors, only for HF directories
 
@@ -112,7 +114,7 @@ def load(path: str | Path, *, dtype: str | None = None) -> Loaded:
   return Loaded(model=model, tokenizer=tok, config=config)
 
 
-def _load_run(run_dir: Path) -> tuple[Config, nnx.State]:
+def _load_run(run_dir: epath.Path) -> tuple[Config, nnx.State]:
   """The run's saved config and its newest checkpoint's parameters, on one device."""
   from jaxlm import sharding  # noqa: PLC0415
   from jaxlm.checkpoint import restore_params  # noqa: PLC0415
@@ -123,10 +125,10 @@ def _load_run(run_dir: Path) -> tuple[Config, nnx.State]:
   return config, params
 
 
-def _hf_tokenizer(hf_dir: Path) -> Tokenizer | None:
+def _hf_tokenizer(hf_dir: epath.Path) -> Tokenizer | None:
   """tokenizer.json as is; else BERT's vocab.txt or GPT-2's vocab.json + merges.txt."""
   if (hf_dir / "tokenizer.json").is_file():
-    return Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
+    return Tokenizer.from_str((hf_dir / "tokenizer.json").read_text(encoding="utf-8"))
   if any((hf_dir / n).is_file() for n in ("vocab.txt", "vocab.json")):
     from jaxlm import tokenizer  # noqa: PLC0415
 

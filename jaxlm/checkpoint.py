@@ -7,15 +7,15 @@ the one before it is used.
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 import time
-from pathlib import Path
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 
+from jaxlm import storage
 from jaxlm.config import Config, DataError, from_dict
 from jaxlm.optim import make_optimizer
 from jaxlm.train_state import TrainState, abstract_train_state, state_shardings
@@ -56,11 +56,11 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
 
 class Checkpointer:
 
-  def __init__(self, workdir: Path, keep: int, keep_period: int = 0):
+  def __init__(self, workdir: str | os.PathLike, keep: int, keep_period: int = 0):
     options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, keep_period=keep_period or None, create=True,
       enable_async_checkpointing=True)
-    self.directory = Path(workdir).absolute() / "checkpoints"
+    self.directory = storage.path(workdir) / "checkpoints"
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_metadata(self) -> dict | None:
@@ -111,7 +111,7 @@ class Checkpointer:
           f"{aside}, resuming from an older one", file=sys.stderr)
     if jax.process_index() == 0:
       aside.parent.mkdir(parents=True, exist_ok=True)
-      shutil.move(str(self.directory / str(step)), str(aside))
+      (self.directory / str(step)).rename(aside)
     self.manager.reload()
 
   def reached_preemption(self, step: int) -> bool:
@@ -139,9 +139,9 @@ def portable_config(saved: dict) -> Config:
                     "mesh": {"data": -1, "fsdp": 1, "tensor": 1}})
 
 
-def restore_params(run_dir: Path, mesh: jax.sharding.Mesh):
+def restore_params(run_dir: str | os.PathLike, mesh: jax.sharding.Mesh):
   """(config, parameters) of a run's newest checkpoint, the parameters placed on `mesh`."""
-  source = Checkpointer(Path(run_dir), keep=1)
+  source = Checkpointer(run_dir, keep=1)
   try:
     meta = source.latest_metadata()
     if meta is None:

@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 
 import jax
+from etils import epath
 
-from jaxlm import finetune, glue, pipeline, report, sharding, text_data, tokenizer
+from jaxlm import finetune, glue, pipeline, report, sharding, storage, text_data, tokenizer
 from jaxlm.checkpoint import restore_params
 from jaxlm.config import Config, ConfigError, OBJECTIVES
 from jaxlm.objectives import summarize
@@ -65,7 +66,7 @@ def resolve_glue_dir(config: CompareConfig) -> Path | None:
   return None
 
 
-def heldout_quality(run_dir: Path, config: Config) -> dict:
+def heldout_quality(run_dir: epath.Path, config: Config) -> dict:
   """Held-out metrics over every held-out row: the objective's loss and accuracy; for CLM and
   prefix-LM also perplexity and bits per byte (nats / ln 2 / UTF-8 bytes of the text the
   predicted tokens cover, estimated at the held-out text's mean bytes per token)."""
@@ -99,7 +100,7 @@ def heldout_quality(run_dir: Path, config: Config) -> dict:
   return metrics
 
 
-def _curve(run_dir: Path) -> dict:
+def _curve(run_dir: epath.Path) -> dict:
   events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
   setup = next(e for e in events if e["split"] == "setup")
   train_events = {e["step"]: e for e in events if e["split"] == "train"}
@@ -110,8 +111,8 @@ def _curve(run_dir: Path) -> dict:
           "flops_per_token": setup["flops_per_token"], "params": setup["params"]}
 
 
-def run(config: CompareConfig, workdir: str | Path, *, quiet: bool = False) -> dict:
-  workdir = Path(workdir)
+def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
+  workdir = storage.path(workdir)
   glue_dir = resolve_glue_dir(config)
   variants: dict[str, dict] = {}
   shared_tokenizer = None
@@ -137,7 +138,7 @@ def run(config: CompareConfig, workdir: str | Path, *, quiet: bool = False) -> d
       if name == BASELINE:
         run_config.objective = "mlm"  # a fresh backbone read at [CLS], as in Cramming's floor
       params = None if name == BASELINE else restore_params(
-        Path(base["run_dir"]), sharding.make_mesh(run_config.mesh))[1]
+        base["run_dir"], sharding.make_mesh(run_config.mesh))[1]
       for task in config.task_list():
         out = workdir / "finetune" / name / task
         if (out / "results.json").exists():
@@ -157,6 +158,6 @@ def run(config: CompareConfig, workdir: str | Path, *, quiet: bool = False) -> d
                  for name, v in variants.items()},
     "glue": glue_results,
   }
-  (workdir / "report.json").write_text(json.dumps(summary, indent=2))
+  storage.write_atomic(workdir / "report.json", json.dumps(summary, indent=2))
   report.write(summary, workdir)
   return summary

@@ -221,12 +221,14 @@ class Config:
       raise ConfigError(
         f"config.data.source={source!r}: unknown scheme; allowed: 'default', "
         "'text:PATH[,PATH...]', 'tfds:NAME[/CONFIG][:SPLIT]'")
+    from jaxlm import storage  # noqa: PLC0415 - storage raises this module's ConfigError
+
     tok = self.data.tokenizer
-    if tok not in ("bpe", "wordpiece") and not Path(tok).exists():
+    if tok not in ("bpe", "wordpiece") and not storage.path(tok).exists():
       raise ConfigError(
         f"config.data.tokenizer={tok!r}: allowed: bpe, wordpiece, or an existing tokenizer.json, "
         "vocab.txt, or directory with vocab.json + merges.txt")
-    if self.init_from and not Path(self.init_from).is_dir():
+    if self.init_from and not storage.path(self.init_from).is_dir():
       raise ConfigError(f"--init_from {self.init_from}: no such run directory")
     f = self.finetune
     for key in ("batch_size", "epochs", "seeds", "max_seq_len", "eval_batch_size"):

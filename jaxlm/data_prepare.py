@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
+from etils import epath
+
+from jaxlm import storage
 from jaxlm.text_data import DataError, read_documents, source_files
 
 DATASET_VERSION = "1.0.0"
@@ -66,12 +70,15 @@ def _builder_cls(name: str, records: list[dict[str, str]], description: str):
 
 
 def prepare(source: str, name: str, data_dir: str | os.PathLike[str], *,
-            overwrite: bool = False) -> Path:
+            overwrite: bool = False) -> epath.Path:
   """Writes the documents of `source` (`default` or `text:PATH[,PATH...]`) as the TFDS dataset
-  `name` under `data_dir`; returns the dataset's version directory, DATA_DIR/NAME/1.0.0."""
+  `name` under `data_dir` (local or gs://); returns the dataset's version directory,
+  DATA_DIR/NAME/1.0.0."""
   if not _NAME.fullmatch(name):
     raise DataError(f"--name {name!r}: not a dataset name; use snake_case (a-z, 0-9, _), "
                     "starting with a letter")
+  if storage.is_remote(data_dir):
+    return _prepare_and_upload(source, name, storage.path(data_dir), overwrite)
   files = source_files(source)
   docs = read_documents(files)
   ids = document_ids(files)
@@ -92,4 +99,23 @@ def prepare(source: str, name: str, data_dir: str | os.PathLike[str], *,
   # TFDS makes a downloads/ folder even with nothing to download; keep it out of data_dir.
   with tempfile.TemporaryDirectory() as scratch:
     builder.download_and_prepare(download_dir=scratch, download_config=config)
-  return dataset_dir
+  return storage.path(dataset_dir)
+
+
+def _prepare_and_upload(source: str, name: str, data_dir: epath.Path,
+                        overwrite: bool) -> epath.Path:
+  """array_record reads Cloud Storage but writes local files only: the dataset is built in a
+  local scratch directory and copied up, dataset_info.json last, since readers take its
+  presence to mean the dataset is complete."""
+  target = data_dir / name / DATASET_VERSION
+  if target.exists() and not overwrite:
+    raise DataError(f"tfds:{name} already exists in {target}; delete it or choose another --name")
+  with tempfile.TemporaryDirectory() as scratch:
+    built = prepare(source, name, scratch)
+    if target.exists():
+      target.rmtree()
+    target.mkdir(parents=True, exist_ok=True)
+    for file in sorted(built.iterdir(), key=lambda f: (f.name == "dataset_info.json", f.name)):
+      with file.open("rb") as src, (target / file.name).open("wb") as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+  return target

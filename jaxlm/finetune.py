@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
+import os
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from tokenizers import Tokenizer
 
-from jaxlm import glue, glue_metrics, sharding, tokenizer as tokenization
+from jaxlm import glue, glue_metrics, sharding, storage, tokenizer as tokenization
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override
 from jaxlm.model import Classifier
 from jaxlm.optim import decay_mask
@@ -157,13 +157,12 @@ def _summary(values: list[float]) -> dict[str, float]:
           "max": float(np.max(values))}
 
 
-def run(config: Config, task_name: str, glue_dir: str, workdir: str | Path,
+def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLike,
         pretrained: nnx.State | None, tok: Tokenizer, init: str) -> dict:
   """Fine-tunes `config.finetune.seeds` seeds; writes results.json and predictions TSVs."""
   task = glue.get_task(task_name)
   f = config.finetune
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   shards = mesh.shape["data"] * mesh.shape["fsdp"]
   for key in ("batch_size", "eval_batch_size"):
@@ -196,7 +195,7 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | Path,
              "train_examples": len(train_ex), "recipe": dataclasses.asdict(f),
              "seeds": per_seed, "summary": summary}
   if jax.process_index() == 0:
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    storage.write_atomic(workdir / "results.json", json.dumps(results, indent=2))
   return results
 
 

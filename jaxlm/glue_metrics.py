@@ -17,13 +17,15 @@ are separate splits, each scored on its own.
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from pathlib import Path
 
 import numpy as np
+from etils import epath
 from scipy import stats
 from sklearn import metrics as skm
 
+from jaxlm import storage
 from jaxlm.config import DataError
 from jaxlm.glue import GlueTask, get_task
 
@@ -104,8 +106,8 @@ def _format_label(value) -> str:
   return np.format_float_positional(np.float32(value), unique=True, trim="-")
 
 
-def write_predictions(path: str | Path, indices, predictions, labels, *,
-                      task: GlueTask | str) -> Path:
+def write_predictions(path: str | os.PathLike, indices, predictions, labels, *,
+                      task: GlueTask | str) -> epath.Path:
   """Writes a TSV with header `index<TAB>prediction<TAB>label`, one row per example.
 
   Classification: predictions are class ids (or logits), written, like labels, as the task's
@@ -113,7 +115,7 @@ def write_predictions(path: str | Path, indices, predictions, labels, *,
   -1 (NaN for STS-B: no label) is written empty. `read_predictions` reads back the same values, so
   `compute_metrics` on them gives the same numbers.
   """
-  task, path = get_task(task), Path(path)
+  task, path = get_task(task), storage.path(path)
   indices = np.asarray(indices, np.int64)
   labels = np.asarray(labels)
   predictions = _scores(predictions) if task.is_regression else _class_ids(predictions)
@@ -132,20 +134,19 @@ def write_predictions(path: str | Path, indices, predictions, labels, *,
       raise ValueError(f"GLUE {task.name}: class id {value} outside [0, {task.num_labels})")
     return task.label_names[int(value)]
 
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with path.open("w", encoding="utf-8", newline="\n") as f:
-    f.write("\t".join(PREDICTIONS_HEADER) + "\n")
-    for i, p, y in zip(indices.tolist(), predictions.tolist(), labels.tolist()):
-      f.write(f"{i}\t{text(p, False)}\t{text(y, True)}\n")
+  rows = ["\t".join(PREDICTIONS_HEADER)] + [
+    f"{i}\t{text(p, False)}\t{text(y, True)}"
+    for i, p, y in zip(indices.tolist(), predictions.tolist(), labels.tolist())]
+  storage.write_atomic(path, "\n".join(rows) + "\n")
   return path
 
 
-def read_predictions(path: str | Path, *,
+def read_predictions(path: str | os.PathLike, *,
                      task: GlueTask | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(indices int64, predictions, labels) from a `write_predictions` file: class ids as int64, or
   for STS-B float64 predictions and float32 labels (as `Examples.labels`); an empty label reads as
   -1 (NaN for STS-B)."""
-  task, path = get_task(task), Path(path)
+  task, path = get_task(task), storage.path(path)
   if not path.is_file():
     raise DataError(f"GLUE {task.name}: predictions file {path} does not exist")
   lines = path.read_text(encoding="utf-8").split("\n")

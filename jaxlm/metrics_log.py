@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
+import os
 import jax
 import tqdm
 from tensorboardX import SummaryWriter
 
+from jaxlm import storage
+
 
 class MetricsLogger:
 
-  def __init__(self, workdir: Path, total_steps: int, initial_step: int = 0, quiet: bool = False):
+  def __init__(self, workdir: str, total_steps: int, initial_step: int = 0, quiet: bool = False):
     self.enabled = jax.process_index() == 0
     if not self.enabled:
       return
-    self.jsonl = open(Path(workdir) / "metrics.jsonl", "a", buffering=1)
-    self.tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+    workdir = storage.path(workdir)
+    self.jsonl = storage.JsonLines(workdir / "metrics.jsonl")
+    self.tb = SummaryWriter(os.fspath(workdir / "tensorboard"))
     self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
                          disable=quiet, mininterval=1.0)
 
@@ -30,7 +32,7 @@ class MetricsLogger:
     if not self.enabled:
       return
     event = {k: _plain(v) for k, v in event.items()}
-    self.jsonl.write(json.dumps(event) + "\n")
+    self.jsonl.write(json.dumps(event))
     split, step = event.get("split", "train"), event["step"]
     for name, value in event.items():
       if name not in ("step", "split") and isinstance(value, (int, float)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Callable
@@ -15,18 +16,19 @@ from typing import Callable
 import grain
 import jax
 import numpy as np
+from etils import epath
 from tokenizers import Tokenizer
 
-from jaxlm import packing, text_data, tokenizer
+from jaxlm import packing, storage, text_data, tokenizer
 from jaxlm.config import Config, ConfigError, DataError
 from jaxlm.packing import PackedRows
 
 
-def cache_dir(config: Config) -> Path:
-  """Where token ids and trained tokenizers are kept between runs."""
+def cache_dir(config: Config) -> epath.Path:
+  """Where token ids and trained tokenizers are kept between runs (local or gs://)."""
   if config.data.cache_dir:
-    return Path(config.data.cache_dir)
-  return Path(os.environ.get("JAXLM_CACHE_DIR", Path.home() / ".cache" / "jaxlm"))
+    return storage.path(config.data.cache_dir)
+  return storage.path(os.environ.get("JAXLM_CACHE_DIR", Path.home() / ".cache" / "jaxlm"))
 
 
 def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0) -> list[np.ndarray]:
@@ -45,7 +47,7 @@ def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0) 
 
 
 def cached_tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int,
-                    directory: Path) -> list[np.ndarray]:
+                    directory: epath.Path) -> list[np.ndarray]:
   """`tokenize`, memoised on disk by (tokenizer, texts, max_chars): reruns skip the work."""
   digest = hashlib.sha256(tokenizer.tokenizer_hash(tok).encode())
   digest.update(f"{max_chars}:{sep_id}:{len(texts)}".encode())
@@ -53,13 +55,12 @@ def cached_tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: in
     digest.update(hashlib.sha256(text.encode("utf-8", "replace")).digest())
   path = directory / f"{digest.hexdigest()[:32]}.npz"
   if path.exists():
-    with np.load(path) as f:
+    with np.load(io.BytesIO(path.read_bytes())) as f:
       return np.split(f["ids"], np.cumsum(f["lengths"])[:-1])
   docs = tokenize(tok, texts, sep_id, max_chars)
-  directory.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-  np.savez(tmp, ids=np.concatenate(docs), lengths=np.array([len(d) for d in docs]))
-  os.replace(tmp, path)  # atomic: a concurrent or killed run never sees half a file
+  buffer = io.BytesIO()
+  np.savez(buffer, ids=np.concatenate(docs), lengths=np.array([len(d) for d in docs]))
+  storage.write_atomic(path, buffer.getvalue())  # a concurrent or killed run never sees half
   return docs
 
 

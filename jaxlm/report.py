@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+import os
 
 import matplotlib
+from etils import epath
+
+from jaxlm import storage
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -42,7 +46,14 @@ def _pretrain_rows(summary: dict) -> list[str]:
   return rows
 
 
-def plot_curves(summary: dict, out: Path) -> list[str]:
+def _save(fig, file: epath.Path) -> None:
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=120)
+  plt.close(fig)
+  storage.write_atomic(file, buffer.getvalue())
+
+
+def plot_curves(summary: dict, out: epath.Path) -> list[str]:
   names = []
   for x_key, label in (("tokens", "training tokens"), ("flops", "training FLOPs")):
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -54,13 +65,12 @@ def plot_curves(summary: dict, out: Path) -> list[str]:
     ax.legend()
     fig.tight_layout()
     name = f"loss_vs_{x_key}.png"
-    fig.savefig(out / name, dpi=120)
-    plt.close(fig)
+    _save(fig, out / name)
     names.append(name)
   return names
 
 
-def plot_glue(summary: dict, out: Path) -> str | None:
+def plot_glue(summary: dict, out: epath.Path) -> str | None:
   if not summary["glue"]:
     return None
   tasks, variants = summary["tasks"], list(summary["glue"])
@@ -79,13 +89,12 @@ def plot_glue(summary: dict, out: Path) -> str | None:
   ax.set_ylabel("dev score (median, bars: min-max over seeds)")
   ax.legend()
   fig.tight_layout()
-  fig.savefig(out / "glue.png", dpi=120)
-  plt.close(fig)
+  _save(fig, out / "glue.png")
   return "glue.png"
 
 
-def write(summary: dict, out: Path) -> Path:
-  out = Path(out)
+def write(summary: dict, out: str | os.PathLike) -> epath.Path:
+  out = storage.path(out)
   curves = plot_curves(summary, out)
   glue_plot = plot_glue(summary, out)
   p = summary["pretrain_config"]
@@ -112,5 +121,5 @@ def write(summary: dict, out: Path) -> Path:
     lines += ["## GLUE", "", "Skipped: no GLUE data found (set `--config.glue_dir` or "
               "`$GLUE_DIR`).", ""]
   path = out / "report.md"
-  path.write_text("\n".join(lines))
+  storage.write_atomic(path, "\n".join(lines))
   return path

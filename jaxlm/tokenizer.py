@@ -9,16 +9,17 @@ WORKDIR/tokenizer.json, reused on restart, and its hash is recorded with the run
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from pathlib import Path
 from typing import Callable, Iterable
 
 import jax
 import numpy as np
-
+from etils import epath
 from tokenizers import (Tokenizer, decoders, implementations, models, normalizers,
                         pre_tokenizers, trainers)
 
+from jaxlm import storage
 from jaxlm.config import DataError
 from jaxlm.objectives import SpecialTokens
 
@@ -48,32 +49,40 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int) -> Tokeniz
   return tok
 
 
-def load_file(path: str | Path) -> Tokenizer:
-  """An existing tokenizer: tokenizer.json, BERT's vocab.txt, or GPT-2's vocab.json + merges.txt
-  (a directory or either file). Missing jaxlm special tokens are appended to the vocabulary."""
-  path = Path(path)
+def load_file(spec: str | os.PathLike) -> Tokenizer:
+  """An existing tokenizer, local or gs://: tokenizer.json, BERT's vocab.txt, or GPT-2's
+  vocab.json + merges.txt (a directory or either file). Missing jaxlm special tokens are
+  appended to the vocabulary."""
+  path = storage.path(spec)
   if path.is_dir():
     candidates = [path / "tokenizer.json", path / "vocab.json", path / "vocab.txt"]
     found = [c for c in candidates if c.exists()]
     if not found:
-      raise DataError(f"config.data.tokenizer={str(path)!r}: holds no tokenizer.json, "
+      raise DataError(f"config.data.tokenizer={str(spec)!r}: holds no tokenizer.json, "
                        "vocab.json + merges.txt, or vocab.txt")
     path = found[0]
+  if not path.exists():
+    raise DataError(f"config.data.tokenizer={str(spec)!r}: no such file; expected bpe, "
+                    "wordpiece, or a tokenizer.json / vocab.txt / vocab.json + merges.txt path")
+  # Files are read as text and handed over as data, so a gs:// tokenizer reads like a local one.
   if path.name == "tokenizer.json" or path.suffix == ".json" and path.name != "vocab.json":
-    tok = Tokenizer.from_file(str(path))
+    tok = Tokenizer.from_str(path.read_text(encoding="utf-8"))
   elif path.name in ("vocab.json", "merges.txt"):
     vocab, merges = path.parent / "vocab.json", path.parent / "merges.txt"
     if not merges.exists() or not vocab.exists():
-      raise DataError(f"config.data.tokenizer={str(path)!r}: GPT-2 tokenizers need vocab.json "
+      raise DataError(f"config.data.tokenizer={str(spec)!r}: GPT-2 tokenizers need vocab.json "
                        "and merges.txt side by side")
-    tok = implementations.ByteLevelBPETokenizer(str(vocab), str(merges))._tokenizer
+    pairs = [tuple(line.split(" ")) for line in _lines(merges) if not line.startswith("#version")]
+    tok = implementations.ByteLevelBPETokenizer(
+      json.loads(vocab.read_text(encoding="utf-8")), pairs)._tokenizer
   elif path.suffix == ".txt":
-    words = path.read_text(encoding="utf-8").split()
+    # As WordPiece.read_file: one token per line, its id the line number.
+    vocab = {word.rstrip(): i for i, word in enumerate(_lines(path))}
     # Cased BERT vocabularies hold capitalised words; uncased ones never do.
-    cased = any(w[:1].isupper() for w in words if w.isalpha())
-    tok = implementations.BertWordPieceTokenizer(str(path), lowercase=not cased)._tokenizer
+    cased = any(w[:1].isupper() for w in vocab if w.isalpha())
+    tok = implementations.BertWordPieceTokenizer(vocab, lowercase=not cased)._tokenizer
   else:
-    raise DataError(f"config.data.tokenizer={str(path)!r}: expected tokenizer.json, vocab.txt, "
+    raise DataError(f"config.data.tokenizer={str(spec)!r}: expected tokenizer.json, vocab.txt, "
                      "or vocab.json + merges.txt")
   missing = [t for t in SPECIALS if tok.token_to_id(t) is None]
   if missing:
@@ -81,8 +90,14 @@ def load_file(path: str | Path) -> Tokenizer:
   return tok
 
 
-def load_or_train(workdir: Path, spec: str, texts: list[str], vocab_size: int,
-                  cache: Path | None = None) -> Tokenizer:
+def _lines(path: epath.Path) -> list[str]:
+  """Lines split on newlines only, as Rust's `lines()` does (tokens may hold other breaks)."""
+  lines = [line.removesuffix("\r") for line in path.read_text(encoding="utf-8").split("\n")]
+  return lines[:-1] if lines and not lines[-1] else lines
+
+
+def load_or_train(workdir: str | os.PathLike, spec: str, texts: list[str], vocab_size: int,
+                  cache: os.PathLike | None = None) -> Tokenizer:
   """The run's tokenizer: WORKDIR/tokenizer.json if the run has one, else trained (`bpe`,
   `wordpiece`) or loaded (a path), then saved there so every restart uses the same one.
 
@@ -90,27 +105,24 @@ def load_or_train(workdir: Path, spec: str, texts: list[str], vocab_size: int,
   on the same text can differ. Trained tokenizers are therefore kept in `cache`, keyed by
   (kind, vocabulary size, text): every run on the same data gets the very same tokenizer.
   """
-  path = Path(workdir) / "tokenizer.json"
+  path = storage.path(workdir) / "tokenizer.json"
   if path.exists():
-    return Tokenizer.from_file(str(path))
+    return Tokenizer.from_str(path.read_text(encoding="utf-8"))
   if spec in ("bpe", "wordpiece"):
     digest = hashlib.sha256(f"{spec}:{vocab_size}:{len(texts)}".encode())
     for text in texts:
       digest.update(hashlib.sha256(text.encode("utf-8", "replace")).digest())
-    cached = cache / f"{spec}-{vocab_size}-{digest.hexdigest()[:24]}.json" if cache else None
+    cached = (storage.path(cache) / f"{spec}-{vocab_size}-{digest.hexdigest()[:24]}.json"
+              if cache else None)
     if cached is not None and cached.exists():
-      tok = Tokenizer.from_file(str(cached))
+      tok = Tokenizer.from_str(cached.read_text(encoding="utf-8"))
     else:
       tok = train_tokenizer(spec, texts, vocab_size)
       if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tok.save(str(tmp))
-        os.replace(tmp, cached)
+        storage.write_atomic(cached, tok.to_str(pretty=True))
   else:
     tok = load_file(spec)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tok.save(str(path))
+  storage.write_atomic(path, tok.to_str(pretty=True))
   return tok
 
 

@@ -7,16 +7,17 @@ compiled. The host reads each step's metrics one step late, so it never waits on
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
+from etils import epath
 from flax import nnx
 
-from jaxlm import pipeline, sharding, tokenizer
+from jaxlm import pipeline, sharding, storage, tokenizer
 from jaxlm.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
 from jaxlm.config import Config, ConfigError, DataError
 from jaxlm.flops import peak_tflops_per_device, training_flops_per_token
@@ -58,7 +59,7 @@ def evaluate(eval_step, params, rows: pipeline.PackedRows, config: Config, batch
 def _init_from_metadata(config: Config, meta: dict) -> None:
   """Refuses an --init_from run whose tokenizer or shape differs (objective only if allowed)."""
   where = f"--init_from {config.init_from}"
-  saved = Checkpointer(Path(config.init_from), keep=1).latest_metadata()
+  saved = Checkpointer(config.init_from, keep=1).latest_metadata()
   if saved is None:
     raise DataError(f"{where}: holds no readable checkpoint")
   saved = {k: v for k, v in saved.items() if k != "requested"}  # the new run asks afresh
@@ -75,12 +76,12 @@ def _merge_params(fresh: nnx.State, loaded: nnx.State) -> nnx.State:
     treedef, [loaded_by_path.get(path, leaf) for path, leaf in paths_leaves])
 
 
-def _load_data(config: Config, workdir: Path):
+def _load_data(config: Config, workdir: epath.Path):
   """Data and tokenizer; resolves the vocabulary size from the tokenizer. Returns (data,
   special tokens, run metadata for checkpoints)."""
   requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
   if config.init_from and not (workdir / "tokenizer.json").exists():
-    config.data.tokenizer = str(Path(config.init_from) / "tokenizer.json")  # share its tokenizer
+    config.data.tokenizer = str(storage.path(config.init_from) / "tokenizer.json")  # share it
   data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
     lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
                                     config.model.vocab_size,
@@ -113,9 +114,10 @@ class _SigtermFlag:
       signal.signal(signal.SIGTERM, self.previous)
 
 
-def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
-  """Trains `config` in `workdir` (resuming from its newest checkpoint); returns final metrics."""
-  workdir = Path(workdir)
+def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
+  """Trains `config` in `workdir` (local or gs://; resuming from its newest checkpoint); returns
+  final metrics."""
+  workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   check_fits(config, mesh)
   data, special, meta = _load_data(config, workdir)
@@ -137,7 +139,7 @@ def train(config: Config, workdir: str | Path, *, quiet: bool = False) -> dict:
   if restored is not None:
     state = restored
   elif config.init_from:
-    _, loaded = restore_params(Path(config.init_from), mesh)
+    _, loaded = restore_params(config.init_from, mesh)
     state = state.replace(params=_merge_params(state.params, loaded))
   start = int(state.step)
 
