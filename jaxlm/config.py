@@ -104,7 +104,7 @@ class DataConfig:
   packing: Literal["pack", "pad"] = "pack"  # concatenate documents, or one document per row
   heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
   max_chars: int = 0  # read at most this many characters per split (0: all)
-  cache_dir: str = ""  # token cache; "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
+  cache_dir: str = ""  # token cache (local or gs://); "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ class MetricsLogger:
       return
     workdir = storage.path(workdir)
     self.jsonl = storage.JsonLines(workdir / "metrics.jsonl")
-    self.tb = SummaryWriter(os.fspath(workdir / "tensorboard"))
+    self.tb = SummaryWriter(os.fspath(workdir / "tensorboard"), flush_secs=30)
     self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
                          disable=quiet, mininterval=1.0)
 
@@ -45,6 +45,12 @@ class MetricsLogger:
   def advance(self, steps: int) -> None:
     if self.enabled:
       self.bar.update(steps)
+
+  def flush(self) -> None:
+    """Stores what was logged so far (Cloud Storage files are otherwise stored every 30 s)."""
+    if self.enabled:
+      self.jsonl.flush()
+      self.tb.flush()
 
   def close(self) -> None:
     if self.enabled:

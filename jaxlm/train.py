@@ -200,6 +200,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
           raise Preempted(f"preempted at step {done}; checkpoint committed, rerun to resume")
         if config.checkpoint_every and done % config.checkpoint_every == 0:
           ckpt.save(done, state, train_iter, meta)
+          log.flush()  # what a resumed run will not log again is stored with its checkpoint
       flush()
       final_eval = evaluate(eval_step, state.params, data.heldout, config, batch_sh)
     log.write({"step": int(state.step), "split": "eval", **final_eval})

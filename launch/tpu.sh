@@ -22,7 +22,7 @@ Commands:
   run       run the command after -- on every worker at once (--worker=all), in ~/jaxlm
   babysit   loop: (re)create the TPU VM if it is missing, preempted or failed, set it up, run the
             command; stop when the command exits 0. The jaxlm command resumes from the newest
-            checkpoint in its workdir (use a gcsfuse-mounted bucket, e.g. /gcs/BUCKET/run: the VM disk goes with the VM).
+            checkpoint in its workdir (use gs://BUCKET/run: the VM disk goes with the VM).
             Exit status 2 (bad config) or 3 (NaN losses) from jaxlm ends it without retrying
   status    print the queued resource and the TPU VM
   stop      send SIGTERM to `jaxlm train` on every worker (it saves a checkpoint, exits 75);
@@ -57,7 +57,7 @@ Exit status: 0 done, 2 bad usage, otherwise the failing command's status.
 
 Example (single host v4-8, Spot, re-created after every preemption):
   launch/tpu.sh babysit --name my-tpu --zone us-central2-b --accelerator-type v4-8 --spot -- \
-      jaxlm train --config configs/gpt2_124m.py --workdir /gcs/my-bucket/runs/gpt2
+      jaxlm train --config configs/gpt2_124m.py --workdir gs://my-bucket/runs/gpt2
 EOF
 }
 

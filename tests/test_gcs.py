@@ -1,0 +1,136 @@
+"""Cloud Storage: a `gs://` workdir and a `gs://` TFDS data dir, end to end against a local
+Cloud Storage emulator (tests/gcs_emulator.py), through the very clients a TPU VM uses (gcsfs,
+tensorstore, array_record, google-cloud-storage). Every jaxlm command runs as a subprocess with
+the emulator's environment, as on a TPU VM with credentials."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from gcs_emulator import gcs_env
+
+BUCKET = "jaxlm-test"
+TINY = REPO / "configs/tiny.py"
+
+
+@pytest.fixture(scope="module")
+def gcs():
+  """(environment for jaxlm subprocesses, a gcsfs filesystem) on a fresh emulator."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  server = subprocess.Popen([sys.executable, str(REPO / "tests/gcs_emulator.py"), str(port),
+                             BUCKET], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+  try:
+    assert server.stdout.readline().strip() == "ready"
+    env = {**os.environ, **gcs_env(port)}
+    previous = {k: os.environ.get(k) for k in gcs_env(port)}
+    os.environ.update(gcs_env(port))
+    import gcsfs  # noqa: PLC0415
+
+    yield env, gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
+  finally:
+    server.kill()
+    server.wait()
+    for key, value in previous.items():
+      if value is None:
+        os.environ.pop(key, None)
+      else:
+        os.environ[key] = value
+
+
+def _jaxlm(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+  result = subprocess.run([sys.executable, "-m", "jaxlm", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+  if check:
+    assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def _train(env: dict, workdir: str, steps: int, data_dir: str, cache: Path):
+  return _jaxlm(env, "train", "--config", str(TINY), "--workdir", workdir, "--quiet",
+                f"--config.steps={steps}", "--config.checkpoint_every=10",
+                "--config.batch_size=8", "--config.seq_len=64", "--config.log_every=1",
+                "--config.eval_every=0", "--config.eval_batches=1",
+                "--config.model.vocab_size=512", "--config.data.source=tfds:three_books",
+                # A schedule that does not depend on `steps`: 10 + 10 steps are then 20 steps.
+                "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=5",
+                f"--config.data.tfds_data_dir={data_dir}", "--config.data.heldout_frac=0.34",
+                f"--config.data.cache_dir={cache}")
+
+
+def _events(text: str) -> list[dict]:
+  return [json.loads(line) for line in text.splitlines()]
+
+
+def _losses(events: list[dict]) -> dict[int, float]:
+  return {e["step"]: e["loss"] for e in events if e["split"] == "train"}
+
+
+def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, shared_data):
+  env, fs = gcs
+  books = tmp_path / "books"
+  books.mkdir()
+  source = (shared_data / "corpus/tinyshakespeare").glob("*.txt")
+  text = next(source).read_text(encoding="utf-8")
+  for i in range(3):  # three documents: two to train on, one held out
+    (books / f"book{i}.txt").write_text(text[i * 20_000:(i + 1) * 20_000], encoding="utf-8")
+  data_dir = f"gs://{BUCKET}/tfds"
+  _jaxlm(env, "data", "prepare", "--source", f"text:{books}", "--name", "three_books",
+         "--data_dir", data_dir)
+  assert fs.exists(f"{BUCKET}/tfds/three_books/1.0.0/dataset_info.json")
+
+  # The same run in a local workdir (20 steps straight) and in gs:// (10, then resumed to 20).
+  local = tmp_path / "local"
+  _train(env, str(local), 20, data_dir, tmp_path / "cache")
+  run = f"gs://{BUCKET}/runs/tiny"
+  _train(env, run, 10, data_dir, tmp_path / "cache")
+  assert fs.exists(f"{BUCKET}/runs/tiny/checkpoints/10")
+  _train(env, run, 20, data_dir, tmp_path / "cache")
+
+  names = {p.rsplit("/", 1)[1] for p in fs.ls(f"{BUCKET}/runs/tiny")}
+  assert {"config.json", "tokenizer.json", "metrics.jsonl", "checkpoints",
+          "tensorboard"} <= names
+  assert fs.ls(f"{BUCKET}/runs/tiny/tensorboard"), "no TensorBoard event file"
+  assert sorted(int(p.rsplit("/", 1)[1]) for p in fs.ls(f"{BUCKET}/runs/tiny/checkpoints")
+                if p.rsplit("/", 1)[1].isdigit()) == [10, 20]
+  events = _events(fs.cat(f"{BUCKET}/runs/tiny/metrics.jsonl").decode())
+  # One metrics.jsonl across the restart: the first run's lines, then the resumed run's.
+  assert [e["resumed"] for e in events if e["split"] == "setup"] == [False, True]
+  local_events = _events((local / "metrics.jsonl").read_text())
+  assert _losses(events) == _losses(local_events)  # bit-exact, resume included
+  assert fs.cat(f"{BUCKET}/runs/tiny/tokenizer.json") == (local / "tokenizer.json").read_bytes()
+
+  # Inference and fine-tuning read the gs:// run as they read the local one.
+  generate = ("generate", "--prompt", "KING", "--max_new_tokens", "12", "--temperature", "0")
+  assert (_jaxlm(env, *generate, "--workdir", run).stdout ==
+          _jaxlm(env, *generate, "--workdir", str(local)).stdout)
+  _jaxlm(env, "finetune", "--init", run, "--task", "rte", "--glue_dir",
+         str(shared_data / "glue"), "--workdir", f"gs://{BUCKET}/finetune/rte", "--seeds", "1",
+         "--epochs", "1", "--max_train_examples", "64")
+  results = json.loads(fs.cat(f"{BUCKET}/finetune/rte/results.json"))
+  assert results["task"] == "rte" and results["init"] == run
+  assert fs.exists(f"{BUCKET}/finetune/rte/predictions_validation_seed0.tsv")
+
+
+def test_gcs_bad_paths_are_one_line_errors(gcs, tmp_path):
+  env, fs = gcs
+  missing = f"gs://{BUCKET}/no/such/run"
+  result = _jaxlm(env, "train", "--config", str(TINY), "--workdir", str(tmp_path / "run"),
+                  f"--init_from={missing}", check=False)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+    f"jaxlm: error: --init_from {missing}: no such run directory")
+  result = _jaxlm(env, "train", "--config", str(TINY), "--workdir", str(tmp_path / "run"),
+                  f"--config.data.tokenizer=gs://{BUCKET}/no/tokenizer.json", check=False)
+  assert result.returncode == 2
+  assert "config.data.tokenizer='gs://jaxlm-test/no/tokenizer.json'" in result.stderr
+  assert not fs.exists(f"{BUCKET}/no")
