@@ -185,9 +185,10 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLik
     for split, preds in outputs.items():
       metrics[split] = glue_metrics.compute_metrics(task, preds, eval_ex[split].labels)
       metrics[split]["score"] = glue_metrics.glue_score(task, metrics[split])
-      glue_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
-                                     eval_ex[split].indices, preds, eval_ex[split].labels,
-                                     task=task)
+      if jax.process_index() == 0:  # every process holds all predictions; one writes them
+        glue_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
+                                       eval_ex[split].indices, preds, eval_ex[split].labels,
+                                       task=task)
     per_seed.append({"seed": config.seed + seed, "metrics": metrics})
   summary = {split: {name: _summary([s["metrics"][split][name] for s in per_seed])
                      for name in per_seed[0]["metrics"][split]} for split in task.eval_splits}

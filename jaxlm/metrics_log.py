@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+
 import jax
 import tqdm
 from tensorboardX import SummaryWriter
@@ -17,7 +18,7 @@ from jaxlm import storage
 
 class MetricsLogger:
 
-  def __init__(self, workdir: str, total_steps: int, initial_step: int = 0, quiet: bool = False):
+  def __init__(self, workdir: str | os.PathLike, total_steps: int, initial_step: int = 0, quiet: bool = False):
     self.enabled = jax.process_index() == 0
     if not self.enabled:
       return
