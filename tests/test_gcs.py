@@ -5,16 +5,15 @@ the emulator's environment, as on a TPU VM with credentials."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO
 from gcs_emulator import gcs_env
+from helpers_multiprocess import free_port, run_two_processes, train_args
 
 BUCKET = "jaxlm-test"
 TINY = REPO / "configs/tiny.py"
@@ -22,21 +21,18 @@ TINY = REPO / "configs/tiny.py"
 
 @pytest.fixture(scope="module")
 def gcs():
-  """(environment for jaxlm subprocesses, a gcsfs filesystem) on a fresh emulator."""
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
+  """(environment variables that lead jaxlm to the emulator, a gcsfs filesystem on it)."""
+  port = free_port()
   server = subprocess.Popen([sys.executable, str(REPO / "tests/gcs_emulator.py"), str(port),
                              BUCKET], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
   try:
     assert server.stdout.readline().strip() == "ready"
-    env = {**os.environ, **gcs_env(port)}
     previous = {k: os.environ.get(k) for k in gcs_env(port)}
     os.environ.update(gcs_env(port))
     import gcsfs  # noqa: PLC0415
 
-    yield env, gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
+    yield gcs_env(port), gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
   finally:
     server.kill()
     server.wait()
@@ -48,7 +44,8 @@ def gcs():
 
 
 def _jaxlm(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-  result = subprocess.run([sys.executable, "-m", "jaxlm", *args], cwd=REPO, env=env,
+  result = subprocess.run([sys.executable, "-m", "jaxlm", *args], cwd=REPO,
+                          env={**os.environ, **env},
                           capture_output=True, text=True, timeout=300)
   if check:
     assert result.returncode == 0, result.stderr[-3000:]
@@ -134,3 +131,19 @@ def test_gcs_bad_paths_are_one_line_errors(gcs, tmp_path):
   assert result.returncode == 2
   assert "config.data.tokenizer='gs://jaxlm-test/no/tokenizer.json'" in result.stderr
   assert not fs.exists(f"{BUCKET}/no")
+
+
+def test_two_processes_checkpoint_and_resume_together_in_gcs(gcs, shared_data, tmp_path):
+  """As on a multi-host TPU slice: every process writes its shards and its iterator position
+  into one gs:// checkpoint, and both resume from it."""
+  env, fs = gcs
+  run = f"gs://{BUCKET}/runs/two-processes"
+  run_two_processes(train_args(run, shared_data, tmp_path / "cache", 6), env)
+  checkpoints = f"{BUCKET}/runs/two-processes/checkpoints"
+  assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{checkpoints}/6/data")
+                if p.endswith(".json")) == ["process_0-of-2.json", "process_1-of-2.json"]
+  run_two_processes(train_args(run, shared_data, tmp_path / "cache", 9), env)
+  events = _events(fs.cat(f"{BUCKET}/runs/two-processes/metrics.jsonl").decode())
+  assert [e["resumed"] for e in events if e["split"] == "setup"] == [False, True]
+  assert sorted(_losses(events)) == list(range(1, 10))
+  assert {p.rsplit("/", 1)[1] for p in fs.ls(checkpoints)} >= {"3", "6", "9"}

@@ -2,50 +2,12 @@
 with 4 devices, and checkpoint and resume together."""
 
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from conftest import REPO
-
-TINY = REPO / "configs/tiny.py"
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _args(workdir: Path, shared_data: Path, cache: Path, steps: int) -> list[str]:
-  overrides = {"steps": steps, "batch_size": 8, "seq_len": 64, "log_every": 1,
-               "eval_every": 0, "eval_batches": 1, "checkpoint_every": 3,
-               "model.vocab_size": 512, "optimizer.warmup_steps": 2, "objective": "mlm",
-               "data.source": f"text:{shared_data}/corpus/inaugural",
-               "data.cache_dir": cache, "mesh.data": 2, "mesh.fsdp": 2}
-  return [sys.executable, "-m", "jaxlm", "train", "--config", str(TINY), "--workdir",
-          str(workdir), "--quiet", *[f"--config.{k}={v}" for k, v in overrides.items()]]
-
-
-def _env(devices: int) -> dict:
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  env["JAX_PLATFORMS"] = "cpu"
-  return env
-
-
-def _run_two_processes(args: list[str]) -> None:
-  port = _free_port()
-  procs = [subprocess.Popen(args + ["--coordinator_address", f"127.0.0.1:{port}",
-                                    "--num_processes", "2", "--process_id", str(i)],
-                            env=_env(2), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outputs = [p.communicate(timeout=400) for p in procs]
-  for p, (_, err) in zip(procs, outputs):
-    assert p.returncode == 0, err[-3000:]
+from helpers_multiprocess import cpu_env, run_two_processes, train_args
 
 
 def _losses(workdir: Path) -> dict[int, float]:
@@ -60,14 +22,14 @@ def _losses(workdir: Path) -> dict[int, float]:
 def test_two_processes_train_like_one_and_resume_together(shared_data, tmp_path):
   single = tmp_path / "single"
   # One cache: both runs get the very same trained tokenizer.
-  result = subprocess.run(_args(single, shared_data, tmp_path / "cache", 6), env=_env(4),
+  result = subprocess.run(train_args(single, shared_data, tmp_path / "cache", 6), env=cpu_env(4),
                           cwd=REPO, capture_output=True, text=True, timeout=400)
   assert result.returncode == 0, result.stderr[-3000:]
   expected = _losses(single)
   assert sorted(expected) == [1, 2, 3, 4, 5, 6]
 
   multi = tmp_path / "multi"
-  _run_two_processes(_args(multi, shared_data, tmp_path / "cache", 6))
+  run_two_processes(train_args(multi, shared_data, tmp_path / "cache", 6))
   losses = _losses(multi)
   assert sorted(losses) == sorted(expected)  # process 0 logs; process 1 writes nothing
   for step, loss in expected.items():
@@ -81,7 +43,7 @@ def test_two_processes_train_like_one_and_resume_together(shared_data, tmp_path)
     "process_0-of-2.json", "process_1-of-2.json"]  # each host's iterator position
   shutil.rmtree(multi / "checkpoints/6")
   (multi / "metrics.jsonl").unlink()
-  _run_two_processes(_args(multi, shared_data, tmp_path / "cache", 6))
+  run_two_processes(train_args(multi, shared_data, tmp_path / "cache", 6))
   resumed = _losses(multi)
   assert sorted(resumed) == [4, 5, 6]
   for step in (4, 5, 6):
