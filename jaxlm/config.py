@@ -48,6 +48,9 @@ class ModelConfig:
   attention: Literal["auto", "xla", "cudnn", "splash"] = "auto"
   remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
   scan_layers: bool = True
+  # > 0: the loss takes this many positions at a time and remakes their logits in the backward
+  # pass, so the B x T x V float32 logits (3.3 GB for GPT-2 at 16 x 1024) never exist at once.
+  loss_chunk: int = 0
   dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype
   param_dtype: Literal["float32", "bfloat16"] = "float32"
 
@@ -82,6 +85,7 @@ class OptimizerConfig:
   eps: float = 1e-8
   weight_decay: float = 0.1
   grad_clip: float = 1.0  # global-norm clipping; 0 turns it off
+  mu_dtype: Literal["float32", "bfloat16"] = "float32"  # Adam's first moment (bf16: 2 B/param less)
 
 
 @dataclasses.dataclass
@@ -168,6 +172,8 @@ class Config:
     for key in ("eval_every", "checkpoint_every", "keep_period"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
+    if m.loss_chunk < 0:
+      raise ConfigError(f"config.model.loss_chunk={m.loss_chunk}: must be >= 0 (0: no chunks)")
     if m.embed_dim % m.num_heads:
       raise ConfigError(
         f"config.model.num_heads={m.num_heads}: must divide model.embed_dim={m.embed_dim}")

@@ -78,6 +78,32 @@ def _cross_entropy_sums(logits_BxNxV: jax.Array, targets_BxN: jax.Array, weights
   }
 
 
+def _loss_sums(logits_fn, h_BxNxD: jax.Array, targets_BxN: jax.Array, weights_BxN: jax.Array,
+               chunk: int) -> dict[str, jax.Array]:
+  """`_cross_entropy_sums(logits_fn(h))`, or, with `chunk`, the same sums over N in chunks of
+  `chunk` positions: a scan whose body is rematerialised, so each chunk's B x chunk x V logits
+  are made, reduced and dropped, and remade in the backward pass."""
+  N = h_BxNxD.shape[1]
+  if not chunk or chunk >= N:
+    return _cross_entropy_sums(logits_fn(h_BxNxD), targets_BxN, weights_BxN)
+  pad = -N % chunk  # padded positions carry weight 0
+  h_BxNxD = jnp.pad(h_BxNxD, ((0, 0), (0, pad), (0, 0)))
+  targets_BxN, weights_BxN = (jnp.pad(x, ((0, 0), (0, pad))) for x in (targets_BxN, weights_BxN))
+
+  def chunks(x):  # B x N x ... -> C x B x chunk x ...
+    return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+
+  @jax.checkpoint
+  def add_chunk(total, chunk_xs):
+    sums = _cross_entropy_sums(logits_fn(chunk_xs[0]), chunk_xs[1], chunk_xs[2])
+    return jax.tree.map(jnp.add, total, sums), None
+
+  zeros = {k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "correct_sum", "count")}
+  total, _ = jax.lax.scan(add_chunk, zeros,
+                          (chunks(h_BxNxD), chunks(targets_BxN), chunks(weights_BxN)))
+  return total
+
+
 def objective_sums(model: LanguageModel, batch: dict[str, jax.Array], key: jax.Array,
                    config: Config, special: SpecialTokens, dropout: bool) -> dict[str, jax.Array]:
   """Loss, correct predictions and predicted-token count, summed over the batch.
@@ -97,7 +123,8 @@ def objective_sums(model: LanguageModel, batch: dict[str, jax.Array], key: jax.A
     h_BxTxD = model.hidden(inputs_BxT, MaskSpec("bidirectional", seg_BxT), positions_BxT,
                            dropout_key)
     h_BxMxD = jnp.take_along_axis(h_BxTxD, pos_BxM[..., None], axis=1)
-    return _cross_entropy_sums(model.mlm_logits(h_BxMxD), targets_BxM, weights_BxM)
+    return _loss_sums(model.mlm_logits, h_BxMxD, targets_BxM, weights_BxM,
+                      config.model.loss_chunk)
 
   # CLM and prefix-LM: position t predicts token t+1 of the same document.
   targets_BxT = jnp.roll(tokens_BxT, -1, axis=1)
@@ -112,7 +139,7 @@ def objective_sums(model: LanguageModel, batch: dict[str, jax.Array], key: jax.A
     # position t is scored when its target t+1 lies at or after the prefix end.
     weights_BxT &= jnp.arange(T)[None, :] >= prefix_len_B[:, None] - 1
   h_BxTxD = model.hidden(tokens_BxT, spec, positions_BxT, dropout_key)
-  return _cross_entropy_sums(model.lm_logits(h_BxTxD), targets_BxT, weights_BxT)
+  return _loss_sums(model.lm_logits, h_BxTxD, targets_BxT, weights_BxT, config.model.loss_chunk)
 
 
 def summarize(sums: dict[str, jax.Array], objective: str) -> dict[str, jax.Array]:

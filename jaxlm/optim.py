@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from jaxlm.config import OptimizerConfig
@@ -39,8 +40,10 @@ def decay_mask(params):
 
 
 def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> optax.GradientTransformation:
+  # The second moment stays float32: bf16 cannot hold the squared small gradients it averages.
   adamw = optax.adamw(schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
-                      weight_decay=cfg.weight_decay, mask=decay_mask)
+                      weight_decay=cfg.weight_decay, mask=decay_mask,
+                      mu_dtype=jnp.bfloat16 if cfg.mu_dtype == "bfloat16" else None)
   if cfg.grad_clip > 0:
     return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adamw)
   return adamw

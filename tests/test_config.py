@@ -51,6 +51,9 @@ def test_nested_overrides_are_typed():
   ("mesh.data", "0", "config.mesh.data=0: must be a positive integer or -1"),
   ("data.source", "s3://x", "config.data.source='s3://x': unknown scheme"),
   ("model", "3", "config.model: is a group"),
+  ("model.loss_chunk", "-1", "config.model.loss_chunk=-1: must be >= 0 (0: no chunks)"),
+  ("optimizer.mu_dtype", "float16",
+   "config.optimizer.mu_dtype='float16': allowed values are float32, bfloat16"),
 ])
 def test_bad_overrides_name_the_key_and_what_is_allowed(key, value, message):
   with pytest.raises(ConfigError) as err:

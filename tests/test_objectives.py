@@ -135,26 +135,61 @@ def test_flops_per_token_by_hand():
   assert training_flops_per_token(mlm) == pytest.approx(6 * (blocks + 0.15 * (D * D + D * V)))
 
 
-def test_grad_accumulation_matches_one_big_batch():
-  from test_sharding import _mesh
+def _one_step(cfg: Config, mesh) -> tuple[float, list, object]:
+  """(loss, updated parameters, optimizer state) of one jitted train step on a packed batch."""
   from jaxlm import sharding
+  from jaxlm.optim import make_optimizer
   from jaxlm.step import jit_steps
   from jaxlm.train_state import create_train_state
-  from jaxlm.optim import make_optimizer
+
+  tx = make_optimizer(cfg.optimizer, cfg.steps)
+  graphdef, state, state_sh = create_train_state(cfg, mesh, tx)
+  step, _ = jit_steps(graphdef, cfg, SPECIAL, tx, state_sh, sharding.batch_sharding(mesh))
+  batch = {k: jnp.asarray(v) for k, v in packed_batch().items()}
+  with jax.set_mesh(mesh):
+    state, metrics = step(state, batch)
+  return float(metrics["loss"]), jax.tree.leaves(state.params), state.opt_state
+
+
+def _assert_same_step(a, b, rtol: float) -> None:
+  assert a[0] == pytest.approx(b[0], rel=rtol)
+  for x, y in zip(a[1], b[1]):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-6)
+
+
+def test_grad_accumulation_matches_one_big_batch():
+  from test_sharding import _mesh
 
   results = []
   for accum in (1, 2, 4):
     cfg = tiny_config("clm")
     cfg.grad_accum = accum
-    mesh = _mesh(1, 1, 1, jax.devices()[:1])
-    tx = make_optimizer(cfg.optimizer, cfg.steps)
-    graphdef, state, state_sh = create_train_state(cfg, mesh, tx)
-    step, _ = jit_steps(graphdef, cfg, SPECIAL, tx, state_sh, sharding.batch_sharding(mesh))
-    batch = {k: jnp.asarray(v) for k, v in packed_batch().items()}
-    with jax.set_mesh(mesh):
-      state, metrics = step(state, batch)
-    results.append((float(metrics["loss"]), jax.tree.leaves(state.params)))
-  for loss, params in results[1:]:
-    assert loss == pytest.approx(results[0][0], rel=1e-5)
-    for a, b in zip(params, results[0][1]):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    results.append(_one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1])))
+  for result in results[1:]:
+    _assert_same_step(result, results[0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("objective,chunk", [("clm", 6), ("prefix_lm", 5), ("mlm", 1)])
+def test_chunked_loss_matches_the_whole_loss_on_a_sharded_mesh(objective, chunk):
+  """Chunks change where the logits live, not the step: same loss, same updated parameters.
+  (T = 16 in chunks of 6 or 5: the last chunk is padded with positions of weight 0; MLM scores
+  M = 3 positions, one per chunk.)"""
+  from test_sharding import _mesh
+
+  whole = _one_step(tiny_config(objective), _mesh(2, 2, 2))
+  chunked = _one_step(tiny_config(objective, loss_chunk=chunk), _mesh(2, 2, 2))
+  _assert_same_step(chunked, whole, rtol=1e-5)
+
+
+def test_adam_first_moment_in_bfloat16():
+  from test_sharding import _mesh
+
+  cfg = tiny_config("clm")
+  f32 = _one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1]))
+  cfg.optimizer.mu_dtype = "bfloat16"
+  bf16 = _one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1]))
+  adam = next(s for s in jax.tree.leaves(bf16[2], is_leaf=lambda x: hasattr(x, "mu"))
+              if hasattr(s, "mu"))
+  assert {x.dtype for x in jax.tree.leaves(adam.mu)} == {jnp.dtype(jnp.bfloat16)}
+  assert {x.dtype for x in jax.tree.leaves(adam.nu)} == {jnp.dtype(jnp.float32)}
+  _assert_same_step(bf16, f32, rtol=1e-2)  # the first step's update is m / sqrt(v): bf16-close
