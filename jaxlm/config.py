@@ -44,7 +44,10 @@ class ModelConfig:
   layer_norm_eps: float = 1e-5
   # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
   activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
-  dropout: float = 0.0
+  dropout: float = 0.0  # on embeddings and residual branches
+  # On attention probabilities (BERT and GPT-2 used 0.1). Training then runs attention in its
+  # explicit form (no fused kernel drops probabilities); evaluation keeps the fast kernel.
+  attention_dropout: float = 0.0
   attention: Literal["auto", "xla", "cudnn", "splash"] = "auto"
   remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
   scan_layers: bool = True
@@ -188,7 +191,8 @@ class Config:
     if self.batch_size % self.grad_accum:
       raise ConfigError(
         f"config.grad_accum={self.grad_accum}: must divide batch_size={self.batch_size}")
-    for key, value in (("model.dropout", m.dropout), ("data.heldout_frac", self.data.heldout_frac)):
+    for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
+                       ("data.heldout_frac", self.data.heldout_frac)):
       if not 0.0 <= value < 1.0:
         raise ConfigError(f"config.{key}={value}: must be in [0, 1)")
     mlm = self.mlm

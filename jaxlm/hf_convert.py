@@ -170,7 +170,10 @@ def _bert_config(hf: dict[str, Any], hf_dir: Path) -> Config:
     embed_dim=D, num_heads=hf["num_attention_heads"], num_layers=hf["num_hidden_layers"],
     mlp_dim=hf.get("intermediate_size", 4 * D), norm="post",
     layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-    activation=_activation(hf, "hidden_act", hf_dir))
+    activation=_activation(hf, "hidden_act", hf_dir),
+    # Fine-tuning drops as the checkpoint's authors did (BERT: 0.1 and 0.1).
+    dropout=hf.get("hidden_dropout_prob", 0.1),
+    attention_dropout=hf.get("attention_probs_dropout_prob", 0.1))
 
 
 def _gpt2_config(hf: dict[str, Any], hf_dir: Path) -> Config:
@@ -181,7 +184,8 @@ def _gpt2_config(hf: dict[str, Any], hf_dir: Path) -> Config:
     "clm", hf_dir, vocab_size=hf["vocab_size"], max_seq_len=hf["n_positions"], embed_dim=D,
     num_heads=hf["n_head"], num_layers=hf["n_layer"], mlp_dim=hf.get("n_inner") or 4 * D,
     norm="pre", layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-    activation=_activation(hf, "activation_function", hf_dir))
+    activation=_activation(hf, "activation_function", hf_dir),
+    dropout=hf.get("resid_pdrop", 0.1), attention_dropout=hf.get("attn_pdrop", 0.1))
 
 
 class _Weights:

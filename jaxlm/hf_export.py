@@ -94,7 +94,7 @@ def _bert_out(config: Config, p: dict[str, np.ndarray],
     "max_position_embeddings": m.max_seq_len, "type_vocab_size": 2,
     "layer_norm_eps": m.layer_norm_eps, "position_embedding_type": "absolute",
     # jaxlm drops out hidden states only, never attention probabilities.
-    "hidden_dropout_prob": m.dropout, "attention_probs_dropout_prob": 0.0,
+    "hidden_dropout_prob": m.dropout, "attention_probs_dropout_prob": m.attention_dropout,
     "initializer_range": 0.02, "tie_word_embeddings": True, "is_decoder": False,
     "pad_token_id": specials.get(jaxlm_tokenizer.PAD) or 0, "dtype": "float32",
   }
@@ -132,7 +132,7 @@ def _gpt2_out(config: Config, p: dict[str, np.ndarray],
     "n_embd": m.embed_dim, "n_layer": L, "n_head": m.num_heads, "n_inner": m.mlp_dim,
     "n_positions": m.max_seq_len, "activation_function": ACTIVATION_TO_HF[m.activation],
     "layer_norm_epsilon": m.layer_norm_eps, "resid_pdrop": m.dropout, "embd_pdrop": m.dropout,
-    "attn_pdrop": 0.0, "initializer_range": 0.02, "scale_attn_weights": True,
+    "attn_pdrop": m.attention_dropout, "initializer_range": 0.02, "scale_attn_weights": True,
     "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
     "tie_word_embeddings": True, "bos_token_id": eos, "eos_token_id": eos, "dtype": "float32",
   }

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlm import sharding
-from jaxlm.attention import MaskSpec, dot_product_attention, resolve_kernel
+from jaxlm.attention import MaskSpec, dot_product_attention, dropout_attention, resolve_kernel
 from jaxlm.config import ModelConfig
 
 # Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
@@ -84,13 +84,18 @@ class Attention(nnx.Module):
                                  bias_init=_zeros(("norm",)), **proj)
     self.kernel = resolve_kernel(cfg.attention, cfg.dtype)
 
-  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array) -> jax.Array:
+  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+               dropout_key: jax.Array | None = None) -> jax.Array:
     q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
     v_BxTxHxK = self.value(x_BxTxD)
     if self.cfg.position == "rope":
       q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
       k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
-    o_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
+    if dropout_key is not None and self.cfg.attention_dropout > 0:
+      o_BxTxHxK = dropout_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec,
+                                    self.cfg.attention_dropout, dropout_key)
+    else:
+      o_BxTxHxK = dot_product_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
     return self.out(o_BxTxHxK)
 
 
@@ -151,14 +156,16 @@ class Block(nnx.Module):
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
                dropout_key: jax.Array | None) -> jax.Array:
-    return self._layer(x_BxTxD, lambda h: self.attn(h, spec, positions_BxT), dropout_key)
+    return self._layer(x_BxTxD, lambda h, key: self.attn(h, spec, positions_BxT, key),
+                       dropout_key)
 
   def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
              start: jax.Array):
     """The same layer over a chunk of generated tokens, reading and extending the KV cache."""
     updated = {}
 
-    def attend(h_BxTxD):
+    def attend(h_BxTxD, dropout_key):
+      del dropout_key  # generation never drops
       out, updated["cache"] = self.attn.decode(h_BxTxD, positions_BxT, cache, valid_BxS, start)
       return out
 
@@ -167,15 +174,16 @@ class Block(nnx.Module):
   def _layer(self, x_BxTxD: jax.Array, attend, dropout_key: jax.Array | None) -> jax.Array:
     deterministic = dropout_key is None
     k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+    k_attn = jax.random.fold_in(dropout_key, 2) if dropout_key is not None else None
 
     def drop(y, key):
       return self.dropout(y, deterministic=deterministic, rngs=key)
 
     if self.pre_norm:
-      x_BxTxD = x_BxTxD + drop(attend(self.attn_norm(x_BxTxD)), k1)
+      x_BxTxD = x_BxTxD + drop(attend(self.attn_norm(x_BxTxD), k_attn), k1)
       x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
     else:
-      x_BxTxD = self.attn_norm(x_BxTxD + drop(attend(x_BxTxD), k1))
+      x_BxTxD = self.attn_norm(x_BxTxD + drop(attend(x_BxTxD, k_attn), k1))
       x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 

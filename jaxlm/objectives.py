@@ -114,7 +114,8 @@ def objective_sums(model: LanguageModel, batch: dict[str, jax.Array], key: jax.A
   positions_BxT = batch["positions"]
   B, T = tokens_BxT.shape
   k_objective, k_dropout = jax.random.split(key)
-  dropout_key = k_dropout if dropout and config.model.dropout > 0 else None
+  drops = config.model.dropout > 0 or config.model.attention_dropout > 0
+  dropout_key = k_dropout if dropout and drops else None
 
   if config.objective == "mlm":
     eligible_BxT = (seg_BxT > 0) & ~jnp.isin(tokens_BxT, jnp.asarray(special.special_ids))

@@ -2,7 +2,6 @@
 non-finite steps, and a battery of bad inputs that must never touch existing checkpoints."""
 
 import hashlib
-import json
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from helpers_cli import logged_losses
 from helpers_model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.checkpoint import Checkpointer
@@ -42,13 +42,7 @@ def _cli(workdir: Path, overrides: dict, *extra: str) -> list[str]:
 
 
 def _losses(workdir: Path) -> dict[int, float]:
-  """The last logged loss for each step (a resumed run logs some steps twice)."""
-  losses = {}
-  for line in (workdir / "metrics.jsonl").read_text().splitlines():
-    event = json.loads(line)
-    if event["split"] == "train":
-      losses[event["step"]] = event["loss"]
-  return losses
+  return logged_losses((workdir / "metrics.jsonl").read_text())
 
 
 def _wait_for_step(workdir: Path, step: int, process: subprocess.Popen) -> None:

@@ -52,6 +52,7 @@ def test_nested_overrides_are_typed():
   ("data.source", "s3://x", "config.data.source='s3://x': unknown scheme"),
   ("model", "3", "config.model: is a group"),
   ("model.loss_chunk", "-1", "config.model.loss_chunk=-1: must be >= 0 (0: no chunks)"),
+  ("model.attention_dropout", "1.0", "config.model.attention_dropout=1.0: must be in [0, 1)"),
   ("optimizer.mu_dtype", "float16",
    "config.optimizer.mu_dtype='float16': allowed values are float32, bfloat16"),
 ])

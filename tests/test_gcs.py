@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REPO
 from gcs_emulator import gcs_env
-from helpers_multiprocess import free_port, run_two_processes, train_args
+from helpers_cli import free_port, logged_losses, run_two_processes, train_args
 
 BUCKET = "jaxlm-test"
 TINY = REPO / "configs/tiny.py"
@@ -68,10 +68,6 @@ def _events(text: str) -> list[dict]:
   return [json.loads(line) for line in text.splitlines()]
 
 
-def _losses(events: list[dict]) -> dict[int, float]:
-  return {e["step"]: e["loss"] for e in events if e["split"] == "train"}
-
-
 def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, shared_data):
   env, fs = gcs
   books = tmp_path / "books"
@@ -99,11 +95,11 @@ def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, s
   assert fs.ls(f"{BUCKET}/runs/tiny/tensorboard"), "no TensorBoard event file"
   assert sorted(int(p.rsplit("/", 1)[1]) for p in fs.ls(f"{BUCKET}/runs/tiny/checkpoints")
                 if p.rsplit("/", 1)[1].isdigit()) == [10, 20]
-  events = _events(fs.cat(f"{BUCKET}/runs/tiny/metrics.jsonl").decode())
+  metrics = fs.cat(f"{BUCKET}/runs/tiny/metrics.jsonl").decode()
   # One metrics.jsonl across the restart: the first run's lines, then the resumed run's.
-  assert [e["resumed"] for e in events if e["split"] == "setup"] == [False, True]
-  local_events = _events((local / "metrics.jsonl").read_text())
-  assert _losses(events) == _losses(local_events)  # bit-exact, resume included
+  assert [e["resumed"] for e in _events(metrics) if e["split"] == "setup"] == [False, True]
+  # Bit-exact, resume included.
+  assert logged_losses(metrics) == logged_losses((local / "metrics.jsonl").read_text())
   assert fs.cat(f"{BUCKET}/runs/tiny/tokenizer.json") == (local / "tokenizer.json").read_bytes()
 
   # Inference and fine-tuning read the gs:// run as they read the local one.
@@ -143,7 +139,7 @@ def test_two_processes_checkpoint_and_resume_together_in_gcs(gcs, shared_data, t
   assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{checkpoints}/6/data")
                 if p.endswith(".json")) == ["process_0-of-2.json", "process_1-of-2.json"]
   run_two_processes(train_args(run, shared_data, tmp_path / "cache", 9), env)
-  events = _events(fs.cat(f"{BUCKET}/runs/two-processes/metrics.jsonl").decode())
-  assert [e["resumed"] for e in events if e["split"] == "setup"] == [False, True]
-  assert sorted(_losses(events)) == list(range(1, 10))
+  metrics = fs.cat(f"{BUCKET}/runs/two-processes/metrics.jsonl").decode()
+  assert [e["resumed"] for e in _events(metrics) if e["split"] == "setup"] == [False, True]
+  assert sorted(logged_losses(metrics)) == list(range(1, 10))
   assert {p.rsplit("/", 1)[1] for p in fs.ls(checkpoints)} >= {"3", "6", "9"}

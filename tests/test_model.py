@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from helpers_model import SPECIAL, model, packed_batch, tiny_config
-from jaxlm.attention import MaskSpec
+from jaxlm.attention import MaskSpec, dot_product_attention, dropout_attention
 from jaxlm.objectives import objective_sums
 
 T = 12
 
 
-def _dependence(cfg, spec: MaskSpec, segment_ids=None) -> np.ndarray:
+def _dependence(cfg, spec: MaskSpec, dropout_key=None) -> np.ndarray:
   """dep[i, j] = |d out[i] / d in[j]| for one row: which inputs each position sees."""
   m = model(cfg)
   backbone = m.backbone
@@ -23,7 +23,7 @@ def _dependence(cfg, spec: MaskSpec, segment_ids=None) -> np.ndarray:
   w_D = jax.random.normal(jax.random.key(2), (cfg.model.embed_dim,))
 
   def out_i(x, i):
-    return backbone.encode(x, spec, positions)[0, i] @ w_D
+    return backbone.encode(x, spec, positions, dropout_key)[0, i] @ w_D
 
   rows = [jnp.abs(jax.grad(out_i)(x_1xTxD, i)[0]).sum(-1) for i in range(T)]
   return np.asarray(jnp.stack(rows))
@@ -35,6 +35,44 @@ def test_clm_is_causal_by_gradient(position):
   future = np.triu(np.ones((T, T), bool), k=1)
   assert np.all(dep[future] == 0.0)
   assert np.all(dep[~future] > 0.0)
+
+
+def test_clm_stays_causal_with_attention_and_residual_dropout():
+  cfg = tiny_config("clm", dropout=0.1, attention_dropout=0.5)
+  dep = _dependence(cfg, MaskSpec("causal"), jax.random.key(3))
+  assert np.all(dep[np.triu(np.ones((T, T), bool), k=1)] == 0.0)
+  assert np.any(dep != _dependence(cfg, MaskSpec("causal")))  # the dropout did act
+
+
+def _qkv(B: int, T: int, H: int, K: int, seed: int = 0):
+  keys = jax.random.split(jax.random.key(seed), 3)
+  return [jax.random.normal(k, (B, T, H, K)) for k in keys]
+
+
+@pytest.mark.parametrize("kind", ["causal", "prefix", "bidirectional"])
+def test_attention_dropout_at_rate_zero_is_the_xla_kernel(kind):
+  q, k, v = _qkv(2, T, 2, 8)
+  seg = jnp.array([[1] * 7 + [2] * 3 + [0] * 2, [1] * T])
+  spec = MaskSpec(kind, seg, jnp.array([4, 9]) if kind == "prefix" else None)
+  np.testing.assert_allclose(dropout_attention(q, k, v, spec, 0.0, jax.random.key(0)),
+                             dot_product_attention(q, k, v, spec, "xla"), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_dropout_drops_probabilities_at_its_rate_and_rescales_the_rest():
+  B, S, H, rate = 4, 64, 2, 0.25
+  q, k, _ = _qkv(B, S, H, S)
+  # One-hot values: the output row of each query is its (dropped, rescaled) probability row.
+  v = jnp.broadcast_to(jnp.eye(S)[None, :, None, :], (B, S, H, S))
+  spec = MaskSpec("causal")
+  probs = np.asarray(dropout_attention(q, k, v, spec, 0.0, jax.random.key(0)))
+  out = np.asarray(dropout_attention(q, k, v, spec, rate, jax.random.key(1)))
+  allowed = np.broadcast_to(np.tril(np.ones((S, S), bool))[None, :, None, :], out.shape)
+  assert np.all(out[~allowed] == 0.0)
+  kept = allowed & (out != 0.0)
+  dropped = allowed.sum() - kept.sum()
+  n = allowed.sum()
+  assert abs(dropped / n - rate) < 4 * np.sqrt(rate * (1 - rate) / n)
+  np.testing.assert_allclose(out[kept], probs[kept] / (1 - rate), rtol=1e-5)
 
 
 def test_prefix_lm_is_bidirectional_inside_the_prefix_and_causal_after():

@@ -7,16 +7,11 @@ import subprocess
 from pathlib import Path
 
 from conftest import REPO
-from helpers_multiprocess import cpu_env, run_two_processes, train_args
+from helpers_cli import cpu_env, logged_losses, run_two_processes, train_args
 
 
 def _losses(workdir: Path) -> dict[int, float]:
-  losses = {}
-  for line in (workdir / "metrics.jsonl").read_text().splitlines():
-    event = json.loads(line)
-    if event["split"] == "train":
-      losses[event["step"]] = event["loss"]
-  return losses
+  return logged_losses((workdir / "metrics.jsonl").read_text())
 
 
 def test_two_processes_train_like_one_and_resume_together(shared_data, tmp_path):

@@ -1,5 +1,7 @@
-"""Running several jaxlm processes on this machine, joined by jax.distributed over gloo."""
+"""Running jaxlm commands as processes (one, or several joined by jax.distributed over gloo),
+and reading the losses they log."""
 
+import json
 import os
 import socket
 import subprocess
@@ -42,3 +44,10 @@ def train_args(workdir, shared_data, cache, steps: int) -> list[str]:
   return [sys.executable, "-m", "jaxlm", "train", "--config", str(REPO / "configs/tiny.py"),
           "--workdir", str(workdir), "--quiet",
           *[f"--config.{k}={v}" for k, v in overrides.items()]]
+
+
+def logged_losses(metrics_jsonl: str) -> dict[int, float]:
+  """{step: loss} from a metrics.jsonl text, the last line for each step winning (a resumed run
+  logs again the steps after its checkpoint)."""
+  events = (json.loads(line) for line in metrics_jsonl.splitlines())
+  return {e["step"]: e["loss"] for e in events if e["split"] == "train"}
