@@ -26,10 +26,10 @@ def gcs():
   server = subprocess.Popen([sys.executable, str(REPO / "tests/gcs_emulator.py"), str(port),
                              BUCKET], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
+  previous = {k: os.environ.get(k) for k in gcs_env(port)}
   try:
     assert server.stdout.readline().strip() == "ready"
-    previous = {k: os.environ.get(k) for k in gcs_env(port)}
-    os.environ.update(gcs_env(port))
+    os.environ.update(gcs_env(port))  # for gcsfs here; the jaxlm processes get it passed
     import gcsfs  # noqa: PLC0415
 
     yield gcs_env(port), gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
