@@ -1,9 +1,9 @@
-"""Documents from local text: the `default` corpus and `text:PATH[,PATH...]` sources.
+"""Documents from text files: the `default` corpus and `text:PATH[,PATH...]` sources.
 
 `default` is the public-domain corpus embedded in `jaxlm/corpus` (see its SOURCES.md);
-`text:` takes files, directories and globs. Each file is a document; Project Gutenberg headers
-and footers are stripped. Documents are held out for evaluation by a hash of their name, so the
-split never depends on file order or on the machine.
+`text:` takes files, directories and globs, local or `gs://`. Each file is a document; Project
+Gutenberg headers and footers are stripped. Documents are held out for evaluation by a hash of
+their name, so the split never depends on file order or on the machine.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ import re
 import warnings
 from pathlib import Path
 
+from etils import epath
 
+from jaxlm import storage
 from jaxlm.config import ConfigError, DataError
+
+_WILDCARDS = "*?["
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*$", re.M)
@@ -30,16 +34,20 @@ def strip_gutenberg(text: str) -> str:
   return text.strip()
 
 
-def source_files(source: str) -> list[Path]:
+def source_files(source: str) -> list[Path | epath.Path]:
   """Expands `default` or `text:PATH[,PATH...]` to a sorted list of files."""
   if source == "default":
     return sorted(p for p in CORPUS_DIR.rglob("*.txt"))
   if not source.startswith("text:"):
     raise ConfigError(f"config.data.source={source!r}: unknown scheme; allowed: 'default', "
                       "'text:PATH[,PATH...]', 'tfds:NAME[/CONFIG][:SPLIT]'")
-  files: list[Path] = []
+  files: list[Path | epath.Path] = []
   for part in filter(None, source[len("text:"):].split(",")):
-    matches = sorted(glob.glob(part, recursive=True)) if any(c in part for c in "*?[") else [part]
+    if storage.is_remote(part):
+      files.extend(_remote_files(part))
+      continue
+    wild = any(c in part for c in _WILDCARDS)
+    matches = sorted(glob.glob(part, recursive=True)) if wild else [part]
     if not matches or not all(Path(m).exists() for m in matches):
       raise DataError(f"config.data.source: {part!r} does not exist")
     for match in map(Path, matches):
@@ -52,7 +60,35 @@ def source_files(source: str) -> list[Path]:
   return files
 
 
-def read_documents(files: list[Path]) -> dict[str, str]:
+def _remote_files(part: str) -> list[epath.Path]:
+  """A gs:// file, directory (every file below it) or glob, as `source_files` takes local ones."""
+  first = min((part.index(c) for c in _WILDCARDS if c in part), default=None)
+  if first is None:
+    matches = [m for m in [storage.path(part)] if m.exists()]
+  else:
+    root = part[:first].rsplit("/", 1)[0]  # the deepest directory above the first wildcard
+    matches = sorted(storage.path(root).glob(part[len(root) + 1:]))
+  if not matches:
+    raise DataError(f"config.data.source: {part!r} does not exist")
+  files = []
+  for match in matches:
+    found = sorted(_files_below(match)) if match.is_dir() else [match]
+    if not found:
+      raise DataError(f"config.data.source: directory {part!r} holds no files")
+    files.extend(found)
+  return files
+
+
+def _files_below(directory: epath.Path):
+  # Not rglob: epath refuses `**` on Cloud Storage; nor walk, whose paths lose their gs://.
+  for entry in directory.iterdir():
+    if entry.is_dir():
+      yield from _files_below(entry)
+    else:
+      yield entry
+
+
+def read_documents(files: list[Path | epath.Path]) -> dict[str, str]:
   docs = {}
   for path in files:
     raw = path.read_bytes()

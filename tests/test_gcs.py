@@ -76,9 +76,11 @@ def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, s
   text = next(source).read_text(encoding="utf-8")
   for i in range(3):  # three documents: two to train on, one held out
     (books / f"book{i}.txt").write_text(text[i * 20_000:(i + 1) * 20_000], encoding="utf-8")
+  fs.put(str(books), f"{BUCKET}/books", recursive=True)
   data_dir = f"gs://{BUCKET}/tfds"
-  _jaxlm(env, "data", "prepare", "--source", f"text:{books}", "--name", "three_books",
-         "--data_dir", data_dir)
+  # Text read from the bucket, prepared into the bucket.
+  _jaxlm(env, "data", "prepare", "--source", f"text:gs://{BUCKET}/books/book*.txt", "--name",
+         "three_books", "--data_dir", data_dir)
   assert fs.exists(f"{BUCKET}/tfds/three_books/1.0.0/dataset_info.json")
 
   # The same run in a local workdir (20 steps straight) and in gs:// (10, then resumed to 20).
@@ -112,6 +114,22 @@ def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, s
   results = json.loads(fs.cat(f"{BUCKET}/finetune/rte/results.json"))
   assert results["task"] == "rte" and results["init"] == run
   assert fs.exists(f"{BUCKET}/finetune/rte/predictions_validation_seed0.tsv")
+
+
+def test_gcs_text_sources_expand_like_local_ones(gcs, tmp_path):
+  from jaxlm.text_data import DataError, read_documents, source_files  # noqa: PLC0415
+
+  _, fs = gcs
+  for name in ("a.txt", "sub/b.txt", "sub/c.md"):
+    fs.pipe(f"{BUCKET}/texts/{name}", f"text of {name}".encode())
+  root = f"gs://{BUCKET}/texts"
+  every = [f"{root}/a.txt", f"{root}/sub/b.txt", f"{root}/sub/c.md"]
+  assert [str(p) for p in source_files(f"text:{root}")] == every
+  listed = source_files(f"text:{root}/sub/*.txt,{root}/a.txt")
+  assert [str(p) for p in listed] == [every[1], every[0]]
+  assert read_documents(source_files(f"text:{root}/sub/b.txt")) == {every[1]: "text of sub/b.txt"}
+  with pytest.raises(DataError, match="'gs://jaxlm-test/texts/nope' does not exist"):
+    source_files(f"text:{root}/nope")
 
 
 def test_gcs_bad_paths_are_one_line_errors(gcs, tmp_path):
