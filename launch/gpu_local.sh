@@ -31,25 +31,8 @@ Example:
 EOF
 }
 
-die_usage() { echo "$PROG: error: $* (see $PROG --help)" >&2; exit 2; }
-
-quote_arg() {
-  local a="$1"
-  if [[ -n "$a" && "$a" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-    printf '%s' "$a"
-  elif [[ "$a" =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s' "${BASH_REMATCH[1]}"
-    quote_arg "${BASH_REMATCH[2]}"
-  else
-    printf "'%s'" "${a//\'/\'\\\'\'}"
-  fi
-}
-
-shell_join() {
-  local out="" a
-  for a in "$@"; do out+="${out:+ }$(quote_arg "$a")"; done
-  printf '%s\n' "$out"
-}
+# shellcheck source=launch/shell_quoting.sh
+source "$(dirname "${BASH_SOURCE[0]}")/shell_quoting.sh"
 
 DRY_RUN="${DRY_RUN:-0}"
 if [[ "$DRY_RUN" != 0 ]]; then DRY_RUN=1; fi

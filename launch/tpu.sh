@@ -61,27 +61,9 @@ Example (single host v4-8, Spot, re-created after every preemption):
 EOF
 }
 
-die_usage() { echo "$PROG: error: $* (see $PROG --help)" >&2; exit 2; }
+# shellcheck source=launch/shell_quoting.sh
+source "$(dirname "${BASH_SOURCE[0]}")/shell_quoting.sh"
 log() { echo "[$PROG $(date -u +%H:%M:%S)] $*" >&2; }
-
-# One argument, quoted for a shell where needed; --flag=value keeps its flag unquoted.
-quote_arg() {
-  local a="$1"
-  if [[ -n "$a" && "$a" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-    printf '%s' "$a"
-  elif [[ "$a" =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s' "${BASH_REMATCH[1]}"
-    quote_arg "${BASH_REMATCH[2]}"
-  else
-    printf "'%s'" "${a//\'/\'\\\'\'}"
-  fi
-}
-
-shell_join() {
-  local out="" a
-  for a in "$@"; do out+="${out:+ }$(quote_arg "$a")"; done
-  printf '%s\n' "$out"
-}
 
 is_dry() { [[ "$DRY_RUN" == 1 ]]; }
 
