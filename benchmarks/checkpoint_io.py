@@ -18,10 +18,10 @@ import grain
 import jax
 
 from jaxlm import sharding
-from jaxlm.checkpoint import Checkpointer
+from jaxlm.train.checkpoint import Checkpointer
 from jaxlm.config import load_config
-from jaxlm.optim import make_optimizer
-from jaxlm.train_state import create_train_state
+from jaxlm.train.optim import make_optimizer
+from jaxlm.train.state import create_train_state
 
 
 def main() -> None:

@@ -17,7 +17,10 @@ import time
 import grain
 import numpy as np
 
-from jaxlm import packing, pipeline, text_data, tokenizer
+from jaxlm.data import packing
+from jaxlm.data import pipeline
+from jaxlm.data.sources import text as text_data
+from jaxlm.data import tokenizer
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 
 from jaxlm import sharding
 from jaxlm.config import load_config
-from jaxlm.objectives import SpecialTokens
-from jaxlm.optim import make_optimizer
-from jaxlm.step import jit_steps
-from jaxlm.train_state import abstract_model, abstract_train_state, state_shardings
+from jaxlm.data.special_tokens import trained_layout
+from jaxlm.train.optim import make_optimizer
+from jaxlm.train.step import jit_steps
+from jaxlm.train.state import abstract_model, abstract_train_state, state_shardings
 
 VARIANTS = {
   "baseline": {},
@@ -40,8 +40,7 @@ def step_memory(config_path: str, overrides: dict[str, str]) -> dict:
   graphdef, _ = abstract_model(config)
   state_sh = state_shardings(config, mesh, tx)
   batch_sh = sharding.batch_sharding(mesh)
-  special = SpecialTokens(pad=0, mask=4, special_ids=(0, 1, 2, 3, 4),
-                          vocab_in_use=config.model.vocab_size)
+  special = trained_layout(config.model.vocab_size)
   train_step, _ = jit_steps(graphdef, config, special, tx, state_sh, batch_sh)
   rows = jax.ShapeDtypeStruct((config.batch_size, config.seq_len), jnp.int32)
   with jax.set_mesh(mesh):

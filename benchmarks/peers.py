@@ -48,7 +48,7 @@ def jaxlm_config(path: str, args: argparse.Namespace, batch: int, seq: int):
     overrides.update(TINY)
   if not args.use_autocast:
     overrides["model.dtype"] = "float32"  # the same precision as the peer
-  return load_config(REPO / path, overrides)
+  return load_config(path, overrides)  # a shipped config name or a file
 
 
 def settings(args: argparse.Namespace) -> list[str]:
@@ -188,7 +188,7 @@ def bench_peer(name: str, cls_name: str, config, args: argparse.Namespace,
 # -- jaxlm (run in its own process) ----------------------------------------------------------------
 
 def run_jaxlm(args: argparse.Namespace, notes: list[str]) -> None:
-  from jaxlm.bench import bench  # noqa: PLC0415
+  from jaxlm.train.bench import bench  # noqa: PLC0415
   for name, path, _, batch, seq in PAIRS:
     result = bench(jaxlm_config(path, args, batch, seq), args.steps, args.warmup, name=path)
     print(json.dumps({"jaxlm_for": name, **result, "notes": notes}), flush=True)

@@ -23,7 +23,8 @@ from flax import nnx
 from tokenizers import Tokenizer
 
 from jaxlm import storage
-from jaxlm.attention import MaskSpec
+from jaxlm import objectives
+from jaxlm.objectives.base import Objective
 from jaxlm.config import Config, DataError, MeshConfig
 from jaxlm.model import LanguageModel
 
@@ -63,22 +64,17 @@ class Loaded:
     prefix_len_B = np.broadcast_to(np.asarray(0 if prefix_len is None else prefix_len), (B,))
     graphdef, state = nnx.split(self.model)
     if self._forward is None or self._forward[0] != graphdef:  # compiled once per structure
-      self._forward = (graphdef, _make_forward(graphdef, self.config.objective))
+      self._forward = (graphdef, _make_forward(graphdef, objectives.get(self.config.objective)))
     return np.asarray(self._forward[1](state, jnp.asarray(tokens_BxT, jnp.int32),
                                        jnp.asarray(prefix_len_B, jnp.int32)))
 
 
-def _make_forward(graphdef: nnx.GraphDef, objective: str) -> Callable[..., jax.Array]:
+def _make_forward(graphdef: nnx.GraphDef, objective: Objective) -> Callable[..., jax.Array]:
   # The weights are an argument, not closed over: closed-over arrays become program constants.
   # (The graphdef is closed over: it holds the unhashable config, so it cannot be static.)
   @jax.jit
   def forward(state: nnx.State, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Array:
-    lm = nnx.merge(graphdef, state)
-    if objective == "mlm":
-      return lm.mlm_logits(lm.hidden(tokens_BxT, MaskSpec("bidirectional"))).astype(jnp.float32)
-    spec = (MaskSpec("causal") if objective == "clm"
-            else MaskSpec("prefix", prefix_len_B=prefix_len_B))
-    return lm.lm_logits(lm.hidden(tokens_BxT, spec)).astype(jnp.float32)
+    return objective.inference_logits(nnx.merge(graphdef, state), tokens_BxT, prefix_len_B)
 
   return forward
 
@@ -93,7 +89,7 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
     tok_path = path / "tokenizer.json"
     tok = Tokenizer.from_str(tok_path.read_text(encoding="utf-8")) if tok_path.is_file() else None
   elif (path / "config.json").is_file():
-    from jaxlm import hf_convert  # noqa: PLC0415 - needs safetensors, only for HF directories
+    from jaxlm.interop import hf_import as hf_convert  # noqa: PLC0415 - needs safetensors, only for HF directories
 
     config, params = hf_convert.from_hf(path)
     tok = _hf_tokenizer(path)
@@ -106,7 +102,7 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
   if dtype is not None:
     config.model.dtype = dtype
   config.validate()
-  from jaxlm.train_state import abstract_model  # noqa: PLC0415
+  from jaxlm.train.state import abstract_model  # noqa: PLC0415
 
   graphdef, _ = abstract_model(config)
   device = jax.devices()[0]
@@ -117,7 +113,7 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
 def _load_run(run_dir: epath.Path) -> tuple[Config, nnx.State]:
   """The run's saved config and its newest checkpoint's parameters, on one device."""
   from jaxlm import sharding  # noqa: PLC0415
-  from jaxlm.checkpoint import restore_params  # noqa: PLC0415
+  from jaxlm.train.checkpoint import restore_params  # noqa: PLC0415
 
   config, params = restore_params(run_dir, sharding.make_mesh(MeshConfig(1, 1, 1),
                                                               jax.devices()[:1]))
@@ -130,7 +126,7 @@ def _hf_tokenizer(hf_dir: epath.Path) -> Tokenizer | None:
   if (hf_dir / "tokenizer.json").is_file():
     return Tokenizer.from_str((hf_dir / "tokenizer.json").read_text(encoding="utf-8"))
   if any((hf_dir / n).is_file() for n in ("vocab.txt", "vocab.json")):
-    from jaxlm import tokenizer  # noqa: PLC0415
+    from jaxlm.data import tokenizer  # noqa: PLC0415
 
     return tokenizer.load_file(hf_dir)
   return None
@@ -139,10 +135,10 @@ def _hf_tokenizer(hf_dir: epath.Path) -> Tokenizer | None:
 def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, float]]:
   """The `top_k` likeliest tokens, with probabilities, for the first [MASK] in `text`
   (an mlm model with a tokenizer; the text is encoded with the tokenizer's own template)."""
-  from jaxlm.tokenizer import MASK  # noqa: PLC0415
+  from jaxlm.data.tokenizer import MASK  # noqa: PLC0415
 
   tok = loaded.tokenizer
-  if loaded.config.objective != "mlm":
+  if objectives.get(loaded.config.objective).head != "mlm":
     raise ValueError(f"fill_mask: needs an mlm model, this one is {loaded.config.objective}")
   if tok is None:
     raise ValueError("fill_mask: the model was loaded without a tokenizer")
@@ -166,8 +162,9 @@ def generate_text(loaded: Loaded, prompts: list[str], max_new_tokens: int = 50,
                   seed: int = 0) -> list[str]:
   """Continuations of `prompts` with a CLM model and its tokenizer (KV-cached decoding)."""
   from jaxlm.generate import generate  # noqa: PLC0415
-  if loaded.config.objective == "mlm":
-    raise DataError("generate: this is an MLM model; use fill-mask (generation needs clm)")
+  if not objectives.get(loaded.config.objective).generates:
+    raise DataError(f"generate: this is an {loaded.config.objective} model; use fill-mask "
+                    "(generation needs clm or prefix_lm)")
   if loaded.tokenizer is None:
     raise DataError("generate: the model directory holds no tokenizer")
   tok = loaded.tokenizer

@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _finetune(args, overrides: dict[str, str]) -> int:
-  from jaxlm import finetune
+  from jaxlm.eval import finetune
   for flag in ("epochs", "max_train_examples", "seeds"):
     if getattr(args, flag) is not None:
       overrides[f"finetune.{flag}"] = str(getattr(args, flag))
@@ -118,7 +118,7 @@ def _finetune(args, overrides: dict[str, str]) -> int:
 
 
 def _train(args, config) -> int:
-  from jaxlm.train import NonFiniteLoss, Preempted, train
+  from jaxlm.train.loop import NonFiniteLoss, Preempted, train
   try:
     train(config, args.workdir, quiet=args.quiet)
   except Preempted as e:
@@ -134,14 +134,14 @@ def _inference(args, overrides: dict[str, str]) -> int:
   """bench, generate, fill-mask and export: one process, no training loop."""
   import json
   if args.command == "bench":
-    from jaxlm.bench import bench
+    from jaxlm.train.bench import bench
     config = load_config(args.config, overrides)
     print(json.dumps(bench(config, args.steps, args.warmup, name=args.config)))
     return 0
   from jaxlm import api
   loaded = api.load(args.workdir)
   if args.command == "export":
-    from jaxlm import hf_export
+    from jaxlm.interop import hf_export
     hf_export.to_hf(loaded.config, loaded.params, args.out, loaded.tokenizer)
     print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
   elif args.command == "fill-mask":
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy modules load late, and configs are validated before a process joins a job or
     # compiles anything: `--help` and config errors stay instant.
     if args.command == "data":
-      from jaxlm.data_prepare import prepare
+      from jaxlm.data.prepare import prepare
       path = prepare(args.source, args.name, args.data_dir, overwrite=args.overwrite)
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["init_from"] = args.init_from
       config = load_config(args.config, overrides)
     elif args.command == "compare":
-      from jaxlm.compare import CompareConfig
+      from jaxlm.eval.compare import CompareConfig
       config = load_config(args.config, overrides, expected=CompareConfig)
     from jaxlm import distributed
     distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "finetune":
       return _finetune(args, overrides)
     if args.command == "compare":
-      from jaxlm import compare
+      from jaxlm.eval import compare
       compare.run(config, args.workdir, quiet=args.quiet)
       print(f"jaxlm compare: report in {args.workdir}/report.md")
       return 0

@@ -12,7 +12,7 @@ import os
 
 import jax
 
-from jaxlm.config import ConfigError
+from jaxlm.errors import ConfigError
 
 
 def _cluster_detected() -> bool:

@@ -13,7 +13,8 @@ from flax import nnx
 from flax.linen import spmd as linen_spmd
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from jaxlm.config import ConfigError, MeshConfig
+from jaxlm.config import MeshConfig
+from jaxlm.errors import ConfigError
 
 MESH_AXES = ("data", "fsdp", "tensor")
 

@@ -14,7 +14,7 @@ import time
 
 from etils import epath
 
-from jaxlm.config import ConfigError
+from jaxlm.errors import ConfigError
 
 _REMOTE = ("gs://", "s3://")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from jaxlm.config import Config, ModelConfig, OptimizerConfig
-from jaxlm.objectives import SpecialTokens
-from jaxlm.train_state import build_model
+from jaxlm.data.special_tokens import trained_layout
+from jaxlm.train.state import build_model
 
-SPECIAL = SpecialTokens(pad=0, mask=4, special_ids=(0, 1, 2, 3, 4), vocab_in_use=256)
+SPECIAL = trained_layout(256)
 
 
 def tiny_config(objective: str = "clm", **model_overrides) -> Config:

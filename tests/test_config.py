@@ -7,9 +7,9 @@ import pytest
 
 from conftest import REPO
 from jaxlm.config import ConfigError, load_config
-from jaxlm.train_state import abstract_model, count_params
+from jaxlm.train.state import abstract_model, count_params
 
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "base.py")
+CONFIGS = sorted(p for p in (REPO / "jaxlm" / "configs").glob("*.py") if p.name != "base.py")
 
 # Parameter counts the shipped shapes must have (tied embeddings, position table included).
 EXPECTED_PARAMS = {
@@ -32,7 +32,7 @@ def test_every_config_builds(path):
 
 
 def test_nested_overrides_are_typed():
-  config = load_config(REPO / "configs/tiny.py", {
+  config = load_config(REPO / "jaxlm/configs/tiny.py", {
     "model.num_layers": "3", "optimizer.lr": "3e-4", "objective": "mlm",
     "model.scan_layers": "false", "mesh.data": "-1"})
   assert config.model.num_layers == 3 and config.optimizer.lr == 3e-4
@@ -58,7 +58,7 @@ def test_nested_overrides_are_typed():
 ])
 def test_bad_overrides_name_the_key_and_what_is_allowed(key, value, message):
   with pytest.raises(ConfigError) as err:
-    load_config(REPO / "configs/tiny.py", {key: value})
+    load_config(REPO / "jaxlm/configs/tiny.py", {key: value})
   assert message in str(err.value)
   assert "\n" not in str(err.value)
 

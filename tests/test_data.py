@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from jaxlm import packing, pipeline, text_data, tokenizer
+from jaxlm.data import packing
+from jaxlm.data import pipeline
+from jaxlm.data.sources import text as text_data
+from jaxlm.data import tokenizer
 from jaxlm.config import ConfigError
 
 

@@ -10,8 +10,13 @@ import pytest
 
 from conftest import REPO
 from helpers_model import tiny_config
-from jaxlm import compare, finetune, glue, glue_metrics, tokenizer
+from jaxlm.eval import compare
+from jaxlm.eval import finetune
+from jaxlm.eval.tasks import glue
+from jaxlm.eval import metrics as glue_metrics
+from jaxlm.data import tokenizer
 from jaxlm.config import load_config
+from jaxlm import objectives
 from jaxlm.model import Classifier
 from flax import nnx
 
@@ -41,12 +46,14 @@ def test_clm_classifier_reads_the_last_real_token_and_mlm_reads_cls():
   tokens = jnp.asarray(np.random.default_rng(0).integers(5, 200, (1, 8)), jnp.int32)
   seg = jnp.asarray([[1, 1, 1, 1, 1, 0, 0, 0]], jnp.int32)
   for objective, sees in (("clm", [1, 1, 1, 1, 1, 0, 0, 0]), ("mlm", [1, 1, 1, 1, 1, 0, 0, 0])):
-    model = Classifier(cfg.model, objective, 2, 0.0, rngs=nnx.Rngs(0))
+    record = objectives.get(objective)
+    model = Classifier(cfg.model, record.classifier_attention, record.classifier_readout, 2, 0.0,
+                       rngs=nnx.Rngs(0))
     x = model.backbone.embed_tokens(tokens, jnp.arange(8)[None])
 
     def logit(x):
       spec_kind = "causal" if objective == "clm" else "bidirectional"
-      from jaxlm.attention import MaskSpec
+      from jaxlm.model.masks import MaskSpec
       h = model.backbone.encode(x, MaskSpec(spec_kind, seg), jnp.arange(8)[None])
       index = 4 if objective == "clm" else 0
       return model.head(h[:, index])[0, 0]
@@ -105,7 +112,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
     "pretrain.finetune.batch_size": "16", "pretrain.finetune.eval_batch_size": "32",
     "tasks": "sst2", "glue_dir": str(glue_dir), "objectives": "mlm,clm,prefix_lm",
   }
-  config = load_config(REPO / "configs/compare/tiny.py", overrides,
+  config = load_config(REPO / "jaxlm/configs/compare/tiny.py", overrides,
                        expected=compare.CompareConfig)
   summary = compare.run(config, tmp_path / "cmp", quiet=True)
   out = tmp_path / "cmp"

@@ -16,7 +16,7 @@ from gcs_emulator import gcs_env
 from helpers_cli import free_port, logged_losses, run_two_processes, train_args
 
 BUCKET = "jaxlm-test"
-TINY = REPO / "configs/tiny.py"
+TINY = REPO / "jaxlm/configs/tiny.py"
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, s
 
 
 def test_gcs_text_sources_expand_like_local_ones(gcs, tmp_path):
-  from jaxlm.text_data import DataError, read_documents, source_files  # noqa: PLC0415
+  from jaxlm.data.sources.text import DataError, read_documents, source_files  # noqa: PLC0415
 
   _, fs = gcs
   for name in ("a.txt", "sub/b.txt", "sub/c.md"):

@@ -7,9 +7,9 @@ import pytest
 from flax import nnx
 
 from helpers_model import tiny_config
-from jaxlm.attention import MaskSpec
+from jaxlm.model.masks import MaskSpec
 from jaxlm.generate import generate, make_step, sample
-from jaxlm.train_state import build_model
+from jaxlm.train.state import build_model
 
 
 def _full_greedy(model, prompt: list[int], n: int) -> tuple[list[int], list[np.ndarray]]:
@@ -69,13 +69,13 @@ def test_generate_fill_mask_and_export_commands(shared_data, tmp_path):
   import sys
   from conftest import REPO
   from jaxlm.config import load_config
-  from jaxlm.train import train
+  from jaxlm.train.loop import train
 
   common = {"steps": "2", "batch_size": "8", "seq_len": "64", "model.vocab_size": "512",
             "eval_every": "0", "data.source": f"text:{shared_data}/corpus/inaugural",
             "data.cache_dir": str(tmp_path / "cache")}
   for objective in ("clm", "mlm"):
-    train(load_config(REPO / "configs/tiny.py", {**common, "objective": objective}),
+    train(load_config(REPO / "jaxlm/configs/tiny.py", {**common, "objective": objective}),
           tmp_path / objective, quiet=True)
 
   def jaxlm(*args):

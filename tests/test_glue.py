@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxlm import glue, glue_metrics
+from jaxlm.eval.tasks import glue
+from jaxlm.eval import metrics as glue_metrics
 from jaxlm.config import ConfigError, DataError
 
 # (task, split) -> examples, as in ../shared/data/README.md and the official GLUE sizes.
@@ -300,7 +301,7 @@ def test_tfds_errors_are_one_line(fake_tfds, tmp_path):
 
 
 def test_finetune_reads_tfds_glue_like_the_tsvs(shared_data, fake_tfds):
-  from jaxlm import finetune
+  from jaxlm.eval import finetune
   task = glue.get_task("wnli")
   for split, limit in (("train", 40), ("validation", 0)):
     tsv = finetune.read_split(task, str(shared_data / "glue"), split, limit)

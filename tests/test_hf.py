@@ -16,12 +16,14 @@ import torch
 import transformers
 from flax import nnx
 
-from jaxlm import api, hf_convert, hf_export, sharding
-from jaxlm.checkpoint import Checkpointer, run_metadata
+from jaxlm import api, sharding
+from jaxlm.interop import hf_import as hf_convert
+from jaxlm.interop import hf_export
+from jaxlm.train.checkpoint import Checkpointer, run_metadata
 from jaxlm.config import Config, DataError, MeshConfig, ModelConfig
-from jaxlm.optim import make_optimizer
-from jaxlm.tokenizer import tokenizer_hash, train_tokenizer
-from jaxlm.train_state import build_model, create_train_state
+from jaxlm.train.optim import make_optimizer
+from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
+from jaxlm.train.state import build_model, create_train_state
 
 TOL = 1e-4
 V, D, L, H, P = 99, 32, 2, 4, 64  # vocab, hidden, layers, heads, max positions

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from helpers_model import SPECIAL, model, packed_batch, tiny_config
-from jaxlm.attention import MaskSpec, dot_product_attention, dropout_attention
+from jaxlm.model.attention_dropout import dropout_attention
+from jaxlm.model.kernels import attention as dot_product_attention
+from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives import objective_sums
 
 T = 12

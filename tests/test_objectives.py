@@ -9,10 +9,12 @@ import pytest
 
 from helpers_model import SPECIAL, packed_batch, tiny_config
 from jaxlm.config import Config, ModelConfig, OptimizerConfig
-from jaxlm.flops import training_flops_per_token
-from jaxlm.objectives import draw_prefix_len, mask_for_mlm, objective_sums
-from jaxlm.optim import decay_mask, schedule
-from jaxlm.train_state import abstract_model, build_model
+from jaxlm.train.flops import training_flops_per_token
+from jaxlm.objectives import objective_sums
+from jaxlm.objectives.mlm import mask_for_mlm
+from jaxlm.objectives.prefix_lm import draw_prefix_len
+from jaxlm.train.optim import decay_mask, schedule
+from jaxlm.train.state import abstract_model, build_model
 
 
 def test_mlm_masking_statistics():
@@ -138,9 +140,9 @@ def test_flops_per_token_by_hand():
 def _one_step(cfg: Config, mesh) -> tuple[float, list, object]:
   """(loss, updated parameters, optimizer state) of one jitted train step on a packed batch."""
   from jaxlm import sharding
-  from jaxlm.optim import make_optimizer
-  from jaxlm.step import jit_steps
-  from jaxlm.train_state import create_train_state
+  from jaxlm.train.optim import make_optimizer
+  from jaxlm.train.step import jit_steps
+  from jaxlm.train.state import create_train_state
 
   tx = make_optimizer(cfg.optimizer, cfg.steps)
   graphdef, state, state_sh = create_train_state(cfg, mesh, tx)

@@ -8,9 +8,9 @@ from jax.sharding import PartitionSpec as P
 from helpers_model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.config import ConfigError, MeshConfig
-from jaxlm.optim import make_optimizer
-from jaxlm.step import jit_steps
-from jaxlm.train_state import create_train_state
+from jaxlm.train.optim import make_optimizer
+from jaxlm.train.step import jit_steps
+from jaxlm.train.state import create_train_state
 
 
 def _mesh(data, fsdp, tensor, devices=None):

@@ -5,8 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlm import attention, splash
-from jaxlm.attention import MaskSpec
+from jaxlm.model import kernels as attention
+from jaxlm.errors import ConfigError
+from jaxlm.model import kernels
+from jaxlm.model.kernels import splash
+from jaxlm.model.masks import MaskSpec
 from jaxlm.sharding import MESH_AXES
 
 B, T, H, K = 2, 256, 2, 64
@@ -93,19 +96,19 @@ def test_inside_a_mesh_runs_under_shard_map():
                              atol=TOL, rtol=0)
 
 
-def test_register_adds_the_kernel_without_import_side_effects(monkeypatch):
-  monkeypatch.setattr(attention, "KERNELS", dict(attention.KERNELS))
-  monkeypatch.setattr(splash, "KERNELS", attention.KERNELS)
-  assert "splash" not in attention.KERNELS  # importing jaxlm.splash registers nothing
-  splash.register(interpret=True)
-  kernel = attention.KERNELS["splash"]
-  assert kernel.func is splash.splash_attention and kernel.keywords == {"interpret": True}
+def test_the_registry_loads_splash_only_when_asked_and_dispatches_to_it():
+  assert kernels.get("splash_interpret").attention.__name__ == "_interpreted"
+  with pytest.raises(ConfigError, match="splash_interpret"):
+    if jax.default_backend() != "tpu":
+      kernels.resolve("splash", "float32")
+    else:
+      raise ConfigError("splash_interpret")  # on TPU splash is allowed: nothing to refuse
   # Dispatch through the public entry point (T=12: the XLA fallback, so no extra kernel compile).
   q, k, v = (x[:, :12] for x in _qkv())
   spec = MaskSpec("causal")
   np.testing.assert_allclose(
-    np.asarray(jax.jit(attention.dot_product_attention, static_argnames="kernel")(
-      q, k, v, spec, kernel="splash")),
+    np.asarray(jax.jit(kernels.attention, static_argnames="kernel")(
+      q, k, v, spec, kernel="splash_interpret")),
     np.asarray(_reference(q, k, v, spec)), atol=TOL, rtol=0)
 
 
@@ -135,8 +138,7 @@ def test_the_compiled_kernel_runs_on_tpu_and_is_refused_elsewhere():
     splash.splash_attention(q, k, v, MaskSpec("causal"))
 
 
-def test_backend_table_lists_every_registered_kernel():
-  table = splash.backend_table()
-  for name in attention.KERNELS:
+def test_kernel_table_lists_every_registered_kernel():
+  table = kernels.table()
+  for name in kernels.KERNELS:
     assert f"| `{name}` |" in table
-  assert "| `splash` |" in table

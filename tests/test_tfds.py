@@ -2,8 +2,10 @@
 
 import pytest
 
-from jaxlm import data_prepare, tfds_source, text_data
-from jaxlm.text_data import DataError
+from jaxlm.data import prepare as data_prepare
+from jaxlm.data.sources import tfds as tfds_source
+from jaxlm.data.sources import text as text_data
+from jaxlm.data.sources.text import DataError
 
 GUTENBERG = ("Header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nThe tale.\n"
              "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\nLicence\n")

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import REPO
 from jaxlm.config import load_config
-from jaxlm.train import train
+from jaxlm.train.loop import train
 
-TINY = REPO / "configs/tiny.py"
+TINY = REPO / "jaxlm/configs/tiny.py"
 FAST = {"steps": "60", "batch_size": "8", "seq_len": "64", "log_every": "10",
         "eval_every": "0", "model.vocab_size": "1024", "optimizer.warmup_steps": "10",
         "mesh.data": "-1"}

@@ -1,0 +1,13 @@
+"""Run configuration: the typed schema (`schema.py`) and how configs are loaded (`loading.py`)."""
+
+from jaxlm.config.loading import (apply_override, check_paths, from_dict, load_config,
+                                  named_configs, resolve_config_path)
+from jaxlm.config.schema import (Config, DataConfig, FinetuneConfig, MeshConfig, MLMConfig,
+                                 ModelConfig, OptimizerConfig, PrefixLMConfig)
+from jaxlm.errors import ConfigError, DataError
+
+__all__ = [
+  "Config", "ConfigError", "DataConfig", "DataError", "FinetuneConfig", "MLMConfig", "MeshConfig",
+  "ModelConfig", "OptimizerConfig", "PrefixLMConfig", "apply_override", "check_paths",
+  "from_dict", "load_config", "named_configs", "resolve_config_path",
+]

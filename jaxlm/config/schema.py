@@ -1,0 +1,263 @@
+"""The run configuration's schema: typed groups, each field's meaning, and `validate()`.
+
+Everything a run does is decided here and checked by `Config.validate()` before anything is
+compiled, so a typo costs a user one line on stderr, not a compile. `validate()` is pure: it
+never touches the filesystem or the network (paths are checked once, at the command's entry, by
+`jaxlm.config.loading.check_paths`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from typing import Any, Literal
+
+
+
+from jaxlm.errors import ConfigError, DataError  # noqa: F401 - re-exported
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Shape of the shared Transformer backbone (letters as in the papers: V, T, D, H, L, F)."""
+
+  vocab_size: int = 8192  # V; the tokenizer is trained to at most this many tokens
+  max_seq_len: int = 128  # T_max, for learned position embeddings
+  embed_dim: int = 128  # D
+  num_heads: int = 4  # H
+  num_layers: int = 2  # L
+  mlp_dim: int = 512  # F
+  position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
+  rope_theta: float = 10000.0
+  norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
+  layer_norm_eps: float = 1e-5
+  # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
+  activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
+  dropout: float = 0.0  # on embeddings and residual branches
+  # On attention probabilities (BERT and GPT-2 used 0.1). Training then runs attention in its
+  # explicit form (no fused kernel drops probabilities); evaluation keeps the fast kernel.
+  attention_dropout: float = 0.0
+  attention: str = "auto"  # auto or a kernel of jaxlm.model.kernels.KERNELS
+  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
+  scan_layers: bool = True
+  # > 0: the loss takes this many positions at a time and remakes their logits in the backward
+  # pass, so the B x T x V float32 logits (3.3 GB for GPT-2 at 16 x 1024) never exist at once.
+  loss_chunk: int = 0
+  dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype
+  param_dtype: Literal["float32", "bfloat16"] = "float32"
+
+  @property
+  def head_dim(self) -> int:
+    return self.embed_dim // self.num_heads
+
+
+@dataclasses.dataclass
+class MLMConfig:
+  mask_rate: float = 0.15
+  mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
+  random_token_prob: float = 0.1  # replaced by a random token; the rest stay unchanged
+
+
+@dataclasses.dataclass
+class PrefixLMConfig:
+  # The prefix length is drawn per sequence, uniformly in [min_frac*T, max_frac*T].
+  min_prefix_frac: float = 0.1
+  max_prefix_frac: float = 0.9
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+  lr: float = 1e-3
+  schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"
+  warmup_steps: int = 100
+  decay_frac: float = 0.2  # warmup-stable-decay: the last fraction of steps decays linearly
+  end_lr_frac: float = 0.1  # final lr as a fraction of the peak
+  b1: float = 0.9
+  b2: float = 0.95
+  eps: float = 1e-8
+  weight_decay: float = 0.1
+  grad_clip: float = 1.0  # global-norm clipping; 0 turns it off
+  mu_dtype: Literal["float32", "bfloat16"] = "float32"  # Adam's first moment (bf16: 2 B/param less)
+
+
+@dataclasses.dataclass
+class MeshConfig:
+  """Device mesh; -1 fills the devices the other axes leave."""
+
+  data: int = -1
+  fsdp: int = 1
+  tensor: int = 1
+
+
+@dataclasses.dataclass
+class DataConfig:
+  source: str = "default"  # `default`, `text:PATH[,PATH...]` or `tfds:NAME[/CONFIG][:SPLIT]`
+  tfds_data_dir: str = ""  # where TFDS datasets are prepared (local or gs://); "" = TFDS default
+  tfds_text_key: str = "text"  # the feature holding the text
+  # `bpe` or `wordpiece` (trained on the training split), or a file to load: tokenizer.json,
+  # BERT's vocab.txt, or a directory with GPT-2's vocab.json + merges.txt.
+  tokenizer: str = "bpe"
+  packing: Literal["pack", "pad"] = "pack"  # concatenate documents, or one document per row
+  heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
+  max_chars: int = 0  # read at most this many characters per split (0: all)
+  cache_dir: str = ""  # token cache (local or gs://); "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+  """One global GLUE recipe, the same for every pre-trained variant (`jaxlm finetune`)."""
+
+  lr: float = 1e-4
+  batch_size: int = 32
+  epochs: int = 3
+  warmup_frac: float = 0.1  # of the steps; then linear decay to 0
+  weight_decay: float = 0.01
+  dropout: float = 0.1  # on the pooled representation
+  max_seq_len: int = 128  # pairs are truncated longest-first to fit
+  seeds: int = 3
+  max_train_examples: int = 0  # 0: all
+  eval_batch_size: int = 128
+
+
+@dataclasses.dataclass
+class Config:
+  objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, prefix_lm
+  seed: int = 0
+  steps: int = 200
+  batch_size: int = 32  # global, in sequences
+  seq_len: int = 128  # T
+  grad_accum: int = 1  # microbatches per step
+  log_every: int = 10
+  eval_every: int = 100  # 0: only at the end
+  eval_batches: int = 4
+  checkpoint_every: int = 0  # 0: only at the end
+  keep_checkpoints: int = 3  # the newest N ...
+  keep_period: int = 0  # ... plus every checkpoint whose step is a multiple of this (0: none)
+  max_nonfinite_steps: int = 5  # stop after this many consecutive NaN/Inf steps
+  init_from: str = ""  # a run directory whose parameters start this run (--init_from)
+  allow_objective_change: bool = False  # let --init_from take a run of another objective
+  peak_tflops: float = 0.0  # per device, for MFU; 0 looks the device up
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
+  prefix_lm: PrefixLMConfig = dataclasses.field(default_factory=PrefixLMConfig)
+  optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+  mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+
+  def validate(self) -> Config:
+    """Raises ConfigError (one line) on the first bad value; returns self."""
+    _check_literals(self, "")
+    m = self.model
+    positive = {
+      "steps": self.steps, "batch_size": self.batch_size, "seq_len": self.seq_len,
+      "grad_accum": self.grad_accum, "log_every": self.log_every,
+      "eval_batches": self.eval_batches, "keep_checkpoints": self.keep_checkpoints,
+      "max_nonfinite_steps": self.max_nonfinite_steps,
+      "model.vocab_size": m.vocab_size, "model.max_seq_len": m.max_seq_len,
+      "model.embed_dim": m.embed_dim, "model.num_heads": m.num_heads,
+      "model.num_layers": m.num_layers, "model.mlp_dim": m.mlp_dim,
+    }
+    for key, value in positive.items():
+      if value <= 0:
+        raise ConfigError(f"config.{key}={value}: must be a positive integer")
+    for key in ("eval_every", "checkpoint_every", "keep_period"):
+      if getattr(self, key) < 0:
+        raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
+    if m.loss_chunk < 0:
+      raise ConfigError(f"config.model.loss_chunk={m.loss_chunk}: must be >= 0 (0: no chunks)")
+    if m.embed_dim % m.num_heads:
+      raise ConfigError(
+        f"config.model.num_heads={m.num_heads}: must divide model.embed_dim={m.embed_dim}")
+    if m.position == "rope" and m.head_dim % 2:
+      raise ConfigError(f"config.model.position=rope: needs an even head dim, got {m.head_dim}")
+    if m.position == "learned" and self.seq_len > m.max_seq_len:
+      raise ConfigError(
+        f"config.seq_len={self.seq_len}: exceeds model.max_seq_len={m.max_seq_len} "
+        "of the learned position table")
+    if self.seq_len < 4:
+      raise ConfigError(f"config.seq_len={self.seq_len}: must be at least 4")
+    if self.batch_size % self.grad_accum:
+      raise ConfigError(
+        f"config.grad_accum={self.grad_accum}: must divide batch_size={self.batch_size}")
+    for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
+                       ("data.heldout_frac", self.data.heldout_frac)):
+      if not 0.0 <= value < 1.0:
+        raise ConfigError(f"config.{key}={value}: must be in [0, 1)")
+    mlm = self.mlm
+    if not 0.0 < mlm.mask_rate < 1.0:
+      raise ConfigError(f"config.mlm.mask_rate={mlm.mask_rate}: must be in (0, 1)")
+    if mlm.mask_token_prob < 0 or mlm.random_token_prob < 0 or (
+        mlm.mask_token_prob + mlm.random_token_prob > 1.0):
+      raise ConfigError(
+        f"config.mlm.mask_token_prob={mlm.mask_token_prob}, random_token_prob="
+        f"{mlm.random_token_prob}: must be >= 0 and sum to at most 1")
+    p = self.prefix_lm
+    if not 0.0 <= p.min_prefix_frac <= p.max_prefix_frac < 1.0:
+      raise ConfigError(
+        f"config.prefix_lm.min_prefix_frac={p.min_prefix_frac}, max_prefix_frac="
+        f"{p.max_prefix_frac}: need 0 <= min <= max < 1")
+    o = self.optimizer
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+      raise ConfigError(f"config.optimizer.lr={o.lr}: must be a positive finite number")
+    if o.warmup_steps < 0 or o.weight_decay < 0 or o.grad_clip < 0:
+      raise ConfigError("config.optimizer: warmup_steps, weight_decay and grad_clip must be >= 0")
+    if not 0.0 <= o.end_lr_frac <= 1.0 or not 0.0 < o.decay_frac <= 1.0:
+      raise ConfigError(
+        f"config.optimizer.end_lr_frac={o.end_lr_frac}, decay_frac={o.decay_frac}: "
+        "end_lr_frac must be in [0, 1] and decay_frac in (0, 1]")
+    for axis in ("data", "fsdp", "tensor"):
+      value = getattr(self.mesh, axis)
+      if value == 0 or value < -1:
+        raise ConfigError(f"config.mesh.{axis}={value}: must be a positive integer or -1 (fill)")
+    if [self.mesh.data, self.mesh.fsdp, self.mesh.tensor].count(-1) > 1:
+      raise ConfigError("config.mesh: at most one of data, fsdp, tensor may be -1")
+    if self.mesh.tensor > 1 and m.num_heads % self.mesh.tensor:
+      raise ConfigError(
+        f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
+    from jaxlm.data.sources import scheme  # noqa: PLC0415 - the registries are the allowed values
+    from jaxlm.model.kernels import KERNELS  # noqa: PLC0415
+    from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415
+
+    scheme(self.data.source)
+    if self.objective not in OBJECTIVES:
+      raise ConfigError(f"config.objective={self.objective!r}: allowed values are "
+                        f"{', '.join(OBJECTIVES)}")
+    if m.attention != "auto" and m.attention not in KERNELS:
+      raise ConfigError(f"config.model.attention={m.attention!r}: allowed values are auto, "
+                        f"{', '.join(KERNELS)}")
+    f = self.finetune
+    for key in ("batch_size", "epochs", "seeds", "max_seq_len", "eval_batch_size"):
+      if getattr(f, key) <= 0:
+        raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must be a positive integer")
+    if not (f.lr > 0 and math.isfinite(f.lr)):
+      raise ConfigError(f"config.finetune.lr={f.lr}: must be a positive finite number")
+    if not 0.0 <= f.warmup_frac < 1.0 or not 0.0 <= f.dropout < 1.0:
+      raise ConfigError("config.finetune.warmup_frac and dropout must be in [0, 1)")
+    if f.max_train_examples < 0:
+      raise ConfigError(f"config.finetune.max_train_examples={f.max_train_examples}: must be >= 0")
+    if self.peak_tflops < 0:
+      raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
+    return self
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _check_literals(obj: Any, prefix: str) -> None:
+  hints = typing.get_type_hints(type(obj))
+  for field in dataclasses.fields(obj):
+    value = getattr(obj, field.name)
+    hint = hints[field.name]
+    if dataclasses.is_dataclass(value):
+      _check_literals(value, f"{prefix}{field.name}.")
+    elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+      allowed = ", ".join(map(str, typing.get_args(hint)))
+      raise ConfigError(f"config.{prefix}{field.name}={value!r}: allowed values are {allowed}")
+
+

@@ -1,0 +1,128 @@
+"""Documents -> token ids (cached on disk) -> packed rows -> grain batches, sharded per host.
+
+The pipeline is the same for every objective (MLM masking happens on the device), so a
+comparison feeds its variants the same tokens in the same order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from pathlib import Path
+from typing import Callable
+
+import grain
+import jax
+import numpy as np
+from etils import epath
+from tokenizers import Tokenizer
+
+from jaxlm import storage
+from jaxlm.data import packing
+from jaxlm.data import sources
+from jaxlm.data.sources import text as text_data
+from jaxlm.data import tokenizer
+from jaxlm.config import Config, ConfigError, DataError
+from jaxlm.data.packing import PackedRows
+
+
+def cache_dir(config: Config) -> epath.Path:
+  """Where token ids and trained tokenizers are kept between runs (local or gs://)."""
+  if config.data.cache_dir:
+    return storage.path(config.data.cache_dir)
+  return storage.path(os.environ.get("JAXLM_CACHE_DIR", Path.home() / ".cache" / "jaxlm"))
+
+
+def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0) -> list[np.ndarray]:
+  """Token ids per document, each closed by [SEP]; paragraphs are encoded in parallel batches."""
+  out = []
+  budget = max_chars or None
+  for text in texts:
+    if budget is not None:
+      if budget <= 0:
+        break
+      text, budget = text[:budget], budget - len(text)
+    paragraphs = [p + "\n\n" for p in text.split("\n\n")]
+    ids = [np.asarray(e.ids, np.int32) for e in tok.encode_batch(paragraphs)]
+    out.append(np.concatenate(ids + [np.asarray([sep_id], np.int32)]))
+  return out
+
+
+def cached_tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int,
+                    directory: epath.Path) -> list[np.ndarray]:
+  """`tokenize`, memoised on disk by (tokenizer, texts, max_chars): reruns skip the work."""
+  digest = hashlib.sha256(tokenizer.tokenizer_hash(tok).encode())
+  digest.update(f"{max_chars}:{sep_id}:{len(texts)}".encode())
+  for text in texts:
+    digest.update(hashlib.sha256(text.encode("utf-8", "replace")).digest())
+  path = directory / f"{digest.hexdigest()[:32]}.npz"
+  if path.exists():
+    with np.load(io.BytesIO(path.read_bytes())) as f:
+      return np.split(f["ids"], np.cumsum(f["lengths"])[:-1])
+  docs = tokenize(tok, texts, sep_id, max_chars)
+  buffer = io.BytesIO()
+  np.savez(buffer, ids=np.concatenate(docs), lengths=np.array([len(d) for d in docs]))
+  storage.write_atomic(path, buffer.getvalue())  # a concurrent or killed run never sees half
+  return docs
+
+
+def batches(rows: PackedRows, global_batch: int, seed: int, *, shuffle: bool = True,
+            process_index: int | None = None, process_count: int | None = None) -> grain.IterDataset:
+  """Seeded, per-epoch reshuffled, infinite batches of this process's share of the rows.
+
+  The global order is fixed by the seed alone. Process i takes the i-th contiguous slice of
+  every global batch, which is where `jax.make_array_from_process_local_data` places it, so the
+  assembled global batch (and each row's MLM mask) is the same for any number of hosts.
+  """
+  count = jax.process_count() if process_count is None else process_count
+  index = jax.process_index() if process_index is None else process_index
+  if global_batch % count:
+    raise ConfigError(f"config.batch_size={global_batch}: must be divisible by the "
+                      f"{count} processes")
+  if len(rows) < global_batch:
+    raise DataError(f"the data make {len(rows)} rows of seq_len tokens, fewer than one batch "
+                    f"of {global_batch}; add text or lower config.batch_size")
+  local = global_batch // count
+  ds = grain.MapDataset.range(len(rows))
+  if shuffle:
+    ds = ds.shuffle(seed=seed)
+  ds = ds.repeat(None).batch(global_batch, drop_remainder=True)
+  ds = ds.map(lambda ids: ids[index * local:(index + 1) * local])
+  ds = ds.map(lambda ids: {"tokens": rows.tokens[ids], "segment_ids": rows.segment_ids[ids],
+                           "positions": rows.positions[ids]})
+  return ds.to_iter_dataset()
+
+
+def to_global(batch: dict[str, np.ndarray], sharding: jax.sharding.NamedSharding) -> dict:
+  """Assembles the processes' local slices into one globally sharded array per field."""
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+@dataclasses.dataclass
+class Data:
+  train: PackedRows
+  heldout: PackedRows
+  tokenizer: Tokenizer
+
+
+def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer]) -> Data:
+  """Reads the configured source, gets the tokenizer from `get_tokenizer(train_texts)`,
+  tokenizes (or reads the cache) and packs both splits."""
+  docs = sources.read_source(config)
+  train_texts, heldout_texts = text_data.split_documents(docs, config.data.heldout_frac)
+  tok = get_tokenizer(train_texts)
+  special = tokenizer.special_tokens(tok)
+  sep = tok.token_to_id(tokenizer.SEP)
+  to_rows = packing.pack if config.data.packing == "pack" else packing.pad
+  splits = []
+  for texts in (train_texts, heldout_texts or train_texts[-1:]):
+    ids = cached_tokenize(tok, texts, sep, config.data.max_chars, cache_dir(config) / "tokens")
+    splits.append(to_rows(ids, config.seq_len, special.pad))
+  return Data(splits[0], splits[1], tok)
+
+
+def describe(rows: PackedRows) -> dict:
+  real = int((rows.segment_ids > 0).sum())
+  return {"rows": len(rows), "tokens": real, "padding_frac": 1 - real / rows.tokens.size}

@@ -1,0 +1,97 @@
+"""`tfds:NAME[/CONFIG][:SPLIT]` sources: documents read from a prepared TensorFlow-Datasets split.
+
+The split is opened through TFDS's random-access data source (array_record), which needs no
+TensorFlow. The dataset is read from its files only (`dataset_info.json`, `features.json`), never
+through catalog code, so a dataset made by `jaxlm data prepare` reads the same way as a catalog
+dataset prepared elsewhere, and a missing one is reported instead of being downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+
+from jaxlm.errors import DataError
+
+_FORM = "tfds:NAME[/CONFIG][:SPLIT], e.g. tfds:my_corpus:train[:10%]"
+_NAME = re.compile(r"[a-z][a-z0-9_]*(/[\w.\-]+)?")
+# One or more `split[slice]` terms joined by `+`; TFDS checks the slice itself.
+_SPLIT = re.compile(r"[A-Za-z_][\w\-]*(\[[^\[\]]*\])?(\+[A-Za-z_][\w\-]*(\[[^\[\]]*\])?)*")
+_BATCH = 1024  # records per array_record read
+
+
+def parse_tfds_source(source: str) -> tuple[str, str]:
+  """`tfds:NAME[/CONFIG][:SPLIT]` -> (`NAME[/CONFIG]`, split); the split defaults to `train`."""
+  if not source.startswith("tfds:"):
+    raise DataError(f"config.data.source={source!r}: not a TFDS source; expected {_FORM}")
+  name, colon, split = source[len("tfds:"):].partition(":")
+  split = split if colon else "train"
+  if not _NAME.fullmatch(name):
+    raise DataError(f"config.data.source={source!r}: bad dataset name {name!r}; expected {_FORM} "
+                    "(NAME in snake_case)")
+  if not _SPLIT.fullmatch(split):
+    raise DataError(f"config.data.source={source!r}: bad split {split!r}; expected {_FORM}")
+  return name, split
+
+
+def _as_str(value) -> str:
+  if isinstance(value, bytes):
+    return value.decode("utf-8", errors="replace")
+  return value if isinstance(value, str) else str(value)
+
+
+def read_tfds_documents(source: str, data_dir: str | None,
+                        text_key: str = "text") -> dict[str, str]:
+  """{document id: text} of a prepared TFDS split.
+
+  Ids are the record's `id` feature where it has one, else NAME:SPLIT:INDEX. Records whose text
+  is blank are skipped, as `text_data.read_documents` skips blank files.
+  """
+  name, split = parse_tfds_source(source)
+  import tensorflow_datasets as tfds  # Late: slow to import, and only TFDS sources need it.
+  from tensorflow_datasets.core import read_only_builder
+
+  where = data_dir or tfds.core.constants.get_default_data_dir()
+  try:
+    builder = read_only_builder.builder_from_files(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    # `jaxlm data prepare` makes datasets without configs; one with a config comes from TFDS.
+    how = ("with TFDS (file_format=array_record)" if "/" in name else
+           f"with `jaxlm data prepare --source text:DIR --name {name} --data_dir {where}`")
+    raise DataError(f"tfds:{name} is not prepared in {where}; prepare it {how}, or set "
+                    "--config.data.tfds_data_dir to where it is") from None
+  features = builder.info.features
+  keys = sorted(features.keys()) if hasattr(features, "keys") else []
+  if text_key not in keys:
+    raise DataError(f"tfds:{name} has no feature {text_key!r}; its features: "
+                    f"{', '.join(keys) or 'none'}")
+  try:
+    count = builder.info.splits[split].num_examples
+  except (ValueError, KeyError) as e:
+    raise DataError(f"tfds:{name}:{split}: {str(e).splitlines()[0]}") from None
+  if not count:
+    raise DataError(f"tfds:{name}:{split} holds no records")
+  try:
+    records = builder.as_data_source(split=split)
+  except NotImplementedError:
+    raise DataError(f"tfds:{name} in {builder.data_dir} is stored as "
+                    f"{builder.info.file_format.value}, which has no random access; prepare it "
+                    "as array_record") from None
+
+  docs: dict[str, str] = {}
+  for start in range(0, len(records), _BATCH):
+    # Batched reads let array_record fetch many records per call instead of one at a time.
+    batch = records.__getitems__(range(start, min(start + _BATCH, len(records))))
+    for index, record in enumerate(batch, start):
+      fallback = f"{name}:{split}:{index}"
+      doc_id = _as_str(record["id"]) if "id" in record else fallback
+      # A repeated id would silently drop a document; the index keeps it.
+      docs[fallback if doc_id in docs else doc_id] = _as_str(record[text_key])
+  docs = {k: v for k, v in docs.items() if v.strip()}
+  if not docs:
+    raise DataError(f"tfds:{name}:{split}: every {text_key!r} is empty ({count} records)")
+  return docs
+
+
+def read(source: str, data_config) -> dict[str, str]:
+  """The `tfds:` source."""
+  return read_tfds_documents(source, data_config.tfds_data_dir or None, data_config.tfds_text_key)

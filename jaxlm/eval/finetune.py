@@ -1,0 +1,222 @@
+"""`jaxlm finetune`: GLUE fine-tuning of a pre-trained run (or of a fresh backbone, the
+no-pre-training baseline), several seeds, one global recipe (`config.finetune`).
+
+Inputs are `[CLS] a [SEP] b [SEP]` for every model: BERT's format, and GPT-1's
+(start, delimiter, extract tokens) with the same ids. The classifier reads [CLS] bidirectionally
+for MLM and prefix-LM models and the last token causally for CLM models (`model.Classifier`).
+Outputs: WORKDIR/results.json (per-seed metrics, median, mean, std) and
+WORKDIR/predictions_<split>_seed<k>.tsv, from which anyone can recompute the metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from tokenizers import Tokenizer
+
+from jaxlm import sharding, storage
+from jaxlm.eval.tasks import glue
+from jaxlm.eval import metrics as glue_metrics
+from jaxlm.data import tokenizer as tokenization
+from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override
+from jaxlm import objectives
+from jaxlm.model import Classifier
+from jaxlm.train.optim import decay_mask
+
+
+def encode(tok: Tokenizer, examples: glue.Examples, max_len: int) -> dict[str, np.ndarray]:
+  """Token ids (N, max_len) and segment ids (1 = real, 0 = padding), truncated longest-first."""
+  cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in (tokenization.CLS, tokenization.SEP,
+                                                          tokenization.PAD))
+  a_ids = [e.ids for e in tok.encode_batch(examples.texts_a, add_special_tokens=False)]
+  b_ids = ([e.ids for e in tok.encode_batch(examples.texts_b, add_special_tokens=False)]
+           if examples.texts_b is not None else [None] * len(a_ids))
+  tokens = np.full((len(a_ids), max_len), pad_id, np.int32)
+  for i, (a, b) in enumerate(zip(a_ids, b_ids)):
+    budget = max_len - (3 if b is not None else 2)
+    a, b = list(a), list(b) if b is not None else None
+    while len(a) + len(b or []) > budget:  # longest-first, as BERT's run_classifier does
+      (a if b is None or len(a) >= len(b) else b).pop()
+    ids = [cls_id] + a + [sep_id] + (b + [sep_id] if b is not None else [])
+    tokens[i, :len(ids)] = ids
+  return {"tokens": tokens, "segment_ids": (tokens != pad_id).astype(np.int32) |
+          (np.arange(max_len) == 0)[None].astype(np.int32)}
+
+
+def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regression: bool):
+  if regression:
+    losses_B = jnp.square(logits_BxC[:, 0] - labels_B)
+  else:
+    losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+  return jnp.sum(losses_B * weights_B) / jnp.maximum(jnp.sum(weights_B), 1.0)
+
+
+def _padded(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+  """Pads every array to `size` rows; the padding rows get weight 0."""
+  n = len(batch["tokens"])
+  out = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in
+         batch.items()}
+  out["weights"] = (np.arange(size) < n).astype(np.float32)
+  out["segment_ids"][n:, 0] = 1  # padding rows hold one [PAD] token, so no row is empty
+  return out
+
+
+class TaskTrainer:
+  """The jitted step and predictor for one task, compiled once and reused by every seed."""
+
+  def __init__(self, config: Config, task: glue.GlueTask, mesh: jax.sharding.Mesh,
+               num_train: int):
+    f = config.finetune
+    self.config, self.task, self.mesh = config, task, mesh
+    self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._model(0)))
+    self.steps_per_epoch = max(num_train // f.batch_size, 1)
+    total = self.steps_per_epoch * f.epochs
+    warmup = int(f.warmup_frac * total)
+    lr = optax.join_schedules([optax.linear_schedule(0.0, f.lr, max(warmup, 1)),
+                               optax.linear_schedule(f.lr, 0.0, max(total - warmup, 1))],
+                              [warmup])
+    self.tx = optax.chain(optax.clip_by_global_norm(1.0),
+                          optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-6,
+                                      weight_decay=f.weight_decay, mask=decay_mask))
+    self.batch_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch", None)))
+    self.vector_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch",)))
+    graphdef, tx, regression = self.graphdef, self.tx, task.is_regression
+
+    def step(params, opt_state, batch, key):
+      def loss_fn(p):
+        logits = nnx.merge(graphdef, p)(batch["tokens"], batch["segment_ids"], key)
+        return _loss(logits, batch["labels"], batch["weights"], regression)
+
+      loss, grads = jax.value_and_grad(loss_fn)(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, loss
+
+    self.step = jax.jit(step, donate_argnums=(0, 1))
+    self.predict = jax.jit(lambda p, tokens, seg: nnx.merge(graphdef, p)(tokens, seg))
+
+  def _model(self, seed: int) -> Classifier:
+    c = self.config
+    objective = objectives.get(c.objective)
+    return Classifier(c.model, objective.classifier_attention, objective.classifier_readout,
+                      self.task.num_labels, c.finetune.dropout,
+                      rngs=nnx.Rngs(params=seed))
+
+  def _put(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return {k: jax.device_put(v, self.batch_sh if v.ndim == 2 else self.vector_sh)
+            for k, v in batch.items()}
+
+  def run_seed(self, train: dict, evals: dict[str, dict], seed: int,
+               pretrained: nnx.State | None) -> dict[str, np.ndarray]:
+    """Fine-tunes one seed from `pretrained` (None: from scratch); returns dev predictions
+    (logits, or scores for regression) per eval split."""
+    f = self.config.finetune
+    params = nnx.state(self._model(seed))
+    if pretrained is not None:  # the backbone by path; the head stays freshly initialised
+      by_path = dict(jax.tree_util.tree_flatten_with_path(pretrained)[0])
+      leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+      params = jax.tree_util.tree_unflatten(treedef, [by_path.get(p, x) for p, x in leaves])
+    params = jax.device_put(params, sharding.named(self.mesh, sharding.param_specs(params)))
+    params = jax.tree.map(jnp.copy, params)  # own buffers: the step donates them, not `pretrained`
+    opt_state = jax.jit(self.tx.init)(params)
+    rng, key, n = np.random.default_rng(seed), jax.random.key(seed), len(train["tokens"])
+    with jax.set_mesh(self.mesh):
+      for epoch in range(f.epochs):
+        order = rng.permutation(n)
+        for i in range(self.steps_per_epoch):
+          rows = order[i * f.batch_size:(i + 1) * f.batch_size]
+          batch = self._put(_padded({k: v[rows] for k, v in train.items()}, f.batch_size))
+          params, opt_state, _ = self.step(params, opt_state, batch, jax.random.fold_in(
+            key, epoch * self.steps_per_epoch + i))
+      outputs = {}
+      for split, data in evals.items():
+        chunks = []
+        for start in range(0, len(data["tokens"]), f.eval_batch_size):
+          part = {k: data[k][start:start + f.eval_batch_size] for k in ("tokens", "segment_ids")}
+          batch = self._put(_padded(part, f.eval_batch_size))
+          logits = self.predict(params, batch["tokens"], batch["segment_ids"])
+          chunks.append(np.asarray(logits)[:len(part["tokens"])])
+        logits = np.concatenate(chunks)
+        outputs[split] = logits[:, 0] if self.task.is_regression else logits
+    return outputs
+
+
+def read_split(task: glue.GlueTask, glue_dir: str, split: str, max_examples: int = 0):
+  """`glue_dir` is a directory in the official TSV layout, or `tfds:DATA_DIR` for the prepared
+  TFDS `glue/<task>` datasets (`tfds:` alone: TFDS's default data dir)."""
+  if glue_dir.startswith("tfds:"):
+    sliced = f"{split}[:{max_examples}]" if max_examples else split
+    return glue.read_tfds_split(task, sliced, glue_dir[len("tfds:"):] or None)
+  return glue.read_tsv_split(task, glue_dir, split, max_examples)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+  return {"median": float(np.median(values)), "mean": float(np.mean(values)),
+          "std": float(np.std(values)), "min": float(np.min(values)),
+          "max": float(np.max(values))}
+
+
+def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLike,
+        pretrained: nnx.State | None, tok: Tokenizer, init: str) -> dict:
+  """Fine-tunes `config.finetune.seeds` seeds; writes results.json and predictions TSVs."""
+  task = glue.get_task(task_name)
+  f = config.finetune
+  workdir = storage.path(workdir)
+  mesh = sharding.make_mesh(config.mesh)
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  for key in ("batch_size", "eval_batch_size"):
+    if getattr(f, key) % shards:
+      raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must split evenly over "
+                        f"data*fsdp={shards} devices")
+  train_ex = read_split(task, glue_dir, "train", f.max_train_examples)
+  if len(train_ex) < f.batch_size:
+    raise ConfigError(f"config.finetune.batch_size={f.batch_size}: larger than the "
+                      f"{len(train_ex)} training examples of {task.name}")
+  max_len = min(f.max_seq_len, config.model.max_seq_len)
+  train = {**encode(tok, train_ex, max_len), "labels": train_ex.labels}
+  eval_ex = {s: read_split(task, glue_dir, s) for s in task.eval_splits}
+  evals = {s: encode(tok, ex, max_len) for s, ex in eval_ex.items()}
+  trainer = TaskTrainer(config, task, mesh, len(train_ex))
+  per_seed = []
+  for seed in range(f.seeds):
+    outputs = trainer.run_seed(train, evals, config.seed + seed, pretrained)
+    metrics = {}
+    for split, preds in outputs.items():
+      metrics[split] = glue_metrics.compute_metrics(task, preds, eval_ex[split].labels)
+      metrics[split]["score"] = glue_metrics.glue_score(task, metrics[split])
+      if jax.process_index() == 0:  # every process holds all predictions; one writes them
+        glue_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
+                                       eval_ex[split].indices, preds, eval_ex[split].labels,
+                                       task=task)
+    per_seed.append({"seed": config.seed + seed, "metrics": metrics})
+  summary = {split: {name: _summary([s["metrics"][split][name] for s in per_seed])
+                     for name in per_seed[0]["metrics"][split]} for split in task.eval_splits}
+  results = {"task": task.name, "init": init, "objective": config.objective,
+             "train_examples": len(train_ex), "recipe": dataclasses.asdict(f),
+             "seeds": per_seed, "summary": summary}
+  if jax.process_index() == 0:
+    storage.write_atomic(workdir / "results.json", json.dumps(results, indent=2))
+  return results
+
+
+def load_init(init: str, overrides: dict[str, str]) -> tuple[Config, nnx.State, Tokenizer]:
+  """Config, parameters and tokenizer of a jaxlm run or a Hugging Face BERT / GPT-2 directory,
+  with `overrides` (e.g. finetune.lr) applied. Fine-tuning uses every device."""
+  from jaxlm import api  # noqa: PLC0415 - loads safetensors only for Hugging Face directories
+  loaded = api.load(init)
+  if loaded.tokenizer is None:
+    raise DataError(f"--init {init}: holds no tokenizer (tokenizer.json, vocab.txt or "
+                    "vocab.json + merges.txt)")
+  config = loaded.config
+  config.mesh = MeshConfig()
+  for key, value in overrides.items():
+    apply_override(config, key, value)
+  config.validate()
+  return config, nnx.state(loaded.model), loaded.tokenizer

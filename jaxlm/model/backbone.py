@@ -1,0 +1,310 @@
+"""The shared Transformer backbone and the objective heads (Flax NNX).
+
+One backbone serves BERT, GPT and prefix-LM: they differ in the `MaskSpec` handed to attention and
+in the head on top. Every parameter carries logical axis names (see `sharding.LOGICAL_RULES`).
+Tensors are named by shape: B batch, T sequence, D embed, H heads, K head dim, F mlp, V vocab,
+L layers, M predicted (masked) positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlm import sharding
+from jaxlm.model import kernels
+from jaxlm.model.attention_dropout import dropout_attention
+from jaxlm.model.masks import MaskSpec
+from jaxlm.config import ModelConfig
+
+# Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
+# them at creation; train_state.py shards the whole state at once, inside jit, by the rules.
+nnx.use_eager_sharding(False)
+
+ACTIVATIONS = {
+  "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+  "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+}
+
+REMAT_POLICIES = {
+  "full": None,  # save nothing, recompute the whole block
+  "dots": jax.checkpoint_policies.checkpoint_dots,
+  "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def normal_init(names: tuple[str | None, ...], stddev: float = 0.02):
+  return nnx.with_partitioning(nnx.initializers.normal(stddev), names)
+
+
+def zeros_init(names: tuple[str | None, ...]):
+  return nnx.with_partitioning(nnx.initializers.zeros_init(), names)
+
+
+def layer_norm(cfg: ModelConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  return nnx.LayerNorm(
+    cfg.embed_dim, epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+    scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("norm",)),
+    bias_init=zeros_init(("norm",)), rngs=rngs)
+
+
+def sinusoidal_BxTxD(positions_BxT: jax.Array, D: int) -> jax.Array:
+  """The fixed sin/cos position table of 'Attention Is All You Need'."""
+  inv_freq = 1.0 / (10000.0 ** (jnp.arange(0, D, 2) / D))
+  angles_BxTxD2 = positions_BxT[..., None].astype(jnp.float32) * inv_freq
+  return jnp.concatenate([jnp.sin(angles_BxTxD2), jnp.cos(angles_BxTxD2)], axis=-1)
+
+
+def rope(x_BxTxHxK: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
+  """Rotary position embedding (RoFormer), rotating the two halves of each head."""
+  K = x_BxTxHxK.shape[-1]
+  inv_freq = 1.0 / (theta ** (jnp.arange(0, K, 2) / K))
+  angles_BxTx1xK2 = (positions_BxT[..., None].astype(jnp.float32) * inv_freq)[:, :, None, :]
+  sin, cos = jnp.sin(angles_BxTx1xK2), jnp.cos(angles_BxTx1xK2)
+  x1, x2 = jnp.split(x_BxTxHxK.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxTxHxK.dtype)
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    H, K, D = cfg.num_heads, cfg.head_dim, cfg.embed_dim
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    qkv = dict(kernel_init=normal_init(("embed", "heads", "kv")), bias_init=zeros_init(("heads", "kv")))
+    self.query = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    self.key = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    self.value = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
+    # GPT-2 scales the init of projections that write into the residual stream by 1/sqrt(2L).
+    out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
+    self.out = nnx.LinearGeneral((H, K), D, axis=(-2, -1),
+                                 kernel_init=normal_init(("heads", "kv", "embed"), out_std),
+                                 bias_init=zeros_init(("norm",)), **proj)
+    self.kernel = kernels.resolve(cfg.attention, cfg.dtype)
+
+  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
+    v_BxTxHxK = self.value(x_BxTxD)
+    if self.cfg.position == "rope":
+      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+      k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+    if dropout_key is not None and self.cfg.attention_dropout > 0:
+      o_BxTxHxK = dropout_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec,
+                                    self.cfg.attention_dropout, dropout_key)
+    else:
+      o_BxTxHxK = kernels.attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
+    return self.out(o_BxTxHxK)
+
+
+  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
+             start: jax.Array):
+    """Causal attention for generation: writes this chunk's keys and values into the cache at
+    slots start..start+T-1 and attends to every valid slot up to each query's own.
+
+    cache: (k_BxSxHxK, v_BxSxHxK); valid_BxS marks slots holding real tokens (left-padded
+    prompts leave invalid slots). Returns (o_BxTxD, new cache).
+    """
+    k_cache, v_cache = cache
+    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
+    v_BxTxHxK = self.value(x_BxTxD)
+    if self.cfg.position == "rope":
+      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+      k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+    k_cache = jax.lax.dynamic_update_slice(k_cache, k_BxTxHxK.astype(k_cache.dtype),
+                                           (0, start, 0, 0))
+    v_cache = jax.lax.dynamic_update_slice(v_cache, v_BxTxHxK.astype(v_cache.dtype),
+                                           (0, start, 0, 0))
+    T, S = x_BxTxD.shape[1], k_cache.shape[1]
+    query_slot_T = start + jnp.arange(T)
+    mask_BxTxS = valid_BxS[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot_T[:, None])
+    o_BxTxHxK = jax.nn.dot_product_attention(q_BxTxHxK, k_cache.astype(q_BxTxHxK.dtype),
+                                             v_cache.astype(q_BxTxHxK.dtype),
+                                             mask=mask_BxTxS[:, None], implementation="xla")
+    return self.out(o_BxTxHxK), (k_cache, v_cache)
+
+
+class Mlp(nnx.Module):
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
+    self.activation = ACTIVATIONS[cfg.activation]
+    self.fc_in = nnx.Linear(cfg.embed_dim, cfg.mlp_dim, kernel_init=normal_init(("embed", "mlp")),
+                            bias_init=zeros_init(("mlp",)), **proj)
+    self.fc_out = nnx.Linear(cfg.mlp_dim, cfg.embed_dim,
+                             kernel_init=normal_init(("mlp", "embed"), out_std),
+                             bias_init=zeros_init(("norm",)), **proj)
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    h_BxTxF = sharding.constrain(self.activation(self.fc_in(x_BxTxD)), ("batch", "seq", "mlp"))
+    return self.fc_out(h_BxTxF)
+
+
+class Block(nnx.Module):
+  """One Transformer layer, pre-LN (GPT-2) or post-LN (BERT)."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.pre_norm = cfg.norm == "pre"
+    self.attn_norm = layer_norm(cfg, rngs)
+    self.attn = Attention(cfg, rngs=rngs)
+    self.mlp_norm = layer_norm(cfg, rngs)
+    self.mlp = Mlp(cfg, rngs=rngs)
+    self.dropout = nnx.Dropout(cfg.dropout)
+
+  def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+               dropout_key: jax.Array | None) -> jax.Array:
+    return self._layer(x_BxTxD, lambda h, key: self.attn(h, spec, positions_BxT, key),
+                       dropout_key)
+
+  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
+             start: jax.Array):
+    """The same layer over a chunk of generated tokens, reading and extending the KV cache."""
+    updated = {}
+
+    def attend(h_BxTxD, dropout_key):
+      del dropout_key  # generation never drops
+      out, updated["cache"] = self.attn.decode(h_BxTxD, positions_BxT, cache, valid_BxS, start)
+      return out
+
+    return self._layer(x_BxTxD, attend, None), updated["cache"]
+
+  def _layer(self, x_BxTxD: jax.Array, attend, dropout_key: jax.Array | None) -> jax.Array:
+    deterministic = dropout_key is None
+    k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+    k_attn = jax.random.fold_in(dropout_key, 2) if dropout_key is not None else None
+
+    def drop(y, key):
+      return self.dropout(y, deterministic=deterministic, rngs=key)
+
+    if self.pre_norm:
+      x_BxTxD = x_BxTxD + drop(attend(self.attn_norm(x_BxTxD), k_attn), k1)
+      x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
+    else:
+      x_BxTxD = self.attn_norm(x_BxTxD + drop(attend(x_BxTxD, k_attn), k1))
+      x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
+    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+
+
+def _lookup(embed: nnx.Embed, ids_BxT: jax.Array, dtype: str) -> jax.Array:
+  """Row lookup from a table gathered whole along D (as FSDP gathers every weight before use):
+  a gather keeps its table's D sharding, which GSPMD cannot cheaply turn into batch sharding."""
+  table_VxD = sharding.constrain(embed.embedding[...], ("vocab", None))
+  return jnp.take(table_VxD, ids_BxT, axis=0).astype(dtype)
+
+
+class Backbone(nnx.Module):
+  """Embeddings, L blocks (scanned or unrolled), final norm: token ids -> hidden states."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    dtypes = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+    self.embed = nnx.Embed(cfg.vocab_size, cfg.embed_dim, embedding_init=normal_init(("vocab", "embed")),
+                           rngs=rngs, **dtypes)
+    if cfg.position == "learned":
+      self.pos_embed = nnx.Embed(cfg.max_seq_len, cfg.embed_dim,
+                                 embedding_init=normal_init((None, "embed")), rngs=rngs, **dtypes)
+    # Post-LN (BERT) normalises the embeddings; pre-LN (GPT-2) normalises the final output.
+    self.norm = layer_norm(cfg, rngs)
+    self.dropout = nnx.Dropout(cfg.dropout)
+    if cfg.scan_layers:
+      self.blocks = self._stacked_blocks(cfg, rngs)
+    else:
+      self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+
+  @staticmethod
+  def _stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+    """One Block whose parameters have a leading L axis (logical name 'layers')."""
+
+    @nnx.split_rngs(splits=cfg.num_layers)
+    @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make(rngs: nnx.Rngs) -> Block:
+      return Block(cfg, rngs=rngs)
+
+    return make(rngs)
+
+  def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    B, T = tokens_BxT.shape
+    if positions_BxT is None:
+      positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
+    key_embed, key_blocks = (jax.random.split(dropout_key) if dropout_key is not None
+                             else (None, None))
+    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed)
+    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks)
+
+  def embed_tokens(self, tokens_BxT: jax.Array, positions_BxT: jax.Array,
+                   dropout_key: jax.Array | None = None) -> jax.Array:
+    cfg = self.cfg
+    x_BxTxD = _lookup(self.embed, tokens_BxT, cfg.dtype)
+    if cfg.position == "learned":
+      x_BxTxD = x_BxTxD + _lookup(self.pos_embed, positions_BxT, cfg.dtype)
+    elif cfg.position == "sinusoidal":
+      x_BxTxD = x_BxTxD + sinusoidal_BxTxD(positions_BxT, cfg.embed_dim).astype(x_BxTxD.dtype)
+    if cfg.norm == "post":
+      x_BxTxD = self.norm(x_BxTxD)
+    x_BxTxD = self.dropout(x_BxTxD, deterministic=dropout_key is None, rngs=dropout_key)
+    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+
+  def encode(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
+             dropout_key: jax.Array | None = None) -> jax.Array:
+    """The L blocks (and pre-LN's final norm) over embedded inputs."""
+    cfg = self.cfg
+    layer_keys = (jax.random.split(dropout_key, cfg.num_layers) if dropout_key is not None
+                  else None)
+
+    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None) -> jax.Array:
+      return block(x_BxTxD, spec, positions_BxT, key)
+
+    if cfg.remat != "none":
+      apply = nnx.remat(apply, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan_layers)
+
+    if cfg.scan_layers:
+      graphdef, stacked = nnx.split(self.blocks)
+
+      def body(x_BxTxD, layer):
+        state, key = layer
+        return apply(nnx.merge(graphdef, state), x_BxTxD, key), None
+
+      x_BxTxD, _ = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys))
+    else:
+      for i, block in enumerate(self.blocks):
+        x_BxTxD = apply(block, x_BxTxD, None if layer_keys is None else layer_keys[i])
+    if cfg.norm == "pre":
+      x_BxTxD = self.norm(x_BxTxD)
+    return x_BxTxD
+
+
+  def decode(self, tokens_BxT: jax.Array, positions_BxT: jax.Array, cache: tuple,
+             valid_BxS: jax.Array, start: jax.Array):
+    """Hidden states for a chunk of tokens at cache slots start.., extending the KV cache.
+
+    cache: (k_LxBxSxHxK, v_LxBxSxHxK), one slice per layer. Returns (h_BxTxD, new cache).
+    """
+    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT)
+    k_cache, v_cache = cache
+    if self.cfg.scan_layers:
+      graphdef, stacked = nnx.split(self.blocks)
+
+      def body(x_BxTxD, layer):
+        state, k, v = layer
+        x_BxTxD, (k, v) = nnx.merge(graphdef, state).decode(
+          x_BxTxD, positions_BxT, (k, v), valid_BxS, start)
+        return x_BxTxD, (k, v)
+
+      x_BxTxD, (k_cache, v_cache) = jax.lax.scan(body, x_BxTxD, (stacked, k_cache, v_cache))
+    else:
+      ks, vs = [], []
+      for i, block in enumerate(self.blocks):
+        x_BxTxD, (k, v) = block.decode(x_BxTxD, positions_BxT, (k_cache[i], v_cache[i]),
+                                       valid_BxS, start)
+        ks.append(k)
+        vs.append(v)
+      k_cache, v_cache = jnp.stack(ks), jnp.stack(vs)
+    if self.cfg.norm == "pre":
+      x_BxTxD = self.norm(x_BxTxD)
+    return x_BxTxD, (k_cache, v_cache)

@@ -1,0 +1,84 @@
+"""What sits on the backbone: the language-model heads (`LanguageModel`) and the fine-tuning
+classifier (`Classifier`). Which head and which read-out an objective uses is its record's
+business (`jaxlm.objectives`)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxlm.config import ModelConfig
+from jaxlm.model.backbone import ACTIVATIONS, Backbone, layer_norm, normal_init, zeros_init
+from jaxlm.model.masks import MaskSpec
+
+
+class MLMHead(nnx.Module):
+  """BERT's head: dense, GELU, LayerNorm, then the tied decoder with its own bias."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    self.transform = nnx.Linear(cfg.embed_dim, cfg.embed_dim, kernel_init=normal_init(("embed", None)),
+                                bias_init=zeros_init(("norm",)), dtype=cfg.dtype,
+                                param_dtype=cfg.param_dtype, rngs=rngs)
+    self.norm = layer_norm(cfg, rngs)
+    self.activation = ACTIVATIONS[cfg.activation]
+    self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), cfg.param_dtype), out_sharding=("vocab",))
+
+  def __call__(self, h_BxMxD: jax.Array, embed: nnx.Embed) -> jax.Array:
+    h_BxMxD = self.norm(self.activation(self.transform(h_BxMxD)))
+    return embed.attend(h_BxMxD) + self.bias[...].astype(h_BxMxD.dtype)
+
+
+class LanguageModel(nnx.Module):
+  """The backbone plus the head its objective needs; the CLM head is the tied embedding."""
+
+  def __init__(self, cfg: ModelConfig, head: str = "lm", *, rngs: nnx.Rngs):
+    """head: 'lm' (the tied embedding only) or 'mlm' (adds BERT's MLM head), as the
+    objective's record says."""
+    self.backbone = Backbone(cfg, rngs=rngs)
+    self.mlm_head = MLMHead(cfg, rngs=rngs) if head == "mlm" else None
+
+  def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None) -> jax.Array:
+    return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key)
+
+  def lm_logits(self, h_BxTxD: jax.Array) -> jax.Array:
+    """Next-token logits (CLM, prefix-LM): the tied vocabulary projection."""
+    return self.backbone.embed.attend(h_BxTxD)
+
+  def mlm_logits(self, h_BxMxD: jax.Array) -> jax.Array:
+    """Masked-token logits at the M gathered positions only."""
+    return self.mlm_head(h_BxMxD, self.backbone.embed)
+
+
+class Classifier(nnx.Module):
+  """The backbone with a classification (or regression) head, for GLUE fine-tuning.
+
+  `attention` and `readout` come from the objective's record: BERT reads the first ([CLS])
+  position with bidirectional attention; GPT-1 keeps causal attention and reads the last real
+  token, the only one that has seen the whole input. The backbone's parameter paths match
+  LanguageModel's, so pre-trained weights load by path.
+  """
+
+  def __init__(self, cfg: ModelConfig, attention: str, readout: str, num_labels: int,
+               dropout: float, *, rngs: nnx.Rngs):
+    self.backbone = Backbone(cfg, rngs=rngs)
+    self.attention, self.last = attention, readout == "last"
+    self.dropout = nnx.Dropout(dropout)
+    self.head = nnx.Linear(cfg.embed_dim, num_labels, kernel_init=normal_init(("embed", None)),
+                           bias_init=zeros_init((None,)), dtype=cfg.dtype,
+                           param_dtype=cfg.param_dtype, rngs=rngs)
+
+  def __call__(self, tokens_BxT: jax.Array, segment_ids_BxT: jax.Array,
+               dropout_key: jax.Array | None = None) -> jax.Array:
+    spec = MaskSpec(self.attention, segment_ids_BxT)
+    k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
+                          else (None, None))
+    h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone)
+    if self.last:
+      index_B = jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)
+    else:
+      index_B = jnp.zeros(tokens_BxT.shape[0], jnp.int32)
+    pooled_BxD = jnp.take_along_axis(h_BxTxD, index_B[:, None, None], axis=1)[:, 0]
+    pooled_BxD = self.dropout(pooled_BxD, deterministic=k_head is None, rngs=k_head)
+    return self.head(pooled_BxD).astype(jnp.float32)
+

@@ -1,0 +1,65 @@
+"""Attention kernels: the registry and the one auto-selection rule.
+
+Every kernel is a module in this folder defining a `Kernel` record (`base.py`); this dict names
+them. Modules load on first use, so Pallas loads only where it runs and no kernel registers
+itself as a side effect. Adding a kernel: one file with a `KERNEL`, one line here (before `xla`,
+which `attention='auto'` falls back on), and the contract test in tests/model/test_kernels.py
+checks it against `MaskSpec.dense` for every mask kind.
+
+Generation's cached decode (`model/layers.py`, `Attention` with a `KVCache`) always attends with
+XLA on a dense query-by-slot mask: its mask (valid cache slots of left-padded prompts, up to each
+query's own slot) is not a `MaskSpec` kind, T_query != T_key, and the step is one token, where a
+fused kernel has nothing to fuse.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import jax
+
+from jaxlm.errors import ConfigError
+from jaxlm.model.kernels.base import Kernel
+from jaxlm.model.masks import MaskSpec
+
+# name -> "module:attribute" of its Kernel record; 'auto' takes the first that accepts.
+KERNELS: dict[str, str] = {
+  "splash": "jaxlm.model.kernels.splash:KERNEL",
+  "cudnn": "jaxlm.model.kernels.cudnn:KERNEL",
+  "splash_interpret": "jaxlm.model.kernels.splash:INTERPRET_KERNEL",
+  "xla": "jaxlm.model.kernels.xla:KERNEL",
+}
+
+
+def get(name: str) -> Kernel:
+  if name not in KERNELS:
+    raise ConfigError(f"config.model.attention={name!r}: allowed values are auto, "
+                      f"{', '.join(KERNELS)}")
+  module, attribute = KERNELS[name].split(":")
+  return getattr(importlib.import_module(module), attribute)
+
+
+def resolve(name: str, dtype: str, backend: str | None = None) -> str:
+  """The kernel `name` means on this backend: 'auto' picks the first registered kernel that
+  accepts (backend, dtype); a named kernel must run here."""
+  backend = backend or jax.default_backend()
+  if name == "auto":
+    return next(n for n in KERNELS if get(n).auto(backend, dtype))
+  kernel = get(name)
+  if backend not in kernel.backends:
+    raise ConfigError(f"config.model.attention={name}: runs on {kernel.runs_on}, not on "
+                      f"{backend}" + ("; splash_interpret runs its Pallas code on CPU, for tests"
+                                      if name == "splash" else ""))
+  return name
+
+
+def attention(q_BxTxHxK: jax.Array, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array, spec: MaskSpec,
+              kernel: str = "xla") -> jax.Array:
+  return get(kernel).attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec)
+
+
+def table() -> str:
+  """The kernel table of docs/kernels.md, generated from the registry."""
+  rows = ["| kernel | runs on | how |", "|---|---|---|"]
+  rows += [f"| `{name}` | {get(name).runs_on} | {get(name).how} |" for name in KERNELS]
+  return "\n".join(rows)

@@ -1,0 +1,50 @@
+"""What an objective is: one record holding everything the rest of jaxlm asks of it.
+
+The backbone, train step, FLOP count, inference API, fine-tuning, Hugging Face export and the
+comparison read these fields; none of them compares objective names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Literal
+
+import jax
+
+from jaxlm.model.masks import MaskKind
+
+# (model, batch, key, config, special, dropout_key) -> {"loss_sum", "correct_sum", "count"}
+LossSums = Callable[..., dict[str, jax.Array]]
+# (model, tokens_BxT, prefix_len_B) -> logits_BxTxV, float32
+InferenceLogits = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """One pre-training objective.
+
+  name: the `config.objective` value.
+  attention: the mask kind it trains with.
+  head: 'lm' (the tied vocabulary projection) or 'mlm' (BERT's transform + tied decoder).
+  classifier_attention, classifier_readout: how fine-tuning reads the backbone: BERT reads
+    'first' ([CLS]) bidirectionally; GPT-1 keeps causal attention and reads the 'last' real token,
+    the only one that has seen the whole input.
+  reports_perplexity: whether its loss is a next-token cross-entropy (perplexity, bits per byte).
+  generates: whether it can continue text left to right.
+  hf_family: the transformers family it exports to ('bert', 'gpt2'), or None.
+  loss_sums: summed loss, correct predictions and predicted-token count of a batch.
+  inference_logits: logits at every position for `jaxlm.load(...).logits`.
+  head_macs_per_token: forward multiply-adds of the head per input token (for FLOP counts).
+  """
+
+  name: str
+  attention: MaskKind
+  head: Literal["lm", "mlm"]
+  classifier_attention: MaskKind
+  classifier_readout: Literal["first", "last"]
+  reports_perplexity: bool
+  generates: bool
+  hf_family: str | None
+  loss_sums: LossSums
+  inference_logits: InferenceLogits
+  head_macs_per_token: Callable[[Any], float]

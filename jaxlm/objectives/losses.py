@@ -1,0 +1,65 @@
+"""Cross-entropy as sums (loss, correct, count), whole or in rematerialised chunks, and the
+metrics every objective reports from them."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def next_token_targets(tokens_BxT: jax.Array, seg_BxT: jax.Array):
+  """CLM and prefix-LM targets: position t predicts token t+1 of the same document.
+  Returns (targets_BxT, weights_BxT)."""
+  targets_BxT = jnp.roll(tokens_BxT, -1, axis=1)
+  weights_BxT = (jnp.roll(seg_BxT, -1, axis=1) == seg_BxT) & (seg_BxT > 0)
+  return targets_BxT, weights_BxT.at[:, -1].set(False)
+
+
+def _cross_entropy_sums(logits_BxNxV: jax.Array, targets_BxN: jax.Array, weights_BxN: jax.Array):
+  logits_BxNxV = logits_BxNxV.astype(jnp.float32)
+  losses_BxN = optax.softmax_cross_entropy_with_integer_labels(logits_BxNxV, targets_BxN)
+  weights_BxN = weights_BxN.astype(jnp.float32)
+  correct_BxN = (jnp.argmax(logits_BxNxV, axis=-1) == targets_BxN).astype(jnp.float32)
+  return {
+    "loss_sum": jnp.sum(losses_BxN * weights_BxN),
+    "correct_sum": jnp.sum(correct_BxN * weights_BxN),
+    "count": jnp.sum(weights_BxN),
+  }
+
+
+def loss_sums(logits_fn, h_BxNxD: jax.Array, targets_BxN: jax.Array, weights_BxN: jax.Array,
+               chunk: int) -> dict[str, jax.Array]:
+  """`_cross_entropy_sums(logits_fn(h))`, or, with `chunk`, the same sums over N in chunks of
+  `chunk` positions: a scan whose body is rematerialised, so each chunk's B x chunk x V logits
+  are made, reduced and dropped, and remade in the backward pass."""
+  N = h_BxNxD.shape[1]
+  if not chunk or chunk >= N:
+    return _cross_entropy_sums(logits_fn(h_BxNxD), targets_BxN, weights_BxN)
+  pad = -N % chunk  # padded positions carry weight 0
+  h_BxNxD = jnp.pad(h_BxNxD, ((0, 0), (0, pad), (0, 0)))
+  targets_BxN, weights_BxN = (jnp.pad(x, ((0, 0), (0, pad))) for x in (targets_BxN, weights_BxN))
+
+  def chunks(x):  # B x N x ... -> C x B x chunk x ...
+    return jnp.moveaxis(x.reshape(x.shape[0], -1, chunk, *x.shape[2:]), 1, 0)
+
+  @jax.checkpoint
+  def add_chunk(total, chunk_xs):
+    sums = _cross_entropy_sums(logits_fn(chunk_xs[0]), chunk_xs[1], chunk_xs[2])
+    return jax.tree.map(jnp.add, total, sums), None
+
+  zeros = {k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "correct_sum", "count")}
+  total, _ = jax.lax.scan(add_chunk, zeros,
+                          (chunks(h_BxNxD), chunks(targets_BxN), chunks(weights_BxN)))
+  return total
+
+
+def summarize(sums: dict[str, jax.Array], reports_perplexity: bool) -> dict[str, jax.Array]:
+  """Loss, accuracy and predicted tokens from summed counts (+ perplexity for next-token losses)."""
+  count = jnp.maximum(sums["count"], 1.0)
+  loss = sums["loss_sum"] / count
+  metrics = {"loss": loss, "accuracy": sums["correct_sum"] / count,
+             "predicted_tokens": sums["count"]}
+  if reports_perplexity:
+    metrics["perplexity"] = jnp.exp(loss)
+  return metrics

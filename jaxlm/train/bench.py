@@ -1,0 +1,118 @@
+"""Training-step throughput on synthetic data: `jaxlm bench --config CONFIG [--steps N]`.
+
+The state, optimizer, shardings and jitted step are built exactly as `jaxlm train` builds them;
+only the data differs: random token ids (never the special ids 0-4), one document per row,
+generated on the device before timing, so the number measured is the step and nothing else.
+Timing follows the training loop's discipline: no host sync between steps, one
+`jax.block_until_ready` after the last one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlm import sharding
+from jaxlm.config import Config
+from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
+from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, trained_layout
+from jaxlm.train.loop import check_fits
+from jaxlm.train.state import count_params
+from jaxlm.train.trainer import build_trainer
+
+NUM_BATCHES = 4  # distinct batches cycled through, so no step sees exactly its predecessor's data
+
+
+def synthetic_batches(config: Config, batch_sh: jax.sharding.NamedSharding,
+                      count: int = NUM_BATCHES) -> list[dict[str, jax.Array]]:
+  """`count` batches of random ordinary tokens, created sharded on the devices."""
+  B, T, V = config.batch_size, config.seq_len, config.model.vocab_size
+
+  def make(key: jax.Array) -> dict[str, jax.Array]:
+    tokens_BxT = jax.random.randint(key, (B, T), FIRST_ORDINARY_ID, V, dtype=jnp.int32)
+    return {"tokens": tokens_BxT,
+            "segment_ids": jnp.ones((B, T), jnp.int32),
+            "positions": jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))}
+
+  make = jax.jit(make, out_shardings={k: batch_sh for k in ("tokens", "segment_ids", "positions")})
+  return [make(jax.random.key(i)) for i in range(count)]
+
+
+def _peak_memory_gb() -> float | None:
+  stats = jax.local_devices()[0].memory_stats()  # None on CPU
+  if not stats or "peak_bytes_in_use" not in stats:
+    return None
+  return stats["peak_bytes_in_use"] / 1e9
+
+
+def bench(config: Config, steps: int = 20, warmup: int = 3, *, name: str = "") -> dict:
+  """Times `steps` training steps after `warmup` (the first of which compiles).
+
+  Returns one JSON-able dict: what ran where (config name, device, versions, shape), the step
+  time, tokens/s, model TFLOP/s per device, MFU (None where the device's peak is unknown, e.g.
+  CPU), peak device memory (None where the backend does not report it) and compile time.
+  """
+  if steps < 1 or warmup < 1:
+    raise ValueError(f"bench: steps={steps} and warmup={warmup} must both be >= 1 "
+                     "(the first warmup step compiles)")
+  config.validate()
+  mesh = sharding.make_mesh(config.mesh)
+  check_fits(config, mesh)
+  trainer = build_trainer(config, mesh, trained_layout(config.model.vocab_size))
+  state, batch_sh, train_step = trainer.state, trainer.batch_sh, trainer.train_step
+
+  with jax.set_mesh(mesh):
+    batches = synthetic_batches(config, batch_sh)
+    jax.block_until_ready((state, batches))
+    # The first call traces, compiles and dispatches; the run itself is asynchronous.
+    start = time.perf_counter()
+    state, metrics = train_step(state, batches[0])
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready((state, metrics))
+    first_step_s = time.perf_counter() - start
+    for i in range(1, warmup):
+      state, metrics = train_step(state, batches[i % len(batches)])
+    jax.block_until_ready((state, metrics))
+
+    start = time.perf_counter()
+    for i in range(steps):
+      state, metrics = train_step(state, batches[(warmup + i) % len(batches)])
+    jax.block_until_ready((state, metrics))
+    seconds = time.perf_counter() - start
+
+  tokens_per_step = config.batch_size * config.seq_len
+  tokens_per_s = steps * tokens_per_step / seconds
+  flops_per_token = training_flops_per_token(config)
+  tflops = tokens_per_s * flops_per_token / 1e12 / jax.device_count()
+  peak = peak_tflops_per_device(config)
+  cache_size = getattr(train_step, "_cache_size", None)  # private jax API: may disappear
+  device = jax.devices()[0]
+  return {
+    "config": name,
+    "device_kind": device.device_kind,
+    "backend": jax.default_backend(),
+    "jax_version": jax.__version__,
+    "device_count": jax.device_count(),
+    "mesh": dict(mesh.shape),
+    "objective": config.objective,
+    "batch": config.batch_size,
+    "seq": config.seq_len,
+    "params": count_params(state.params),
+    "dtype": config.model.dtype,
+    "steps": steps,
+    "warmup": warmup,
+    "step_ms": seconds / steps * 1e3,
+    "tokens_per_s": tokens_per_s,
+    "flops_per_token": flops_per_token,
+    "tflops_per_s": tflops,  # per device
+    "peak_tflops": peak,
+    "mfu": tflops / peak if peak else None,
+    "peak_memory_gb": _peak_memory_gb(),
+    "compile_s": compile_s,  # trace + lower + compile of the step
+    "first_step_s": first_step_s,  # compile_s plus running the first step
+    "step_compilations": cache_size() if cache_size else None,
+    "final_loss": float(np.asarray(metrics["loss"])),
+  }

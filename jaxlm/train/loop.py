@@ -1,0 +1,207 @@
+"""`jaxlm train`: data, sharded state, the jitted step in a loop, logging, eval, checkpoints.
+
+Read top to bottom: setup (mesh, data, tokenizer, compatibility with what the workdir holds,
+state), then the loop. Everything that can refuse a run does so before anything is written or
+compiled. The host reads each step's metrics one step late, so it never waits on the device.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import threading
+import time
+
+import jax
+import numpy as np
+from etils import epath
+from flax import nnx
+
+from jaxlm import sharding, storage
+from jaxlm.data import pipeline
+from jaxlm.data import tokenizer
+from jaxlm.train.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
+from jaxlm.config import Config, ConfigError, DataError
+from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
+from jaxlm.train.metrics import MetricsLogger
+from jaxlm.eval.heldout import evaluate
+from jaxlm.train.state import count_params
+from jaxlm.train.trainer import build_trainer
+
+
+class Preempted(Exception):
+  """SIGTERM (or a multi-host preemption notice) arrived; a checkpoint was committed."""
+
+
+class NonFiniteLoss(Exception):
+  """Too many consecutive steps had a NaN or Inf loss or gradient."""
+
+
+def check_fits(config: Config, mesh: jax.sharding.Mesh) -> None:
+  """Shape checks that need the mesh; all before anything compiles."""
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  micro_batch = config.batch_size // config.grad_accum
+  if micro_batch % shards:
+    raise ConfigError(
+      f"config.batch_size={config.batch_size}: each of the {config.grad_accum} microbatches "
+      f"({micro_batch} sequences) must split evenly over data*fsdp={shards} devices")
+
+
+def _init_from_metadata(config: Config, meta: dict) -> None:
+  """Refuses an --init_from run whose tokenizer or shape differs (objective only if allowed)."""
+  where = f"--init_from {config.init_from}"
+  saved = Checkpointer(config.init_from, keep=1).latest_metadata()
+  if saved is None:
+    raise DataError(f"{where}: holds no readable checkpoint")
+  saved = {k: v for k, v in saved.items() if k != "requested"}  # the new run asks afresh
+  if config.allow_objective_change:
+    saved = {**saved, "objective": meta["objective"]}
+  check_compatible(saved, meta, where)
+
+
+def _merge_params(fresh: nnx.State, loaded: nnx.State) -> nnx.State:
+  """Loaded values where the paths match (the backbone), fresh ones elsewhere (a new head)."""
+  loaded_by_path = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
+  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(fresh)
+  return jax.tree_util.tree_unflatten(
+    treedef, [loaded_by_path.get(path, leaf) for path, leaf in paths_leaves])
+
+
+def _load_data(config: Config, workdir: epath.Path):
+  """Data and tokenizer; resolves the vocabulary size from the tokenizer. Returns (data,
+  special tokens, run metadata for checkpoints)."""
+  requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
+  if config.init_from and not (workdir / "tokenizer.json").exists():
+    config.data.tokenizer = str(storage.path(config.init_from) / "tokenizer.json")  # share it
+  data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
+    lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
+                                    config.model.vocab_size,
+                                    pipeline.cache_dir(config) / "tokenizers")))
+  special = tokenizer.special_tokens(data.tokenizer)
+  # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
+  config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
+  config.validate()
+  meta = {**run_metadata(config, tokenizer.tokenizer_hash(data.tokenizer)), "requested": requested}
+  return data, special, meta
+
+
+class _SigtermFlag:
+  """Turns SIGTERM into a flag the loop checks after each step (main thread only)."""
+
+  def __init__(self):
+    self.raised = False
+    self.previous = None
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    self.raised = True
+
+  def __exit__(self, *exc):
+    if self.previous is not None:
+      signal.signal(signal.SIGTERM, self.previous)
+
+
+def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
+  """Trains `config` in `workdir` (local or gs://; resuming from its newest checkpoint).
+
+  `config` is not modified; returns {"train": last logged metrics, "eval": final held-out
+  metrics, "config": the resolved config (vocabulary size fitted to the tokenizer, the shared
+  tokenizer file of an --init_from run)}."""
+  config = copy.deepcopy(config)
+  workdir = storage.path(workdir)
+  mesh = sharding.make_mesh(config.mesh)
+  check_fits(config, mesh)
+  data, special, meta = _load_data(config, workdir)
+  ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period)
+  saved = ckpt.latest_metadata()
+  if saved is not None:
+    check_compatible(saved, meta, f"{workdir}/checkpoints")
+  elif config.init_from:
+    _init_from_metadata(config, meta)
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json())
+
+  trainer = build_trainer(config, mesh, special)
+  state, state_sh, batch_sh = trainer.state, trainer.state_sh, trainer.batch_sh
+  train_step, eval_step = trainer.train_step, trainer.eval_step
+  train_iter = iter(pipeline.batches(data.train, config.batch_size, config.seed))
+  restored = ckpt.restore_latest(state, state_sh, train_iter) if saved is not None else None
+  if restored is not None:
+    state = restored
+  elif config.init_from:
+    _, loaded = restore_params(config.init_from, mesh)
+    state = state.replace(params=_merge_params(state.params, loaded))
+  start = int(state.step)
+
+  tokens_per_step = config.batch_size * config.seq_len
+  flops_per_token = training_flops_per_token(config)
+  peak = peak_tflops_per_device(config)
+  log = MetricsLogger(workdir, config.steps, start, quiet)
+  try:
+    log.write({"step": start, "split": "setup", "params": count_params(state.params),
+               "train": pipeline.describe(data.train), "heldout": pipeline.describe(data.heldout),
+               "devices": jax.device_count(), "mesh": dict(mesh.shape),
+               "flops_per_token": flops_per_token, "vocab_in_use": special.vocab_in_use,
+               "tokenizer_hash": meta["tokenizer_hash"], "resumed": restored is not None})
+
+    def report(step: int, metrics, steps_done: int, seconds: float) -> dict:
+      tokens_per_s = steps_done * tokens_per_step / max(seconds, 1e-9)
+      tflops = tokens_per_s * flops_per_token / 1e12 / jax.device_count()
+      event = {"step": step, "split": "train", **{k: float(v) for k, v in metrics.items()},
+               "tokens_seen": step * tokens_per_step, "tokens_per_s": tokens_per_s,
+               "tflops_per_s_per_device": tflops, "mfu": tflops / peak if peak else None,
+               "step_time": seconds / max(steps_done, 1)}
+      log.write(event)
+      return event
+
+    last, pending, previous_streak = {}, None, None
+    timer, timed_from = time.perf_counter(), start  # the first window includes compilation
+
+    def flush() -> None:
+      """Logs the pending step's metrics (it has finished, or this waits for it)."""
+      nonlocal last, pending, timer, timed_from
+      if pending is not None:
+        logged_step, logged = pending[0], jax.device_get(pending[1])
+        now = time.perf_counter()
+        last = report(logged_step, logged, logged_step - timed_from, now - timer)
+        timer, timed_from, pending = now, logged_step, None
+
+    with jax.set_mesh(mesh), _SigtermFlag() as sigterm:
+      for step in range(start, config.steps):
+        batch = pipeline.to_global(next(train_iter), batch_sh)
+        state, metrics = train_step(state, batch)
+        done = step + 1
+        # One step late: the previous step has finished by the time this one is queued.
+        if previous_streak is not None and int(previous_streak) >= config.max_nonfinite_steps:
+          raise NonFiniteLoss(f"{config.max_nonfinite_steps} consecutive steps had a non-finite "
+                              f"loss or gradient (up to step {done - 1}); none was applied. Lower "
+                              "optimizer.lr, or check the data")
+        previous_streak = metrics["nonfinite_streak"]
+        flush()
+        if done % config.log_every == 0 or done == config.steps:
+          pending = (done, metrics)
+        log.advance(1)
+        if config.eval_every and done % config.eval_every == 0 and done != config.steps:
+          log.write({"step": done, "split": "eval",
+                     **evaluate(eval_step, state.params, data.heldout, config, batch_sh)})
+        if sigterm.raised or ckpt.reached_preemption(done):
+          flush()
+          ckpt.save(done, state, train_iter, meta)
+          raise Preempted(f"preempted at step {done}; checkpoint committed, rerun to resume")
+        if config.checkpoint_every and done % config.checkpoint_every == 0:
+          ckpt.save(done, state, train_iter, meta)
+          log.flush()  # what a resumed run will not log again is stored with its checkpoint
+      flush()
+      final_eval = evaluate(eval_step, state.params, data.heldout, config, batch_sh)
+    log.write({"step": int(state.step), "split": "eval", **final_eval})
+    if ckpt.latest_step() != int(state.step):
+      ckpt.save(int(state.step), state, train_iter, meta)
+  finally:
+    ckpt.close()  # waits for any save in flight to commit
+    log.close()
+  return {"train": last, "eval": final_eval, "config": config}

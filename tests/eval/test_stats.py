@@ -1,0 +1,124 @@
+"""jaxlm.eval.stats against hand computations, direct loops and scipy."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from jaxlm.eval import stats
+
+T_975_DF4 = 2.7764451051977987  # Student t 97.5% quantile, 4 degrees of freedom (tables: 2.776)
+
+
+def test_mean_ci_is_the_t_interval():
+  iv = stats.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+  half = T_975_DF4 * math.sqrt(2.5) / math.sqrt(5)  # t · s/√n, s² = 10/4
+  assert iv.estimate == 3.0
+  assert iv.low == pytest.approx(3 - half, abs=1e-12)
+  assert iv.high == pytest.approx(3 + half, abs=1e-12)
+  low, high = scipy_stats.t.interval(0.95, df=4, loc=3.0, scale=scipy_stats.sem([1, 2, 3, 4, 5]))
+  assert (iv.low, iv.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_mean_ci_one_value_has_no_interval():
+  iv = stats.mean_ci([0.8])
+  assert iv.estimate == 0.8 and math.isnan(iv.low) and math.isnan(iv.high)
+  assert not iv.excludes_zero()
+  assert iv.format(scale=100) == "+80.0 [n/a]"
+
+
+def test_bootstrap_matches_a_direct_loop_with_the_same_rng(monkeypatch):
+  x = np.array([0.0, 1.0, 0.5, 1.0, 0.0, 1.0, 1.0])
+  # A tiny chunk bound, so the index matrix is drawn in several chunks (and a ragged last one).
+  monkeypatch.setattr(stats, "_MAX_CHUNK_ELEMENTS", 3 * x.size)
+  rng = np.random.default_rng(7)
+  loop = np.array([x[rng.integers(0, x.size, size=x.size)].mean() for _ in range(100)])
+  np.testing.assert_array_equal(stats.bootstrap_distribution(x, 100, seed=7), loop)
+  iv = stats.bootstrap_ci(x, n_resamples=100, seed=7, confidence=0.9)
+  assert iv.estimate == pytest.approx(x.mean())
+  assert (iv.low, iv.high) == tuple(np.quantile(loop, [0.05, 0.95]))
+
+
+def test_bootstrap_matches_the_exact_resampling_distribution():
+  # All 4**4 equally likely resamples of 4 values, enumerated.
+  x = np.array([0.0, 1.0, 2.0, 7.0])
+  exact = np.array([x[list(i)].mean() for i in itertools.product(range(4), repeat=4)])
+  values, counts = np.unique(exact, return_counts=True)
+  cdf = np.cumsum(counts) / exact.size
+  drawn = stats.bootstrap_distribution(x, n_resamples=20_000, seed=0)
+  freq = np.array([(drawn == v).mean() for v in values])
+  assert np.abs(freq - counts / exact.size).max() < 0.01
+  # The exact 2.5% and 97.5% quantiles are 0.5 and 5.5, far from the CDF's steps.
+  assert values[np.searchsorted(cdf, 0.025)] == 0.5 and values[np.searchsorted(cdf, 0.975)] == 5.5
+  iv = stats.bootstrap_ci(x, n_resamples=20_000, seed=0)
+  assert (iv.estimate, iv.low, iv.high) == (2.5, 0.5, 5.5)
+
+
+def test_bootstrap_other_statistic():
+  x = np.arange(11.0)
+  iv = stats.bootstrap_ci(x, n_resamples=500, statistic=np.median)
+  assert iv.estimate == 5.0 and iv.low < 5.0 < iv.high
+
+
+def _correlated_systems(n=1000, seed=0):
+  # One shared difficulty u per example; a is right when u < 0.7, b when u < 0.6: the true
+  # difference of accuracies is 0.1, and every example b gets right, a gets right too.
+  u = np.random.default_rng(seed).random(n)
+  return (u < 0.7).astype(float), (u < 0.6).astype(float)
+
+
+def test_paired_diff_contains_the_true_difference_and_is_narrower_than_unpaired():
+  a, b = _correlated_systems()
+  paired = stats.paired_bootstrap_diff(a, b, n_resamples=2000, seed=0)
+  assert paired.estimate == pytest.approx(a.mean() - b.mean())
+  assert paired.contains(0.1) and paired.excludes_zero()
+  estimate, low, high = paired  # unpacks as a tuple
+  assert (estimate, low, high) == (paired.estimate, paired.low, paired.high)
+  # Unpaired: each system resampled on its own.
+  diffs = (stats.bootstrap_distribution(a, 2000, seed=1) -
+           stats.bootstrap_distribution(b, 2000, seed=2))
+  unpaired_low, unpaired_high = np.quantile(diffs, [0.025, 0.975])
+  assert paired.high - paired.low < 0.6 * (unpaired_high - unpaired_low)
+
+
+def test_paired_diff_rejects_different_examples():
+  with pytest.raises(ValueError, match="same examples"):
+    stats.paired_bootstrap_diff([1.0, 0.0], [1.0, 0.0, 1.0])
+
+
+def test_seed_spread_diff_paired_is_the_t_interval_of_per_seed_differences():
+  a = {0: 0.81, 1: 0.83, 2: 0.80}
+  b = {2: 0.78, 0: 0.80, 1: 0.79}  # same seeds, another order
+  iv = stats.seed_spread_diff(a, b)
+  ref = stats.mean_ci([0.01, 0.04, 0.02])
+  assert (iv.estimate, iv.low, iv.high) == pytest.approx((ref.estimate, ref.low, ref.high))
+
+
+def test_seed_spread_diff_unpaired_is_welch():
+  a, b = [0.81, 0.83, 0.80, 0.84], [0.78, 0.80, 0.75]
+  iv = stats.seed_spread_diff(a, b)
+  ref = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+  assert iv.estimate == pytest.approx(np.mean(a) - np.mean(b))
+  assert (iv.low, iv.high) == pytest.approx((ref.low, ref.high))
+  # Different seed lists are not paired either.
+  assert stats.seed_spread_diff({0: 0.81, 1: 0.83}, {2: 0.78, 3: 0.80}).low == pytest.approx(
+      stats.seed_spread_diff([0.81, 0.83], [0.78, 0.80]).low)
+  assert math.isnan(stats.seed_spread_diff([0.8], [0.7, 0.75]).low)
+
+
+def test_interval_format_and_excludes_zero():
+  iv = stats.Interval(0.031, 0.010, 0.052)
+  assert iv.format(scale=100) == "+3.1 [+1.0, +5.2]"
+  assert stats.Interval(0.83, 0.812, 0.847).format(scale=100, signed=False) == "83.0 [81.2, 84.7]"
+  assert iv.excludes_zero() and stats.Interval(-0.2, -0.3, -0.1).excludes_zero()
+  assert not stats.Interval(0.01, -0.01, 0.03).excludes_zero()
+
+
+def test_binomial_halfwidth():
+  assert 100 * stats.binomial_halfwidth(0.5, 6700) == pytest.approx(1.197, abs=1e-3)
+  assert stats.binomial_halfwidth(0.5, 100) == pytest.approx(1.959964 * 0.05, rel=1e-6)
+  np.testing.assert_allclose(stats.binomial_halfwidth(np.array([0.0, 1.0]), 10), [0.0, 0.0])
+  with pytest.raises(ValueError):
+    stats.binomial_halfwidth(1.5, 10)
