@@ -138,7 +138,7 @@ def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, floa
   from jaxlm.data.tokenizer import MASK  # noqa: PLC0415
 
   tok = loaded.tokenizer
-  if objectives.get(loaded.config.objective).head != "mlm":
+  if objectives.get(loaded.config.objective).head != "mlm_transform":
     raise ValueError(f"fill_mask: needs an mlm model, this one is {loaded.config.objective}")
   if tok is None:
     raise ValueError("fill_mask: the model was loaded without a tokenizer")

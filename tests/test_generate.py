@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from helpers_model import tiny_config
+from helpers.model import tiny_config
 from jaxlm.model.masks import MaskSpec
 from jaxlm.generate import generate, make_step, sample
 from jaxlm.train.state import build_model
@@ -64,7 +64,7 @@ def test_sampling_respects_top_k_and_top_p():
   assert {int(sample(k, logits, 0.0, 0, 1.0)[0]) for k in keys[:5]} == {0}
 
 
-def test_generate_fill_mask_and_export_commands(shared_data, tmp_path):
+def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
   import subprocess
   import sys
   from conftest import REPO
@@ -72,7 +72,7 @@ def test_generate_fill_mask_and_export_commands(shared_data, tmp_path):
   from jaxlm.train.loop import train
 
   common = {"steps": "2", "batch_size": "8", "seq_len": "64", "model.vocab_size": "512",
-            "eval_every": "0", "data.source": f"text:{shared_data}/corpus/inaugural",
+            "eval_every": "0", "data.source": f"text:{corpus}/inaugural",
             "data.cache_dir": str(tmp_path / "cache")}
   for objective in ("clm", "mlm"):
     train(load_config(REPO / "jaxlm/configs/tiny.py", {**common, "objective": objective}),

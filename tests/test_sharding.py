@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from helpers_model import SPECIAL, packed_batch, tiny_config
+from helpers.model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.config import ConfigError, MeshConfig
 from jaxlm.train.optim import make_optimizer

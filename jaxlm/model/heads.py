@@ -32,11 +32,11 @@ class MLMHead(nnx.Module):
 class LanguageModel(nnx.Module):
   """The backbone plus the head its objective needs; the CLM head is the tied embedding."""
 
-  def __init__(self, cfg: ModelConfig, head: str = "lm", *, rngs: nnx.Rngs):
-    """head: 'lm' (the tied embedding only) or 'mlm' (adds BERT's MLM head), as the
+  def __init__(self, cfg: ModelConfig, head: str = "tied", *, rngs: nnx.Rngs):
+    """head: "tied" (the tied embedding only) or "mlm_transform" (adds BERT's MLM head), as the
     objective's record says."""
     self.backbone = Backbone(cfg, rngs=rngs)
-    self.mlm_head = MLMHead(cfg, rngs=rngs) if head == "mlm" else None
+    self.mlm_head = MLMHead(cfg, rngs=rngs) if head == "mlm_transform" else None
 
   def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None) -> jax.Array:
     return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key)

@@ -25,7 +25,8 @@ class Objective:
 
   name: the `config.objective` value.
   attention: the mask kind it trains with.
-  head: 'lm' (the tied vocabulary projection) or 'mlm' (BERT's transform + tied decoder).
+  head: 'tied' (the tied vocabulary projection) or 'mlm_transform' (BERT's dense + LayerNorm
+    transform, then the tied decoder with its own bias).
   classifier_attention, classifier_readout: how fine-tuning reads the backbone: BERT reads
     'first' ([CLS]) bidirectionally; GPT-1 keeps causal attention and reads the 'last' real token,
     the only one that has seen the whole input.
@@ -39,7 +40,7 @@ class Objective:
 
   name: str
   attention: MaskKind
-  head: Literal["lm", "mlm"]
+  head: Literal["tied", "mlm_transform"]
   classifier_attention: MaskKind
   classifier_readout: Literal["first", "last"]
   reports_perplexity: bool

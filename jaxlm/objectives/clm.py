@@ -25,7 +25,7 @@ def clm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Arr
 
 
 OBJECTIVE = Objective(
-  name="clm", attention="causal", head="lm", classifier_attention="causal",
+  name="clm", attention="causal", head="tied", classifier_attention="causal",
   classifier_readout="last", reports_perplexity=True, generates=True, hf_family="gpt2",
   loss_sums=clm_sums, inference_logits=clm_logits,
   head_macs_per_token=lambda config: config.model.embed_dim * config.model.vocab_size)

@@ -65,6 +65,6 @@ def _head_macs(config) -> float:
 
 
 OBJECTIVE = Objective(
-  name="mlm", attention="bidirectional", head="mlm", classifier_attention="bidirectional",
+  name="mlm", attention="bidirectional", head="mlm_transform", classifier_attention="bidirectional",
   classifier_readout="first", reports_perplexity=False, generates=False, hf_family="bert",
   loss_sums=mlm_sums, inference_logits=mlm_logits, head_macs_per_token=_head_macs)

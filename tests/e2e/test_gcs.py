@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from gcs_emulator import gcs_env
-from helpers_cli import free_port, logged_losses, run_two_processes, train_args
+from helpers.gcs_emulator import gcs_env
+from helpers.cli import free_port, logged_losses, run_two_processes, train_args
 
 BUCKET = "jaxlm-test"
 TINY = REPO / "jaxlm/configs/tiny.py"
@@ -68,11 +68,11 @@ def _events(text: str) -> list[dict]:
   return [json.loads(line) for line in text.splitlines()]
 
 
-def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, shared_data):
+def test_gcs_workdir_trains_resumes_and_serves_like_a_local_one(gcs, tmp_path, shared_data, corpus):
   env, fs = gcs
   books = tmp_path / "books"
   books.mkdir()
-  source = (shared_data / "corpus/tinyshakespeare").glob("*.txt")
+  source = (corpus / "tinyshakespeare").glob("*.txt")
   text = next(source).read_text(encoding="utf-8")
   for i in range(3):  # three documents: two to train on, one held out
     (books / f"book{i}.txt").write_text(text[i * 20_000:(i + 1) * 20_000], encoding="utf-8")
@@ -147,16 +147,16 @@ def test_gcs_bad_paths_are_one_line_errors(gcs, tmp_path):
   assert not fs.exists(f"{BUCKET}/no")
 
 
-def test_two_processes_checkpoint_and_resume_together_in_gcs(gcs, shared_data, tmp_path):
+def test_two_processes_checkpoint_and_resume_together_in_gcs(gcs, corpus, tmp_path):
   """As on a multi-host TPU slice: every process writes its shards and its iterator position
   into one gs:// checkpoint, and both resume from it."""
   env, fs = gcs
   run = f"gs://{BUCKET}/runs/two-processes"
-  run_two_processes(train_args(run, shared_data, tmp_path / "cache", 6), env)
+  run_two_processes(train_args(run, corpus, tmp_path / "cache", 6), env)
   checkpoints = f"{BUCKET}/runs/two-processes/checkpoints"
   assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{checkpoints}/6/data")
                 if p.endswith(".json")) == ["process_0-of-2.json", "process_1-of-2.json"]
-  run_two_processes(train_args(run, shared_data, tmp_path / "cache", 9), env)
+  run_two_processes(train_args(run, corpus, tmp_path / "cache", 9), env)
   metrics = fs.cat(f"{BUCKET}/runs/two-processes/metrics.jsonl").decode()
   assert [e["resumed"] for e in _events(metrics) if e["split"] == "setup"] == [False, True]
   assert sorted(logged_losses(metrics)) == list(range(1, 10))

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from helpers_cli import logged_losses
-from helpers_model import SPECIAL, packed_batch, tiny_config
+from helpers.cli import logged_losses
+from helpers.model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.train.checkpoint import Checkpointer
 from jaxlm.config import MeshConfig, load_config
@@ -29,10 +29,10 @@ from jaxlm.train.state import create_train_state
 TINY = REPO / "jaxlm/configs/tiny.py"
 
 
-def _overrides(shared_data: Path, tmp_path: Path, **extra) -> dict:
+def _overrides(corpus: Path, tmp_path: Path, **extra) -> dict:
   return {"batch_size": "8", "seq_len": "64", "log_every": "1", "eval_every": "0",
           "eval_batches": "1", "model.vocab_size": "512", "optimizer.warmup_steps": "5",
-          "data.source": f"text:{shared_data}/corpus/tinyshakespeare",
+          "data.source": f"text:{corpus}/tinyshakespeare",
           "data.cache_dir": str(tmp_path / "cache"), **extra}
 
 
@@ -63,11 +63,10 @@ def _tree_digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory):
+def straight_run(tmp_path_factory, corpus):
   """An uninterrupted 60-step run: the losses every interrupted run must reproduce."""
-  from conftest import SHARED_DATA
   tmp = tmp_path_factory.mktemp("straight")
-  overrides = _overrides(SHARED_DATA, tmp, steps="60", checkpoint_every="10")
+  overrides = _overrides(corpus, tmp, steps="60", checkpoint_every="10")
   train(load_config(TINY, overrides), tmp / "run", quiet=True)
   return overrides, _losses(tmp / "run"), tmp / "run"
 
@@ -181,13 +180,13 @@ def test_a_nan_step_is_never_applied(monkeypatch):
     assert not np.array_equal(jax.tree.leaves(state.params)[0], jax.tree.leaves(before.params)[0])
 
 
-def test_k_nonfinite_steps_stop_the_run_with_clean_checkpoints(monkeypatch, shared_data,
+def test_k_nonfinite_steps_stop_the_run_with_clean_checkpoints(monkeypatch, corpus,
                                                                 tmp_path):
   import jaxlm.train.step as step_module
   real = step_module.objective_sums
   monkeypatch.setattr(step_module, "objective_sums", lambda *a, **k: {
     **real(*a, **k), "loss_sum": jnp.float32(jnp.inf)})
-  config = load_config(TINY, _overrides(shared_data, tmp_path, steps="50",
+  config = load_config(TINY, _overrides(corpus, tmp_path, steps="50",
                                         checkpoint_every="1", max_nonfinite_steps="3"))
   with pytest.raises(NonFiniteLoss, match="3 consecutive steps"):
     train(config, tmp_path / "run", quiet=True)
@@ -201,10 +200,9 @@ def test_k_nonfinite_steps_stop_the_run_with_clean_checkpoints(monkeypatch, shar
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-  from conftest import SHARED_DATA
+def finished_run(tmp_path_factory, corpus):
   tmp = tmp_path_factory.mktemp("finished")
-  overrides = _overrides(SHARED_DATA, tmp, steps="4", checkpoint_every="2")
+  overrides = _overrides(corpus, tmp, steps="4", checkpoint_every="2")
   train(load_config(TINY, overrides), tmp / "run", quiet=True)
   return overrides, tmp / "run"
 

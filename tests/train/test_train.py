@@ -23,8 +23,8 @@ def _events(workdir, split):
 
 
 @pytest.mark.parametrize("objective", ["clm", "mlm", "prefix_lm"])
-def test_loss_falls_on_real_text(objective, shared_data, tmp_path):
-  source = f"text:{shared_data}/corpus/tinyshakespeare/input.txt"
+def test_loss_falls_on_real_text(objective, corpus, tmp_path):
+  source = f"text:{corpus}/tinyshakespeare/input.txt"
   config = load_config(TINY, {**FAST, "objective": objective, "data.source": source,
                               "data.heldout_frac": "0"})
   result = train(config, tmp_path, quiet=True)
@@ -56,15 +56,15 @@ def test_cli_writes_metrics_tensorboard_and_config(tmp_path):
   assert (tmp_path / "tokenizer.json").exists()
 
 
-def test_train_from_a_prepared_tfds_dataset(shared_data, tmp_path):
+def test_train_from_a_prepared_tfds_dataset(corpus, tmp_path):
   data_dir = tmp_path / "tfds"
   prepare = subprocess.run(
     [sys.executable, "-m", "jaxlm", "data", "prepare", "--source",
-     f"text:{shared_data}/corpus/inaugural", "--name", "inaugural", "--data_dir", str(data_dir)],
+     f"text:{corpus}/inaugural", "--name", "inaugural", "--data_dir", str(data_dir)],
     capture_output=True, text=True, timeout=300, cwd=REPO)
   assert prepare.returncode == 0, prepare.stderr
   common = {**FAST, "steps": "4", "log_every": "2", "data.cache_dir": str(tmp_path / "cache")}
-  text_run = train(load_config(TINY, {**common, "data.source": f"text:{shared_data}/corpus/inaugural"}),
+  text_run = train(load_config(TINY, {**common, "data.source": f"text:{corpus}/inaugural"}),
                    tmp_path / "text", quiet=True)
   tfds_run = train(load_config(TINY, {**common, "data.source": "tfds:inaugural",
                                       "data.tfds_data_dir": str(data_dir)}),

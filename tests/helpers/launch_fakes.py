@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "launch"
 TPU = LAUNCH / "tpu.sh"
 GPU = LAUNCH / "gpu_local.sh"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from launch_fakes import GPU, LOC, SCRIPTS, SLURM, TPU, LAUNCH, lines
+from helpers.launch_fakes import GPU, LOC, SCRIPTS, SLURM, TPU, LAUNCH, lines
 
 
 # ------------------------------------------------------------------------------ all scripts

@@ -72,8 +72,8 @@ def test_batches_are_seeded_reshuffled_per_epoch_and_cover_every_row():
 
 
 @pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
-def test_tokenizers_train_offline_with_the_specials_first(kind, shared_data, tmp_path):
-  text = (shared_data / "corpus/tinyshakespeare/input.txt").read_text()[:200_000]
+def test_tokenizers_train_offline_with_the_specials_first(kind, corpus, tmp_path):
+  text = (corpus / "tinyshakespeare/input.txt").read_text()[:200_000]
   tok = tokenizer.load_or_train(tmp_path, kind, [text], vocab_size=1000)
   special = tokenizer.special_tokens(tok)
   assert special.special_ids == (0, 1, 2, 3, 4) and special.mask == 4
@@ -94,10 +94,10 @@ def test_pad_mode_gives_each_document_its_own_rows():
   assert np.all(rows.segment_ids <= 1)  # never two documents in a row
 
 
-def test_packing_loses_no_token_on_real_text(shared_data):
-  tok = tokenizer.train_tokenizer("bpe", [(shared_data / "corpus/inaugural/1861-Lincoln.txt")
+def test_packing_loses_no_token_on_real_text(corpus):
+  tok = tokenizer.train_tokenizer("bpe", [(corpus / "inaugural/1861-Lincoln.txt")
                                           .read_text()], 500)
-  texts = [p.read_text() for p in sorted((shared_data / "corpus/inaugural").glob("18*.txt"))]
+  texts = [p.read_text() for p in sorted((corpus / "inaugural").glob("18*.txt"))]
   docs = pipeline.tokenize(tok, texts, sep_id=3)
   for seq_len in (7, 64, 1000):
     rows = packing.pack(docs, seq_len, pad_id=0)
@@ -133,8 +133,8 @@ def test_a_restored_iterator_yields_the_same_following_batches():
   np.testing.assert_array_equal([next(fresh)["tokens"] for _ in range(5)], expected)
 
 
-def test_the_same_text_always_gets_the_same_tokenizer(shared_data, tmp_path):
-  text = (shared_data / "corpus/tinyshakespeare/input.txt").read_text()[:100_000]
+def test_the_same_text_always_gets_the_same_tokenizer(corpus, tmp_path):
+  text = (corpus / "tinyshakespeare/input.txt").read_text()[:100_000]
   for kind in ("bpe", "wordpiece"):
     runs = [tokenizer.load_or_train(tmp_path / f"{kind}-run{i}", kind, [text], 800,
                                     cache=tmp_path / "cache") for i in range(3)]
@@ -144,8 +144,8 @@ def test_the_same_text_always_gets_the_same_tokenizer(shared_data, tmp_path):
     assert tokenizer.tokenizer_hash(other) != tokenizer.tokenizer_hash(runs[0])
 
 
-def test_existing_tokenizer_files_load(tmp_path, shared_data):
-  text = (shared_data / "corpus/tinyshakespeare/input.txt").read_text()[:50_000]
+def test_existing_tokenizer_files_load(tmp_path, corpus):
+  text = (corpus / "tinyshakespeare/input.txt").read_text()[:50_000]
   # GPT-2 layout: vocab.json + merges.txt, no jaxlm specials -> they are appended.
   from tokenizers import implementations
   gpt2 = implementations.ByteLevelBPETokenizer()

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from launch_fakes import FAST, GIT, LOC, RUN_COMMAND, TPU, TRAIN, lines
+from helpers.launch_fakes import FAST, GIT, LOC, RUN_COMMAND, TPU, TRAIN, lines
 
 
 # ------------------------------------------------------------------------------ dry runs

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers_model import SPECIAL, model, packed_batch, tiny_config
+from helpers.model import SPECIAL, model, packed_batch, tiny_config
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.kernels import attention as dot_product_attention
 from jaxlm.model.masks import MaskSpec

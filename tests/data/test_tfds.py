@@ -60,8 +60,8 @@ def test_prepared_texts_read_back_exactly(small):
 
 
 @pytest.mark.filterwarnings("ignore:.*not UTF-8")  # the corpus holds one legacy-encoded file
-def test_a_shared_corpus_round_trips_and_splits_the_same(shared_data, tmp_path):
-  source = f"text:{shared_data}/corpus/inaugural"
+def test_a_shared_corpus_round_trips_and_splits_the_same(corpus, tmp_path):
+  source = f"text:{corpus}/inaugural"
   data_prepare.prepare(source, "inaugural", tmp_path)
   local = text_data.read_documents(text_data.source_files(source))
   docs = tfds_source.read_tfds_documents("tfds:inaugural", str(tmp_path))

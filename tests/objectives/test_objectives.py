@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers_model import SPECIAL, packed_batch, tiny_config
+from helpers.model import SPECIAL, packed_batch, tiny_config
 from jaxlm.config import Config, ModelConfig, OptimizerConfig
 from jaxlm.train.flops import training_flops_per_token
 from jaxlm.objectives import objective_sums

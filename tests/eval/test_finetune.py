@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from helpers_model import tiny_config
+from helpers.model import tiny_config
 from jaxlm.eval import compare
 from jaxlm.eval import finetune
 from jaxlm.eval.tasks import glue
