@@ -1,7 +1,7 @@
 """Input-pipeline throughput on CPU: tokenization, and batches/s once the text is tokenized.
 
   python benchmarks/data_pipeline.py                      # the embedded corpus
-  python benchmarks/data_pipeline.py --source text:../shared/data/corpus --workers 2
+  python benchmarks/data_pipeline.py --source text:path/to/books --workers 2
 
 Prints one JSON line per measurement. The pipeline must outrun the accelerator: GPT-2 124M
 trains on about 0.5M tokens/s per H100, so the target is >= 1.5M tokens/s per host.

@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   train = sub.add_parser("train", help="pre-train with the clm, mlm or prefix_lm objective",
                          epilog="Override any config field: --config.model.num_layers=2")
-  train.add_argument("--config", required=True, help="a config file, e.g. configs/tiny.py")
+  train.add_argument("--config", required=True,
+                     help="a shipped config name (tiny, gpt2_124m, ...) or a config file")
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
@@ -66,13 +67,15 @@ def _parser() -> argparse.ArgumentParser:
   _add_distributed(ft)
   cmp = sub.add_parser("compare", help="pre-train each objective, fine-tune on GLUE, report",
                        epilog="Override: --config.pretrain.steps=1000 --config.tasks=sst2,cola")
-  cmp.add_argument("--config", default="configs/compare/tiny.py")
+  cmp.add_argument("--config", default="compare/tiny",
+                   help="a shipped config name (compare/tiny, compare/bert_small) or a file")
   cmp.add_argument("--workdir", required=True)
   cmp.add_argument("--quiet", action="store_true", help="no progress bars")
   _add_distributed(cmp)
   bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
                          epilog="Override any config field: --config.batch_size=32")
-  bench.add_argument("--config", required=True, help="a config file, e.g. configs/gpt2_124m.py")
+  bench.add_argument("--config", required=True,
+                     help="a shipped config name (gpt2_124m, bert_base, ...) or a config file")
   bench.add_argument("--steps", type=int, default=20, help="timed steps")
   bench.add_argument("--warmup", type=int, default=3, help="untimed steps first; the first compiles")
   gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)")
@@ -91,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
   export.add_argument("--workdir", required=True, help="a jaxlm run directory")
   export.add_argument("--format", choices=["hf"], default="hf")
   export.add_argument("--out", required=True)
+  ev = sub.add_parser("eval", help="zero-shot evaluation of a run (BLiMP minimal pairs)")
+  ev.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face directory")
+  ev.add_argument("--task", required=True, choices=["blimp"])
+  ev.add_argument("--paradigms", default="", help="comma-separated BLiMP paradigms (default: all 67)")
+  ev.add_argument("--per_paradigm", type=int, default=100,
+                  help="fixed subsample of pairs per paradigm; 0: all 1,000")
+  ev.add_argument("--no_floor", action="store_true",
+                  help="skip the unigram floor (it reads the run's pre-training text)")
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -154,6 +165,39 @@ def _inference(args, overrides: dict[str, str]) -> int:
   return 0
 
 
+def _eval(args) -> int:
+  """`jaxlm eval --task blimp`: prints overall and per-phenomenon accuracy, writes blimp.json."""
+  import json
+  from jaxlm import api, storage
+  from jaxlm.eval import blimp_data
+  from jaxlm.eval.tasks import blimp
+  paradigms = [p for p in args.paradigms.split(",") if p] or None
+  try:
+    blimp_data.load_pairs(paradigms, args.per_paradigm or None)  # bad names fail before loading
+  except ValueError as e:
+    raise ConfigError(f"--paradigms: {e}") from None
+  loaded = api.load(args.workdir)
+  if loaded.tokenizer is None:
+    raise ConfigError(f"--workdir {args.workdir}: holds no tokenizer")
+  train_texts = None
+  if not args.no_floor and (storage.path(args.workdir) / "checkpoints").is_dir():
+    from jaxlm.data import sources
+    from jaxlm.data.sources.text import split_documents
+    train_texts = split_documents(sources.read_source(loaded.config),
+                                  loaded.config.data.heldout_frac)[0]
+  result = blimp.evaluate(loaded, paradigms, args.per_paradigm or None, train_texts)
+  low, high = result["interval"]
+  floor = result.get("unigram_floor", {}).get("overall")
+  print(f"BLiMP {result['pairs']} pairs: {result['overall']:.1f} [{low:.1f}, {high:.1f}]"
+        + (f"; unigram floor {floor:.1f}" if floor is not None else ""))
+  for name, value in result["per_phenomenon"].items():
+    print(f"  {name}: {value:.1f}")
+  out = storage.path(args.workdir) / "blimp.json"
+  storage.write_atomic(out, json.dumps(result, indent=1))
+  print(f"wrote {out}")
+  return 0
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   try:
@@ -167,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
       print(f"prepared tfds:{args.name} in {path}; train on it with "
             f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
       return 0
+    if args.command == "eval":
+      return _eval(args)
     if args.command in ("bench", "generate", "fill-mask", "export"):
       return _inference(args, overrides)
     config = None

@@ -29,10 +29,10 @@ class ModelConfig:
   num_heads: int = 4  # H
   num_layers: int = 2  # L
   mlp_dim: int = 512  # F
-  position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"
-  rope_theta: float = 10000.0
+  position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"  # position encoding
+  rope_theta: float = 10000.0  # RoPE base frequency
   norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
-  layer_norm_eps: float = 1e-5
+  layer_norm_eps: float = 1e-5  # LayerNorm epsilon
   # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
   activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
   dropout: float = 0.0  # on embeddings and residual branches
@@ -40,13 +40,13 @@ class ModelConfig:
   # explicit form (no fused kernel drops probabilities); evaluation keeps the fast kernel.
   attention_dropout: float = 0.0
   attention: str = "auto"  # auto or a kernel of jaxlm.model.kernels.KERNELS
-  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
-  scan_layers: bool = True
+  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"  # activation checkpointing policy per block
+  scan_layers: bool = True  # scan over stacked layers (one compiled block) or unroll
   # > 0: the loss takes this many positions at a time and remakes their logits in the backward
   # pass, so the B x T x V float32 logits (3.3 GB for GPT-2 at 16 x 1024) never exist at once.
   loss_chunk: int = 0
   dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype
-  param_dtype: Literal["float32", "bfloat16"] = "float32"
+  param_dtype: Literal["float32", "bfloat16"] = "float32"  # parameter dtype
 
   @property
   def head_dim(self) -> int:
@@ -55,7 +55,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class MLMConfig:
-  mask_rate: float = 0.15
+  mask_rate: float = 0.15  # share of eligible tokens selected for prediction
   mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
   random_token_prob: float = 0.1  # replaced by a random token; the rest stay unchanged
 
@@ -64,20 +64,20 @@ class MLMConfig:
 class PrefixLMConfig:
   # The prefix length is drawn per sequence, uniformly in [min_frac*T, max_frac*T].
   min_prefix_frac: float = 0.1
-  max_prefix_frac: float = 0.9
+  max_prefix_frac: float = 0.9  # upper end of the prefix-length range
 
 
 @dataclasses.dataclass
 class OptimizerConfig:
-  lr: float = 1e-3
-  schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"
-  warmup_steps: int = 100
+  lr: float = 1e-3  # peak learning rate
+  schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"  # after linear warmup
+  warmup_steps: int = 100  # linear warmup from 0
   decay_frac: float = 0.2  # warmup-stable-decay: the last fraction of steps decays linearly
   end_lr_frac: float = 0.1  # final lr as a fraction of the peak
-  b1: float = 0.9
-  b2: float = 0.95
-  eps: float = 1e-8
-  weight_decay: float = 0.1
+  b1: float = 0.9  # AdamW
+  b2: float = 0.95  # AdamW
+  eps: float = 1e-8  # AdamW
+  weight_decay: float = 0.1  # AdamW, never on norms, biases or embeddings
   grad_clip: float = 1.0  # global-norm clipping; 0 turns it off
   mu_dtype: Literal["float32", "bfloat16"] = "float32"  # Adam's first moment (bf16: 2 B/param less)
 
@@ -86,9 +86,9 @@ class OptimizerConfig:
 class MeshConfig:
   """Device mesh; -1 fills the devices the other axes leave."""
 
-  data: int = -1
-  fsdp: int = 1
-  tensor: int = 1
+  data: int = -1  # data-parallel axis
+  fsdp: int = 1  # parameters and optimizer state sharded over this axis
+  tensor: int = 1  # heads and MLP sharded over this axis (must divide num_heads)
 
 
 @dataclasses.dataclass
@@ -109,29 +109,29 @@ class DataConfig:
 class FinetuneConfig:
   """One global GLUE recipe, the same for every pre-trained variant (`jaxlm finetune`)."""
 
-  lr: float = 1e-4
-  batch_size: int = 32
-  epochs: int = 3
+  lr: float = 1e-4  # peak learning rate
+  batch_size: int = 32  # examples per step
+  epochs: int = 3  # passes over the training split
   warmup_frac: float = 0.1  # of the steps; then linear decay to 0
-  weight_decay: float = 0.01
+  weight_decay: float = 0.01  # AdamW
   dropout: float = 0.1  # on the pooled representation
   max_seq_len: int = 128  # pairs are truncated longest-first to fit
-  seeds: int = 3
+  seeds: int = 3  # fine-tuning seeds per task (median and range reported)
   max_train_examples: int = 0  # 0: all
-  eval_batch_size: int = 128
+  eval_batch_size: int = 128  # examples per prediction batch
 
 
 @dataclasses.dataclass
 class Config:
   objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, prefix_lm
-  seed: int = 0
-  steps: int = 200
+  seed: int = 0  # parameters, data order, MLM masks, prefix splits and dropout all derive from it
+  steps: int = 200  # optimizer steps
   batch_size: int = 32  # global, in sequences
   seq_len: int = 128  # T
   grad_accum: int = 1  # microbatches per step
-  log_every: int = 10
+  log_every: int = 10  # steps between logged training metrics
   eval_every: int = 100  # 0: only at the end
-  eval_batches: int = 4
+  eval_batches: int = 4  # held-out batches per periodic evaluation
   checkpoint_every: int = 0  # 0: only at the end
   keep_checkpoints: int = 3  # the newest N ...
   keep_period: int = 0  # ... plus every checkpoint whose step is a multiple of this (0: none)

@@ -23,7 +23,7 @@ TINY = REPO / "jaxlm/configs/tiny.py"
 def gcs():
   """(environment variables that lead jaxlm to the emulator, a gcsfs filesystem on it)."""
   port = free_port()
-  server = subprocess.Popen([sys.executable, str(REPO / "tests/gcs_emulator.py"), str(port),
+  server = subprocess.Popen([sys.executable, str(REPO / "tests/helpers/gcs_emulator.py"), str(port),
                              BUCKET], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
   previous = {k: os.environ.get(k) for k in gcs_env(port)}

@@ -1,7 +1,7 @@
 """A Cloud Storage server for tests, in memory on 127.0.0.1: gcp-storage-emulator, plus the
 `x-goog-generation` header on downloads that tensorstore (orbax's storage layer) requires.
 
-    python tests/gcs_emulator.py PORT BUCKET
+    python tests/helpers/gcs_emulator.py PORT BUCKET
 
 Clients reach it through STORAGE_EMULATOR_HOST (gcsfs, google-cloud-storage),
 CLOUD_STORAGE_EMULATOR_ENDPOINT (array_record) and TENSORSTORE_GCS_HTTP_URL (tensorstore); see

@@ -4,7 +4,7 @@
   jaxlm compare --config configs/compare/tiny.py --workdir runs/compare3 \
     --config.objectives=mlm,clm,prefix_lm --config.tasks=sst2,cola,rte
 
-GLUE data comes from --config.glue_dir, $GLUE_DIR, or ../shared/data/glue.
+GLUE data comes from --config.glue_dir or $GLUE_DIR; without either, no GLUE tasks run.
 """
 
 from pathlib import Path

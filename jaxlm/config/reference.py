@@ -1,0 +1,72 @@
+"""The config reference (docs/config.md), generated from the schema's dataclasses and their
+comments, so it can never miss a field: `python -m jaxlm.config.reference > docs/config.md`
+(tests/config/test_reference.py fails when the committed copy is stale)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+
+from jaxlm.config.schema import Config
+
+_FIELD = re.compile(r"^\s+(\w+): [^=]+?(?:= (.+?))?(?:\s+#\s*(.*))?$")
+
+
+def _comments(cls: type) -> dict[str, str]:
+  """Each field's comment: its trailing `# ...`, after any `# ...` lines just above it."""
+  found, above = {}, []
+  for line in inspect.getsource(cls).splitlines():
+    stripped = line.strip()
+    if stripped.startswith("#"):
+      above.append(stripped.lstrip("# "))
+      continue
+    match = _FIELD.match(line)
+    if match and not stripped.startswith(("def ", "@", "return")):
+      found[match.group(1)] = " ".join(above + ([match.group(3)] if match.group(3) else []))
+    above = []
+  return found
+
+
+def _rows(obj, prefix: str = "") -> list[str]:
+  rows, comments = [], _comments(type(obj))
+  for field in dataclasses.fields(obj):
+    value = getattr(obj, field.name)
+    if dataclasses.is_dataclass(value):
+      rows += _rows(value, f"{prefix}{field.name}.")
+      continue
+    shown = f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
+    meaning = comments.get(field.name, "").replace("|", "\\|")
+    rows.append(f"| `{prefix}{field.name}` | {shown} | {meaning} |")
+  return rows
+
+
+def markdown() -> str:
+  from jaxlm.model import kernels  # noqa: PLC0415
+  from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415
+
+  return "\n".join([
+    "# Config reference",
+    "",
+    "Generated from `jaxlm/config/schema.py` by `python -m jaxlm.config.reference`; do not edit.",
+    "Set any field on the command line: `--config.model.num_layers=4`. Unknown keys and bad",
+    "values are one-line errors before anything compiles.",
+    "",
+    f"`objective`: one of {', '.join(f'`{name}`' for name in OBJECTIVES)} "
+    "(the registry in `jaxlm/objectives/`).",
+    f"`model.attention`: `auto` or one of {', '.join(f'`{k}`' for k in kernels.KERNELS)} "
+    "(the registry in `jaxlm/model/kernels/`; see docs/kernels.md).",
+    "",
+    "| key | default | meaning |",
+    "|---|---|---|",
+    *_rows(Config()),
+    "",
+    "## Attention kernels",
+    "",
+    kernels.table(),
+    "",
+  ])
+
+
+if __name__ == "__main__":
+  print(markdown(), end="")
