@@ -89,7 +89,8 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
     tok_path = path / "tokenizer.json"
     tok = Tokenizer.from_str(tok_path.read_text(encoding="utf-8")) if tok_path.is_file() else None
   elif (path / "config.json").is_file():
-    from jaxlm.interop import hf_import as hf_convert  # noqa: PLC0415 - needs safetensors, only for HF directories
+    # noqa below: needs safetensors, only for Hugging Face directories
+    from jaxlm.interop import hf_import as hf_convert  # noqa: PLC0415
 
     config, params = hf_convert.from_hf(path)
     tok = _hf_tokenizer(path)

@@ -40,7 +40,8 @@ class ModelConfig:
   # explicit form (no fused kernel drops probabilities); evaluation keeps the fast kernel.
   attention_dropout: float = 0.0
   attention: str = "auto"  # auto or a kernel of jaxlm.model.kernels.KERNELS
-  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"  # activation checkpointing policy per block
+  # activation checkpointing policy per block
+  remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
   scan_layers: bool = True  # scan over stacked layers (one compiled block) or unroll
   # > 0: the loss takes this many positions at a time and remakes their logits in the backward
   # pass, so the B x T x V float32 logits (3.3 GB for GPT-2 at 16 x 1024) never exist at once.

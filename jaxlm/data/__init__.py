@@ -1,1 +1,2 @@
-"""Training data: sources/ (by scheme), tokenizer, packing, the grain pipeline, TFDS preparation. Never imports Flax."""
+"""Training data: sources/ (by scheme), tokenizer, packing, the grain pipeline, TFDS
+preparation. Never imports Flax."""

@@ -1,7 +1,8 @@
 """Splash attention: the TPU Pallas flash-attention kernel, behind the `KERNELS` registry.
 
 Registered as `splash` (TPU) and `splash_interpret` (the Pallas interpreter, any backend, for
-tests); importing this module registers nothing. Every `MaskSpec` runs through it with the same semantics as `MaskSpec.dense`:
+tests); importing this module registers nothing. Every `MaskSpec` runs through it with the same
+semantics as `MaskSpec.dense`:
 
   kind           splash mask (static unless noted)                      block skipping
   bidirectional  FullMask                                               none needed
