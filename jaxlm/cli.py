@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from jaxlm.config import ConfigError, load_config
@@ -53,13 +54,15 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
   _add_distributed(train)
-  ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a GLUE task",
+  ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a task (GLUE, goemotions_sentiment)",
                       epilog="Override the recipe: --config.finetune.lr=5e-5")
   ft.add_argument("--init", required=True,
                   help="a jaxlm run or a Hugging Face BERT / GPT-2 directory (safetensors)")
-  ft.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
-  ft.add_argument("--glue_dir", required=True,
-                  help="GLUE in the official TSV layout, or tfds:DATA_DIR for TFDS glue/<task>")
+  ft.add_argument("--task", required=True, help="goemotions_sentiment (shipped) or a GLUE task: "
+                  "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+  ft.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", ""),
+                  help="GLUE in the official TSV layout, or tfds:DATA_DIR for TFDS glue/<task> "
+                  "(default $GLUE_DIR; shipped tasks need none)")
   ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
   ft.add_argument("--epochs", type=int)
   ft.add_argument("--max_train_examples", type=int)
@@ -113,17 +116,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _finetune(args, overrides: dict[str, str]) -> int:
-  from jaxlm.eval import finetune
+  from jaxlm.eval import finetune, tasks
   for flag in ("epochs", "max_train_examples", "seeds"):
     if getattr(args, flag) is not None:
       overrides[f"finetune.{flag}"] = str(getattr(args, flag))
-  config, params, tok = finetune.load_init(args.init, overrides)
-  results = finetune.run(config, args.task, args.glue_dir, args.workdir, params, tok,
-                         init=args.init)
+  tasks.get(args.task, "finetune")  # a bad name fails before anything loads
+  config, recipe, params, tok = finetune.load_init(args.init, overrides)
+  results = finetune.run(config, recipe, args.task, args.glue_dir or None, args.workdir, params,
+                         tok, init=args.init)
   for split, metrics in results["summary"].items():
     shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
                       for k, v in metrics.items())
-    print(f"{results['task']} {split}: {shown} (median [min-max] of {config.finetune.seeds} "
+    print(f"{results['task']} {split}: {shown} (median [min-max] of {recipe.seeds} "
           "seeds)")
   return 0
 

@@ -2,12 +2,12 @@
 
 from jaxlm.config.loading import (apply_override, check_paths, from_dict, load_config,
                                   named_configs, resolve_config_path)
-from jaxlm.config.schema import (Config, DataConfig, FinetuneConfig, MeshConfig, MLMConfig,
+from jaxlm.config.schema import (Config, DataConfig, MeshConfig, MLMConfig,
                                  ModelConfig, OptimizerConfig, PrefixLMConfig)
 from jaxlm.errors import ConfigError, DataError
 
 __all__ = [
-  "Config", "ConfigError", "DataConfig", "DataError", "FinetuneConfig", "MLMConfig", "MeshConfig",
+  "Config", "ConfigError", "DataConfig", "DataError", "MLMConfig", "MeshConfig",
   "ModelConfig", "OptimizerConfig", "PrefixLMConfig", "apply_override", "check_paths",
   "from_dict", "load_config", "named_configs", "resolve_config_path",
 ]

@@ -118,10 +118,17 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
   return config
 
 
+# Groups that runs saved by earlier versions hold and Config no longer has: the fine-tuning
+# recipe moved to jaxlm.eval.recipe.
+_RETIRED = ("finetune",)
+
+
 def from_dict(data: dict[str, Any]) -> Config:
   """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json)."""
   config = Config()
   for group, values in data.items():
+    if group in _RETIRED:
+      continue
     if isinstance(values, dict):
       for key, value in values.items():
         setattr(getattr(config, group), key, value)

@@ -28,12 +28,12 @@ def _comments(cls: type) -> dict[str, str]:
   return found
 
 
-def _rows(obj, prefix: str = "") -> list[str]:
+def _rows(obj, prefix: str = "", nested: bool = True) -> list[str]:
   rows, comments = [], _comments(type(obj))
   for field in dataclasses.fields(obj):
     value = getattr(obj, field.name)
     if dataclasses.is_dataclass(value):
-      rows += _rows(value, f"{prefix}{field.name}.")
+      rows += _rows(value, f"{prefix}{field.name}.") if nested else []
       continue
     shown = f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
     meaning = comments.get(field.name, "").replace("|", "\\|")
@@ -42,6 +42,8 @@ def _rows(obj, prefix: str = "") -> list[str]:
 
 
 def markdown() -> str:
+  from jaxlm.eval.compare import CompareConfig  # noqa: PLC0415
+  from jaxlm.eval.recipe import FinetuneConfig  # noqa: PLC0415
   from jaxlm.model import kernels  # noqa: PLC0415
   from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415
 
@@ -60,6 +62,24 @@ def markdown() -> str:
     "| key | default | meaning |",
     "|---|---|---|",
     *_rows(Config()),
+    "",
+    "## Fine-tuning recipe",
+    "",
+    "`jaxlm finetune ... --config.finetune.lr=5e-5` and `jaxlm compare --config.finetune.seeds=5`"
+    " (`jaxlm/eval/recipe.py`; not part of the pre-training config).",
+    "",
+    "| key | default | meaning |",
+    "|---|---|---|",
+    *_rows(FinetuneConfig(), "finetune."),
+    "",
+    "## Comparison",
+    "",
+    "`jaxlm compare --config.objectives=mlm,clm,prefix_lm` (`jaxlm/eval/compare.py`); its",
+    "`pretrain.*` keys are the pre-training config above, its `finetune.*` keys the recipe.",
+    "",
+    "| key | default | meaning |",
+    "|---|---|---|",
+    *_rows(CompareConfig(), nested=False),
     "",
     "## Attention kernels",
     "",

@@ -107,22 +107,6 @@ class DataConfig:
 
 
 @dataclasses.dataclass
-class FinetuneConfig:
-  """One global GLUE recipe, the same for every pre-trained variant (`jaxlm finetune`)."""
-
-  lr: float = 1e-4  # peak learning rate
-  batch_size: int = 32  # examples per step
-  epochs: int = 3  # passes over the training split
-  warmup_frac: float = 0.1  # of the steps; then linear decay to 0
-  weight_decay: float = 0.01  # AdamW
-  dropout: float = 0.1  # on the pooled representation
-  max_seq_len: int = 128  # pairs are truncated longest-first to fit
-  seeds: int = 3  # fine-tuning seeds per task (median and range reported)
-  max_train_examples: int = 0  # 0: all
-  eval_batch_size: int = 128  # examples per prediction batch
-
-
-@dataclasses.dataclass
 class Config:
   objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, prefix_lm
   seed: int = 0  # parameters, data order, MLM masks, prefix splits and dropout all derive from it
@@ -146,7 +130,6 @@ class Config:
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
   mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
-  finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
 
   def validate(self) -> Config:
     """Raises ConfigError (one line) on the first bad value; returns self."""
@@ -229,16 +212,6 @@ class Config:
     if m.attention != "auto" and m.attention not in KERNELS:
       raise ConfigError(f"config.model.attention={m.attention!r}: allowed values are auto, "
                         f"{', '.join(KERNELS)}")
-    f = self.finetune
-    for key in ("batch_size", "epochs", "seeds", "max_seq_len", "eval_batch_size"):
-      if getattr(f, key) <= 0:
-        raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must be a positive integer")
-    if not (f.lr > 0 and math.isfinite(f.lr)):
-      raise ConfigError(f"config.finetune.lr={f.lr}: must be a positive finite number")
-    if not 0.0 <= f.warmup_frac < 1.0 or not 0.0 <= f.dropout < 1.0:
-      raise ConfigError("config.finetune.warmup_frac and dropout must be in [0, 1)")
-    if f.max_train_examples < 0:
-      raise ConfigError(f"config.finetune.max_train_examples={f.max_train_examples}: must be >= 0")
     if self.peak_tflops < 0:
       raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     return self

@@ -1,5 +1,6 @@
-"""`jaxlm finetune`: GLUE fine-tuning of a pre-trained run (or of a fresh backbone, the
-no-pre-training baseline), several seeds, one global recipe (`config.finetune`).
+"""`jaxlm finetune`: fine-tuning of a pre-trained run (or of a fresh backbone, the
+no-pre-training baseline) on a task of the registry (GLUE, goemotions_sentiment), several seeds,
+one recipe (`jaxlm.eval.recipe.FinetuneConfig`).
 
 Inputs are `[CLS] a [SEP] b [SEP]` for every model: BERT's format, and GPT-1's
 (start, delimiter, extract tokens) with the same ids. The classifier reads [CLS] bidirectionally
@@ -23,7 +24,9 @@ from jax.sharding import NamedSharding
 from tokenizers import Tokenizer
 
 from jaxlm import sharding, storage
-from jaxlm.eval.tasks import glue
+from jaxlm.eval import tasks
+from jaxlm.eval.recipe import FinetuneConfig
+from jaxlm.eval.tasks.base import Examples
 from jaxlm.eval import metrics as glue_metrics
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override
@@ -32,7 +35,7 @@ from jaxlm.model import Classifier
 from jaxlm.train.optim import decay_mask
 
 
-def encode(tok: Tokenizer, examples: glue.Examples, max_len: int) -> dict[str, np.ndarray]:
+def encode(tok: Tokenizer, examples: Examples, max_len: int) -> dict[str, np.ndarray]:
   """Token ids (N, max_len) and segment ids (1 = real, 0 = padding), truncated longest-first."""
   cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in (tokenization.CLS, tokenization.SEP,
                                                           tokenization.PAD))
@@ -72,10 +75,10 @@ def _padded(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
 class TaskTrainer:
   """The jitted step and predictor for one task, compiled once and reused by every seed."""
 
-  def __init__(self, config: Config, task: glue.GlueTask, mesh: jax.sharding.Mesh,
+  def __init__(self, config: Config, recipe: FinetuneConfig, task, mesh: jax.sharding.Mesh,
                num_train: int):
-    f = config.finetune
-    self.config, self.task, self.mesh = config, task, mesh
+    f = recipe
+    self.config, self.recipe, self.task, self.mesh = config, recipe, task, mesh
     self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._model(0)))
     self.steps_per_epoch = max(num_train // f.batch_size, 1)
     total = self.steps_per_epoch * f.epochs
@@ -106,7 +109,7 @@ class TaskTrainer:
     c = self.config
     objective = objectives.get(c.objective)
     return Classifier(c.model, objective.classifier_attention, objective.classifier_readout,
-                      self.task.num_labels, c.finetune.dropout,
+                      self.task.num_labels, self.recipe.dropout,
                       rngs=nnx.Rngs(params=seed))
 
   def _put(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -117,7 +120,7 @@ class TaskTrainer:
                pretrained: nnx.State | None) -> dict[str, np.ndarray]:
     """Fine-tunes one seed from `pretrained` (None: from scratch); returns dev predictions
     (logits, or scores for regression) per eval split."""
-    f = self.config.finetune
+    f = self.recipe
     params = nnx.state(self._model(seed))
     if pretrained is not None:  # the backbone by path; the head stays freshly initialised
       by_path = dict(jax.tree_util.tree_flatten_with_path(pretrained)[0])
@@ -148,26 +151,20 @@ class TaskTrainer:
     return outputs
 
 
-def read_split(task: glue.GlueTask, glue_dir: str, split: str, max_examples: int = 0):
-  """`glue_dir` is a directory in the official TSV layout, or `tfds:DATA_DIR` for the prepared
-  TFDS `glue/<task>` datasets (`tfds:` alone: TFDS's default data dir)."""
-  if glue_dir.startswith("tfds:"):
-    sliced = f"{split}[:{max_examples}]" if max_examples else split
-    return glue.read_tfds_split(task, sliced, glue_dir[len("tfds:"):] or None)
-  return glue.read_tsv_split(task, glue_dir, split, max_examples)
-
-
 def _summary(values: list[float]) -> dict[str, float]:
   return {"median": float(np.median(values)), "mean": float(np.mean(values)),
           "std": float(np.std(values)), "min": float(np.min(values)),
           "max": float(np.max(values))}
 
 
-def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLike,
-        pretrained: nnx.State | None, tok: Tokenizer, init: str) -> dict:
-  """Fine-tunes `config.finetune.seeds` seeds; writes results.json and predictions TSVs."""
-  task = glue.get_task(task_name)
-  f = config.finetune
+def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | None,
+        workdir: str | os.PathLike, pretrained: nnx.State | None, tok: Tokenizer,
+        init: str) -> dict:
+  """Fine-tunes `recipe.seeds` seeds on a fine-tuning task of the registry (`data_dir`: where a
+  task that is not shipped reads its files, e.g. the GLUE TSVs); writes results.json and
+  predictions TSVs."""
+  task = tasks.get(task_name, "finetune")
+  f = recipe.validate()
   workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   shards = mesh.shape["data"] * mesh.shape["fsdp"]
@@ -175,15 +172,15 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLik
     if getattr(f, key) % shards:
       raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must split evenly over "
                         f"data*fsdp={shards} devices")
-  train_ex = read_split(task, glue_dir, "train", f.max_train_examples)
+  train_ex = task.read("train", data_dir, f.max_train_examples)
   if len(train_ex) < f.batch_size:
     raise ConfigError(f"config.finetune.batch_size={f.batch_size}: larger than the "
                       f"{len(train_ex)} training examples of {task.name}")
   max_len = min(f.max_seq_len, config.model.max_seq_len)
   train = {**encode(tok, train_ex, max_len), "labels": train_ex.labels}
-  eval_ex = {s: read_split(task, glue_dir, s) for s in task.eval_splits}
+  eval_ex = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
   evals = {s: encode(tok, ex, max_len) for s, ex in eval_ex.items()}
-  trainer = TaskTrainer(config, task, mesh, len(train_ex))
+  trainer = TaskTrainer(config, f, task, mesh, len(train_ex))
   per_seed = []
   for seed in range(f.seeds):
     outputs = trainer.run_seed(train, evals, config.seed + seed, pretrained)
@@ -195,7 +192,11 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLik
         glue_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
                                        eval_ex[split].indices, preds, eval_ex[split].labels,
                                        task=task)
-    per_seed.append({"seed": config.seed + seed, "metrics": metrics})
+    entry = {"seed": config.seed + seed, "metrics": metrics}
+    if not task.is_regression:  # per-example 0/1, for paired bootstraps between variants
+      entry["correct"] = {split: (np.argmax(preds, -1) == eval_ex[split].labels).astype(int)
+                          .tolist() for split, preds in outputs.items()}
+    per_seed.append(entry)
   summary = {split: {name: _summary([s["metrics"][split][name] for s in per_seed])
                      for name in per_seed[0]["metrics"][split]} for split in task.eval_splits}
   results = {"task": task.name, "init": init, "objective": config.objective,
@@ -206,9 +207,11 @@ def run(config: Config, task_name: str, glue_dir: str, workdir: str | os.PathLik
   return results
 
 
-def load_init(init: str, overrides: dict[str, str]) -> tuple[Config, nnx.State, Tokenizer]:
-  """Config, parameters and tokenizer of a jaxlm run or a Hugging Face BERT / GPT-2 directory,
-  with `overrides` (e.g. finetune.lr) applied. Fine-tuning uses every device."""
+def load_init(init: str, overrides: dict[str, str]
+              ) -> tuple[Config, FinetuneConfig, nnx.State, Tokenizer]:
+  """Config, recipe, parameters and tokenizer of a jaxlm run or a Hugging Face BERT / GPT-2
+  directory, with `overrides` applied (`finetune.*` keys to the recipe, the rest to the
+  config). Fine-tuning uses every device."""
   from jaxlm import api  # noqa: PLC0415 - loads safetensors only for Hugging Face directories
   loaded = api.load(init)
   if loaded.tokenizer is None:
@@ -216,7 +219,18 @@ def load_init(init: str, overrides: dict[str, str]) -> tuple[Config, nnx.State, 
                     "vocab.json + merges.txt)")
   config = loaded.config
   config.mesh = MeshConfig()
+  recipe = _Recipe()
   for key, value in overrides.items():
-    apply_override(config, key, value)
+    if key.startswith("finetune."):
+      apply_override(recipe, key, value)
+    else:
+      apply_override(config, key, value)
   config.validate()
-  return config, nnx.state(loaded.model), loaded.tokenizer
+  return config, recipe.finetune.validate(), nnx.state(loaded.model), loaded.tokenizer
+
+
+@dataclasses.dataclass
+class _Recipe:
+  """Holds the recipe where overrides name it: `finetune.lr`."""
+
+  finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)

@@ -27,7 +27,11 @@ from sklearn import metrics as skm
 
 from jaxlm import storage
 from jaxlm.errors import DataError
-from jaxlm.eval.tasks.glue import GlueTask, get_task
+from jaxlm.eval import tasks
+
+def _task(task):
+  return tasks.get(task, "finetune")
+
 
 PREDICTIONS_HEADER = ("index", "prediction", "label")
 
@@ -46,18 +50,18 @@ def _scores(predictions) -> np.ndarray:
   return predictions
 
 
-def compute_metrics(task: GlueTask | str, predictions, labels) -> dict[str, float]:
+def compute_metrics(task, predictions, labels) -> dict[str, float]:
   """{metric: value on the 0-100 scale} for `task.metrics` (see the module docstring).
 
   `predictions` are class ids, or (N, num_labels) logits whose argmax is taken; for STS-B, scores
   of shape (N,) or (N, 1). `labels` are ids (floats for STS-B), e.g. `Examples.labels`. A
   correlation that is undefined (constant predictions) is NaN.
   """
-  task = get_task(task)
+  task = _task(task)
   labels = np.asarray(labels)
   predictions = _scores(predictions) if task.is_regression else _class_ids(predictions)
   if predictions.ndim != 1 or predictions.shape != labels.shape or not len(labels):
-    raise ValueError(f"GLUE {task.name}: predictions of shape {predictions.shape} do not match "
+    raise ValueError(f"{task.name}: predictions of shape {predictions.shape} do not match "
                      f"labels of shape {labels.shape} (need one per example, at least one)")
   if task.is_regression:
     labels = labels.astype(np.float64)
@@ -67,7 +71,7 @@ def compute_metrics(task: GlueTask | str, predictions, labels) -> dict[str, floa
       return {"pearson": 100 * float(stats.pearsonr(predictions, labels)[0]),
               "spearman": 100 * float(stats.spearmanr(predictions, labels)[0])}
   if labels.min() < 0 or labels.max() >= task.num_labels:
-    raise ValueError(f"GLUE {task.name}: labels must be ids in [0, {task.num_labels}), got "
+    raise ValueError(f"{task.name}: labels must be ids in [0, {task.num_labels}), got "
                      f"{labels.min()}..{labels.max()} (test splits carry no labels: -1)")
   result = {}
   for name in task.metrics:
@@ -79,23 +83,23 @@ def compute_metrics(task: GlueTask | str, predictions, labels) -> dict[str, floa
       # zero_division=0: a model that never predicts the positive class scores 0, silently.
       result[name] = 100 * float(skm.f1_score(labels, predictions, pos_label=1, zero_division=0))
     else:
-      raise ValueError(f"GLUE {task.name}: unknown metric {name!r}")
+      raise ValueError(f"{task.name}: unknown metric {name!r}")
   return result
 
 
-def primary_metric(task: GlueTask | str) -> str:
+def primary_metric(task) -> str:
   """The name of the task's single score (`glue_score`): its metric ("mcc", "accuracy"), or for
   two metrics their mean, named e.g. "f1_accuracy_mean" (MRPC, QQP), "pearson_spearman_mean"."""
-  task = get_task(task)
+  task = _task(task)
   return task.metrics[0] if len(task.metrics) == 1 else "_".join(task.metrics) + "_mean"
 
 
-def glue_score(task: GlueTask | str, metrics: dict[str, float]) -> float:
+def glue_score(task, metrics: dict[str, float]) -> float:
   """The task's score for GLUE averages, 0-100: the mean of its metrics (GLUE convention)."""
-  task = get_task(task)
+  task = _task(task)
   missing = [name for name in task.metrics if name not in metrics]
   if missing:
-    raise ValueError(f"GLUE {task.name}: metrics lack {', '.join(missing)}; have "
+    raise ValueError(f"{task.name}: metrics lack {', '.join(missing)}; have "
                      f"{', '.join(metrics) or 'none'}")
   return float(np.mean([metrics[name] for name in task.metrics]))
 
@@ -107,7 +111,7 @@ def _format_label(value) -> str:
 
 
 def write_predictions(path: str | os.PathLike, indices, predictions, labels, *,
-                      task: GlueTask | str) -> epath.Path:
+                      task) -> epath.Path:
   """Writes a TSV with header `index<TAB>prediction<TAB>label`, one row per example.
 
   Classification: predictions are class ids (or logits), written, like labels, as the task's
@@ -115,12 +119,12 @@ def write_predictions(path: str | os.PathLike, indices, predictions, labels, *,
   -1 (NaN for STS-B: no label) is written empty. `read_predictions` reads back the same values, so
   `compute_metrics` on them gives the same numbers.
   """
-  task, path = get_task(task), storage.path(path)
+  task, path = _task(task), storage.path(path)
   indices = np.asarray(indices, np.int64)
   labels = np.asarray(labels)
   predictions = _scores(predictions) if task.is_regression else _class_ids(predictions)
   if not indices.shape == predictions.shape == labels.shape or indices.ndim != 1:
-    raise ValueError(f"GLUE {task.name}: indices {indices.shape}, predictions "
+    raise ValueError(f"{task.name}: indices {indices.shape}, predictions "
                      f"{predictions.shape} and labels {labels.shape} must be equal 1-D shapes")
 
   def text(value, is_label: bool) -> str:
@@ -131,7 +135,7 @@ def write_predictions(path: str | os.PathLike, indices, predictions, labels, *,
     if is_label and value == -1:
       return ""
     if not 0 <= value < task.num_labels:
-      raise ValueError(f"GLUE {task.name}: class id {value} outside [0, {task.num_labels})")
+      raise ValueError(f"{task.name}: class id {value} outside [0, {task.num_labels})")
     return task.label_names[int(value)]
 
   rows = ["\t".join(PREDICTIONS_HEADER)] + [
@@ -142,13 +146,13 @@ def write_predictions(path: str | os.PathLike, indices, predictions, labels, *,
 
 
 def read_predictions(path: str | os.PathLike, *,
-                     task: GlueTask | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(indices int64, predictions, labels) from a `write_predictions` file: class ids as int64, or
   for STS-B float64 predictions and float32 labels (as `Examples.labels`); an empty label reads as
   -1 (NaN for STS-B)."""
-  task, path = get_task(task), storage.path(path)
+  task, path = _task(task), storage.path(path)
   if not path.is_file():
-    raise DataError(f"GLUE {task.name}: predictions file {path} does not exist")
+    raise DataError(f"{task.name}: predictions file {path} does not exist")
   lines = path.read_text(encoding="utf-8").split("\n")
   if tuple(lines[0].split("\t")) != PREDICTIONS_HEADER:
     raise DataError(f"{path}: not a predictions file; expected the header "
@@ -161,7 +165,7 @@ def read_predictions(path: str | os.PathLike, *,
     try:
       return float(text) if task.is_regression else ids[text]
     except (KeyError, ValueError):
-      raise DataError(f"{path}: line {lineno}: {text!r} is not a GLUE {task.name} "
+      raise DataError(f"{path}: line {lineno}: {text!r} is not a {task.name} "
                       f"{'label' if is_label else 'prediction'}") from None
 
   indices, predictions, labels = [], [], []

@@ -1,49 +1,122 @@
-"""The comparison report: report.md tables and PNG plots from `compare`'s summary."""
+"""The comparison report: report.md (tables, differences with 95% intervals, and in words what is
+and is not significant) and PNG plots, from `compare`'s summary. report.json holds every number
+shown here."""
 
 from __future__ import annotations
 
 import io
+import math
 import os
 
 import matplotlib
 from etils import epath
 
 from jaxlm import storage
+from jaxlm.eval import blimp_data
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+PUBLISHED = (("ngram", "5-gram (published)"), ("lstm", "LSTM (published)"),
+             ("gpt2", "GPT-2 (published)"), ("human", "human (published)"))
 
-def _glue_rows(summary: dict) -> list[str]:
-  tasks = summary["tasks"]
-  header = "| variant | " + " | ".join(tasks) + " | average |"
-  rows = [header, "|---" * (len(tasks) + 2) + "|"]
-  for name, per_task in summary["glue"].items():
-    cells, medians = [], []
-    for task in tasks:
-      result = per_task.get(task)
-      if result is None:
-        cells.append("–")
-        continue
-      # MNLI reports matched and mismatched; the table shows the first dev split.
-      score = next(iter(result["summary"].values()))["score"]
-      medians.append(score["median"])
-      cells.append(f"{score['median']:.1f} [{score['min']:.1f}–{score['max']:.1f}]")
-    average = f"{sum(medians) / len(medians):.1f}" if len(medians) == len(tasks) else "–"
-    rows.append(f"| {name} | " + " | ".join(cells) + f" | {average} |")
-  return rows
+
+def _ci(values, signed: bool = True) -> str:
+  estimate, low, high = values
+  spec = "+.1f" if signed else ".1f"
+  if any(map(math.isnan, (low, high))):
+    return f"{estimate:{spec}} [n/a]"
+  return f"{estimate:{spec}} [{low:{spec}}, {high:{spec}}]"
 
 
 def _pretrain_rows(summary: dict) -> list[str]:
-  rows = ["| objective | params | tokens | FLOPs | held-out loss | accuracy | perplexity | "
-          "bits/byte |", "|---|---|---|---|---|---|---|---|"]
+  rows = ["| objective | params | tokens | FLOPs | minutes | held-out loss | accuracy | row-mode "
+          "baseline | unigram baseline | accuracy / row-mode | perplexity | bits/byte |",
+          "|---" * 12 + "|"]
   for name, v in summary["variants"].items():
     h = v["heldout"]
     ppl = f"{h['perplexity']:.1f}" if "perplexity" in h else "–"
     bpb = f"{h['bits_per_byte']:.3f}" if "bits_per_byte" in h else "–"
-    rows.append(f"| {name} | {v['params']:,} | {v['tokens']:,} | {v['flops']:.3g} | "
-                f"{h['loss']:.3f} | {100 * h['accuracy']:.1f}% | {ppl} | {bpb} |")
+    rows.append(
+      f"| {name} | {v['params']:,} | {v['tokens']:,} | {v['flops']:.3g} | "
+      f"{v['seconds'] / 60:.1f} | {h['loss']:.3f} | {100 * h['accuracy']:.1f} ± "
+      f"{100 * h['accuracy_halfwidth']:.1f}% | {100 * h['row_mode_baseline']:.1f}% | "
+      f"{100 * h['unigram_baseline']:.1f}% | {h['accuracy'] / h['row_mode_baseline']:.2f} | "
+      f"{ppl} | {bpb} |")
   return rows
+
+
+def _blimp_rows(result: dict) -> list[str]:
+  phenomena = blimp_data.PHENOMENA
+  rows = ["| system | pairs | overall | " + " | ".join(p.replace("_", " ") for p in phenomena)
+          + " |", "|---" * (len(phenomena) + 3) + "|"]
+  floor = None
+  for name, r in result.items():
+    cells = [f"{r['per_phenomenon'][p]:.1f}" if p in r["per_phenomenon"] else "–"
+             for p in phenomena]
+    rows.append(f"| {name} | {r['pairs']:,} | {_ci([r['overall'], *r['interval']], False)} | "
+                + " | ".join(cells) + " |")
+    floor = floor or r.get("unigram_floor")
+  if floor:
+    cells = [f"{floor['per_phenomenon'].get(p, math.nan):.1f}" for p in phenomena]
+    rows.append(f"| unigram floor (same text) | {len(floor['correct']):,} | "
+                f"{floor['overall']:.1f} | " + " | ".join(cells) + " |")
+  published = blimp_data.published()
+  for key, label in PUBLISHED:
+    acc = published[key]
+    rows.append(f"| {label} | 67,000 | {acc.overall:.1f} | " + " | ".join(
+      f"{acc.per_phenomenon[p]:.1f}" for p in phenomena) + " |")
+  return rows
+
+
+def _finetune_rows(summary: dict) -> list[str]:
+  rows = ["| task | split | variant | mean over seeds [min–max] | seeds |", "|---|---|---|---|---|"]
+  for variant, per_task in summary["finetune"].items():
+    for task, result in per_task.items():
+      for split, metrics in result["summary"].items():
+        score = metrics["score"]
+        rows.append(f"| {task} | {split} | {variant} | {score['mean']:.1f} "
+                    f"[{score['min']:.1f}–{score['max']:.1f}] | {len(result['seeds'])} |")
+  return rows
+
+
+def _difference_rows(summary: dict) -> list[str]:
+  rows = ["| task | split | difference | over seeds (paired t, 95%) | over examples, first seed "
+          "(paired bootstrap, 95%) | seed ranges apart |", "|---|---|---|---|---|---|"]
+  for r in summary["comparisons"]:
+    seeds = _ci(r["seeds"]) if "seeds" in r else "–"
+    examples = _ci(r["examples"]) if "examples" in r else "–"
+    apart = {True: "yes", False: "no", None: "–"}[r["beyond_seed_range"]]
+    rows.append(f"| {r['task']} | {r.get('split', '–')} | {r['a']} − {r['b']} | {seeds} | "
+                f"{examples} | {apart} |")
+  return rows
+
+
+def _words(summary: dict) -> list[str]:
+  """One sentence per comparison: whether its intervals exclude zero."""
+  lines = []
+  for r in summary["comparisons"]:
+    where = f"{r['task']}" + (f" ({r['split']})" if "split" in r else "")
+    parts = []
+    for key, label in (("seeds", "across seeds"), ("examples", "across examples")):
+      if key in r:
+        value = r[key]
+        if any(map(math.isnan, value[1:])):
+          parts.append(f"no interval {label}")
+        else:
+          parts.append(("significant" if r["outside_zero"][key] else "not significant")
+                       + f" {label}")
+    sign = "higher" if r[("seeds" if "seeds" in r else "examples")][0] > 0 else "lower"
+    lines.append(f"- {where}: {r['a']} scores {sign} than {r['b']} by "
+                 f"{abs(r[('seeds' if 'seeds' in r else 'examples')][0]):.1f} points; "
+                 + ", ".join(parts) + ".")
+  for name, v in summary["variants"].items():
+    h = v["heldout"]
+    ratio = h["accuracy"] / h["row_mode_baseline"]
+    low = (h["accuracy"] - h["accuracy_halfwidth"]) / h["row_mode_baseline"]
+    lines.append(f"- pre-training, {name}: held-out accuracy is {ratio:.2f}× the row-mode "
+                 f"baseline (at least {low:.2f}× at the low end of its 95% interval).")
+  return lines
 
 
 def _save(fig, file: epath.Path) -> None:
@@ -55,7 +128,7 @@ def _save(fig, file: epath.Path) -> None:
 
 def plot_curves(summary: dict, out: epath.Path) -> list[str]:
   names = []
-  for x_key, label in (("tokens", "training tokens"), ("flops", "training FLOPs")):
+  for x_key, label in (("flops", "training FLOPs"), ("tokens", "training tokens")):
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, v in summary["variants"].items():
       ax.plot(v["curve"][x_key], v["curve"]["loss"], label=name)
@@ -70,56 +143,116 @@ def plot_curves(summary: dict, out: epath.Path) -> list[str]:
   return names
 
 
-def plot_glue(summary: dict, out: epath.Path) -> str | None:
-  if not summary["glue"]:
+def plot_blimp(result: dict, out: epath.Path) -> str:
+  phenomena = blimp_data.PHENOMENA
+  systems = list(result)
+  fig, ax = plt.subplots(figsize=(12, 4.5))
+  width = 0.8 / (len(systems) + 1)
+  for i, name in enumerate(systems):
+    r = result[name]
+    values = [r["per_phenomenon"].get(p, math.nan) for p in phenomena]
+    intervals = [r["per_phenomenon_interval"].get(p, [math.nan, math.nan]) for p in phenomena]
+    err = [[v - lo for v, (lo, _) in zip(values, intervals)],
+           [hi - v for v, (_, hi) in zip(values, intervals)]]
+    ax.bar([k + i * width for k in range(len(phenomena))], values, width, yerr=err, capsize=2,
+           label=name)
+  floor = next((r["unigram_floor"] for r in result.values() if "unigram_floor" in r), None)
+  if floor:
+    ax.bar([k + len(systems) * width for k in range(len(phenomena))],
+           [floor["per_phenomenon"].get(p, math.nan) for p in phenomena], width, color="0.7",
+           label="unigram floor")
+  gpt2 = blimp_data.published()["gpt2"]
+  ax.scatter([k + 0.4 for k in range(len(phenomena))], [gpt2.per_phenomenon[p] for p in phenomena],
+             marker="_", s=200, color="k", label="GPT-2 (published)", zorder=3)
+  ax.axhline(50, color="0.5", lw=0.8, ls=":")
+  ax.set_xticks([k + 0.4 for k in range(len(phenomena))],
+                [p.replace("_", "\n") for p in phenomena], fontsize=7)
+  ax.set_ylabel("BLiMP accuracy (bars: 95% bootstrap interval)")
+  ax.set_ylim(0, 100)
+  ax.legend(fontsize=7, ncol=3)
+  fig.tight_layout()
+  _save(fig, out / "blimp.png")
+  return "blimp.png"
+
+
+def plot_finetune(summary: dict, out: epath.Path) -> str | None:
+  cells = [(task, split) for task in summary["tasks"] for split in
+           next((per[task]["summary"] for per in summary["finetune"].values() if task in per), {})]
+  if not cells:
     return None
-  tasks, variants = summary["tasks"], list(summary["glue"])
-  fig, ax = plt.subplots(figsize=(1.5 + 1.5 * len(tasks), 4))
+  variants = list(summary["finetune"])
+  fig, ax = plt.subplots(figsize=(2 + 2 * len(cells), 4))
   width = 0.8 / len(variants)
   for i, name in enumerate(variants):
-    medians, low, high = [], [], []
-    for task in tasks:
-      score = next(iter(summary["glue"][name][task]["summary"].values()))["score"]
-      medians.append(score["median"])
-      low.append(score["median"] - score["min"])
-      high.append(score["max"] - score["median"])
-    xs = [t + i * width for t in range(len(tasks))]
-    ax.bar(xs, medians, width, yerr=[low, high], capsize=3, label=name)
-  ax.set_xticks([t + width * (len(variants) - 1) / 2 for t in range(len(tasks))], tasks)
-  ax.set_ylabel("dev score (median, bars: min-max over seeds)")
+    means, low, high, seeds_x, seeds_y = [], [], [], [], []
+    for k, (task, split) in enumerate(cells):
+      result = summary["finetune"][name][task]
+      score = result["summary"][split]["score"]
+      means.append(score["mean"])
+      low.append(score["mean"] - score["min"])
+      high.append(score["max"] - score["mean"])
+      for s in result["seeds"]:
+        seeds_x.append(k + i * width)
+        seeds_y.append(s["metrics"][split]["score"])
+    ax.bar([k + i * width for k in range(len(cells))], means, width, yerr=[low, high],
+           capsize=3, label=name, alpha=0.8)
+    ax.scatter(seeds_x, seeds_y, s=8, color="k", zorder=3)
+  ax.set_xticks([k + width * (len(variants) - 1) / 2 for k in range(len(cells))],
+                [f"{t}\n{s}" for t, s in cells], fontsize=8)
+  ax.set_ylabel("score (mean; bars: min-max over seeds; dots: seeds)")
   ax.legend()
   fig.tight_layout()
-  _save(fig, out / "glue.png")
-  return "glue.png"
+  _save(fig, out / "finetune.png")
+  return "finetune.png"
 
 
 def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   out = storage.path(out)
   curves = plot_curves(summary, out)
-  glue_plot = plot_glue(summary, out)
   p = summary["pretrain_config"]
   m = p["model"]
+  f = summary["finetune_recipe"]
+  minutes = sum(v["seconds"] for v in summary["variants"].values()) / 60
   lines = [
     "# jaxlm objective comparison", "",
-    f"Variants differ only in objective: same data (`{p['data']['source']}`), tokenizer, model "
-    f"(D={m['embed_dim']}, L={m['num_layers']}, H={m['num_heads']}, T={p['seq_len']}), "
-    f"{p['steps']} steps of {p['batch_size']} sequences, lr {p['optimizer']['lr']} "
-    f"({p['optimizer']['schedule']}), seed {p['seed']}.", "",
+    f"Variants differ only in objective: same data (`{p['data']['source']}`), tokenizer "
+    f"(V={m['vocab_size']}), model (D={m['embed_dim']}, L={m['num_layers']}, "
+    f"H={m['num_heads']}, T={p['seq_len']}), {p['steps']} steps of {p['batch_size']} sequences, "
+    f"lr {p['optimizer']['lr']} ({p['optimizer']['schedule']}), seed {p['seed']}; MLM masks "
+    f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "
+    f"{p['mlm']['random_token_prob']:.0%}). Pre-training took {minutes:.1f} minutes in all.", "",
+    "## What is and is not significant", "",
+    "Each line is one difference of the tables below; \"significant\" means its 95% interval "
+    "excludes zero.", "", *_words(summary), "",
     "## Pre-training", "", *_pretrain_rows(summary), "",
-    "Held-out metrics are each objective's own (MLM: masked tokens at "
-    f"{p['mlm']['mask_rate']:.0%}; CLM: next token; prefix-LM: continuation tokens), so losses "
-    "compare across steps and FLOPs within an objective, not across objectives.", "",
+    "Held-out metrics are each objective's own (MLM: masked tokens; CLM: next token; prefix-LM: "
+    "continuation tokens), so losses compare across steps and FLOPs within an objective, not "
+    "across objectives. Accuracy ± its 95% binomial half-width over the predicted tokens. The "
+    "baselines predict without context: the training text's most frequent token (unigram) and "
+    "each held-out row's own most frequent token (row-mode, which peeks at the row); an MLM on "
+    "the unigram plateau scores about the row-mode baseline.", "",
     *[f"![{c}]({c})" for c in curves], "",
   ]
-  if summary["glue"]:
-    lines += ["## GLUE (dev)", "", *_glue_rows(summary), "",
-              "Median [min–max] over fine-tuning seeds; scores on the 0–100 scale (MRPC/QQP: "
-              "mean of F1 and accuracy; STS-B: mean of Pearson and Spearman; CoLA: MCC). "
-              f"`{'none'}` is the same backbone fine-tuned without pre-training.", "",
-              f"![GLUE]({glue_plot})", ""]
-  else:
-    lines += ["## GLUE", "", "Skipped: no GLUE data found (set `--config.glue_dir` or "
-              "`$GLUE_DIR`).", ""]
+  for task, result in summary["zero_shot"].items():
+    lines += [f"## {task} (zero-shot)", "", *_blimp_rows(result), "",
+              "Accuracy over minimal pairs (a tie counts half), 95% bootstrap interval over pairs. "
+              "CLM: summed log-probability; prefix-LM: the same with a one-token prefix; MLM: "
+              "word-level pseudo-log-likelihood. The unigram floor is a count-based unigram model "
+              "of the same pre-training text. Published rows are the BLiMP paper's models on all "
+              "67,000 pairs, trained on far more text.", "", f"![{task}]({plot_blimp(result, out)})",
+              ""]
+  if summary["finetune"]:
+    plot = plot_finetune(summary, out)
+    lines += ["## Fine-tuning", "", *_finetune_rows(summary), "",
+              f"One recipe for every variant: lr {f['lr']}, batch {f['batch_size']}, "
+              f"{f['epochs']} epochs, at most {f['max_train_examples'] or 'all'} training "
+              f"examples, sequences of {f['max_seq_len']}; {f['seeds']} seeds. Scores 0–100 "
+              "(accuracy; GLUE tasks their GLUE score). `none` is the same backbone fine-tuned "
+              "without pre-training.", ""]
+    if plot:
+      lines += [f"![fine-tuning]({plot})", ""]
+  lines += ["## Differences", "", *_difference_rows(summary), "",
+            "`seed ranges apart`: every seed of one side beats every seed of the other.", ""]
   path = out / "report.md"
   storage.write_atomic(path, "\n".join(lines))
   return path

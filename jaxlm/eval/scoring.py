@@ -7,8 +7,10 @@ Every objective scores a sentence by a sum of token log-probabilities, in nats:
 - MLM: pseudo-log-likelihood (Salazar et al., ACL 2020) in the word-level variant of Kauf &
   Ivanova (2023, "PLL-word-l2r"): token i is predicted with itself and the rest of its word
   masked, so a word split into several tokens is not scored from its own pieces.
-Rows are grouped by length (no padding ever enters attention) and padded in the batch dimension
-to a fixed size, so each length compiles once.
+Causal rows are right-padded to a multiple of BUCKET (exact: no real position attends to a later
+one); PLL rows are grouped by exact length (attention is bidirectional, so no padding may enter
+it). Every call has ROWS rows, so each length compiles once, and the log-softmax and the gather
+of the scored tokens run on the device.
 """
 
 from __future__ import annotations
@@ -16,27 +18,57 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from jaxlm import objectives
-from jaxlm.data.special_tokens import MASK, SEP
+from jaxlm.data.special_tokens import MASK, PAD, SEP
 
-ROWS = 64  # rows per forward call
-
-
-def _log_softmax(logits_NxV: np.ndarray) -> np.ndarray:
-  shifted = logits_NxV - logits_NxV.max(-1, keepdims=True)
-  return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+ROWS = 128  # rows per forward call
+_SCORERS: dict[int, tuple] = {}  # id(model) -> (graphdef, jitted scorer)
+BUCKET = 8  # causal rows are right-padded to a multiple of this (exact: nothing attends ahead)
 
 
-def _forward(loaded, rows_NxT: np.ndarray, prefix_len: int | None) -> np.ndarray:
-  """Logits for N rows of one length, ROWS at a time (the last call padded with copies)."""
+def _make_scorer(graphdef, objective_name: str, vocab: int):
+  """jit(state, tokens_NxT, positions_NxK, targets_NxK, weights_NxK, prefix_len) -> [N] sums of
+  log p(target | row) at the given positions: the log-softmax and the gather run on the device,
+  so only N numbers come back, never N x T x V logits."""
+  objective = objectives.get(objective_name)
+
+  @jax.jit
+  def score(state, tokens_NxT, positions_NxK, targets_NxK, weights_NxK, prefix_len_N):
+    picked_NxKxV = objective.inference_logits(nnx.merge(graphdef, state), tokens_NxT,
+                                              prefix_len_N, positions_NxK)
+    logp_NxKxV = jax.nn.log_softmax(picked_NxKxV[..., :vocab].astype(jnp.float32), axis=-1)
+    logp_NxK = jnp.take_along_axis(logp_NxKxV, targets_NxK[..., None], axis=-1)[..., 0]
+    return jnp.sum(logp_NxK * weights_NxK, axis=-1)
+
+  return score
+
+
+def _score_rows(loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK,
+                prefix_len: int | None) -> np.ndarray:
+  """[N] summed log-probabilities, ROWS rows per call (the last call padded with copies)."""
+  graphdef, state = nnx.split(loaded.model)
+  cached = _SCORERS.get(id(loaded.model))
+  if cached is None or cached[0] != graphdef:  # compiled once per model structure
+    cached = _SCORERS[id(loaded.model)] = (graphdef, _make_scorer(
+      graphdef, loaded.config.objective, _vocab(loaded)))
+  score = cached[1]
+  arrays = [np.asarray(a, dtype) for a, dtype in ((tokens_NxT, np.int32),
+                                                  (positions_NxK, np.int32),
+                                                  (targets_NxK, np.int32),
+                                                  (weights_NxK, np.float32))]
   out = []
-  for start in range(0, len(rows_NxT), ROWS):
-    chunk = rows_NxT[start:start + ROWS]
-    padded = np.concatenate([chunk, np.repeat(chunk[-1:], ROWS - len(chunk), 0)])
-    out.append(loaded.logits(padded, prefix_len)[:len(chunk)])
-  return np.concatenate(out)
+  for start in range(0, len(tokens_NxT), ROWS):
+    chunk = [a[start:start + ROWS] for a in arrays]
+    n = len(chunk[0])
+    chunk = [np.concatenate([c, np.repeat(c[-1:], ROWS - n, 0)]) for c in chunk]
+    prefix_N = np.full(ROWS, 0 if prefix_len is None else prefix_len, np.int32)
+    out.append(np.asarray(score(state, *chunk, prefix_N))[:n])
+  return np.concatenate(out).astype(np.float64)
 
 
 def encode(loaded, sentences: Sequence[str]) -> list[tuple[list[int], list[int]]]:
@@ -51,20 +83,23 @@ def _vocab(loaded) -> int:
 
 def causal_scores(loaded, sentences: Sequence[str], prefix_len: int | None = None) -> np.ndarray:
   """sum_i log p(w_i | [SEP] w_<i) per sentence."""
-  sep = loaded.tokenizer.token_to_id(SEP)
+  sep, pad = (loaded.tokenizer.token_to_id(t) for t in (SEP, PAD))
   encoded = encode(loaded, sentences)
   scores = np.zeros(len(sentences))
   by_length: dict[int, list[int]] = defaultdict(list)
   for i, (ids, _) in enumerate(encoded):
-    by_length[len(ids)].append(i)
-  V = _vocab(loaded)
+    if ids:
+      by_length[-(-(len(ids) + 1) // BUCKET) * BUCKET].append(i)
   for length, members in sorted(by_length.items()):
-    if length == 0:
-      continue
-    rows = np.asarray([[sep] + encoded[i][0] for i in members], np.int32)
-    logp = _log_softmax(_forward(loaded, rows, prefix_len)[:, :-1, :V].astype(np.float64))
-    targets = rows[:, 1:]
-    scores[members] = np.take_along_axis(logp, targets[..., None], -1)[..., 0].sum(-1)
+    K = length - 1  # predicted positions 0..K-1 predict tokens 1..K
+    tokens = np.full((len(members), length), pad, np.int32)
+    weights = np.zeros((len(members), K), np.float32)
+    for row, i in enumerate(members):
+      ids = encoded[i][0]
+      tokens[row, :len(ids) + 1] = [sep] + ids
+      weights[row, :len(ids)] = 1.0
+    positions = np.broadcast_to(np.arange(K), (len(members), K))
+    scores[members] = _score_rows(loaded, tokens, positions, tokens[:, 1:], weights, prefix_len)
   return scores
 
 
@@ -79,12 +114,14 @@ def pll_scores(loaded, sentences: Sequence[str]) -> np.ndarray:
              for j, t in enumerate(ids)]
       rows[len(ids)].append((s, i, row))
   scores = np.zeros(len(sentences))
-  V = _vocab(loaded)
   for length, items in sorted(rows.items()):
-    batch = np.asarray([r for _, _, r in items], np.int32)
-    logits = _forward(loaded, batch, None)
-    for n, (s, i, _) in enumerate(items):
-      scores[s] += _log_softmax(logits[n, i, :V].astype(np.float64)[None])[0, encoded[s][0][i]]
+    # No padding here: attention is bidirectional, so every row of a call has one length.
+    sentence = np.asarray([s for s, _, _ in items])
+    position = np.asarray([[i] for _, i, _ in items])
+    target = np.asarray([[encoded[s][0][i]] for s, i, _ in items])
+    logp = _score_rows(loaded, [r for _, _, r in items], position, target,
+                       np.ones_like(position, np.float32), None)
+    np.add.at(scores, sentence, logp)
   return scores
 
 

@@ -16,7 +16,7 @@ from jaxlm.model.masks import MaskKind
 # (model, batch, key, config, special, dropout_key) -> {"loss_sum", "correct_sum", "count"}
 LossSums = Callable[..., dict[str, jax.Array]]
 # (model, tokens_BxT, prefix_len_B) -> logits_BxTxV, float32
-InferenceLogits = Callable[[Any, jax.Array, jax.Array], jax.Array]
+InferenceLogits = Callable[..., jax.Array]  # (model, tokens_BxT, prefix_len_B, positions_BxK=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,8 @@ class Objective:
   generates: whether it can continue text left to right.
   hf_family: the transformers family it exports to ('bert', 'gpt2'), or None.
   loss_sums: summed loss, correct predictions and predicted-token count of a batch.
-  inference_logits: logits at every position for `jaxlm.load(...).logits`.
+  inference_logits: (model, tokens_BxT, prefix_len_B, positions_BxK=None) -> float32 logits at
+    every position for `jaxlm.load(...).logits`, or only at `positions_BxK` (zero-shot scoring).
   head_macs_per_token: forward multiply-adds of the head per input token (for FLOP counts).
   """
 

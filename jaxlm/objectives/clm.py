@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import loss_sums, next_token_targets
+from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
 
 
 def clm_sums(model, batch, key, config, special, dropout_key):
@@ -19,9 +19,11 @@ def clm_sums(model, batch, key, config, special, dropout_key):
   return loss_sums(model.lm_logits, h_BxTxD, targets_BxT, weights_BxT, config.model.loss_chunk)
 
 
-def clm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Array:
+def clm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
+               positions_BxK: jax.Array | None = None) -> jax.Array:
   del prefix_len_B
-  return model.lm_logits(model.hidden(tokens_BxT, MaskSpec("causal"))).astype(jnp.float32)
+  h = at_positions(model.hidden(tokens_BxT, MaskSpec("causal")), positions_BxK)
+  return model.lm_logits(h).astype(jnp.float32)
 
 
 OBJECTIVE = Objective(

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import loss_sums
+from jaxlm.objectives.losses import at_positions, loss_sums
 
 
 def mask_for_mlm(key: jax.Array, tokens_BxT: jax.Array, eligible_BxT: jax.Array, config,
@@ -54,9 +54,11 @@ def mlm_sums(model, batch, key, config, special, dropout_key):
   return loss_sums(model.mlm_logits, h_BxMxD, targets_BxM, weights_BxM, config.model.loss_chunk)
 
 
-def mlm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Array:
+def mlm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
+               positions_BxK: jax.Array | None = None) -> jax.Array:
   del prefix_len_B
-  return model.mlm_logits(model.hidden(tokens_BxT, MaskSpec("bidirectional"))).astype(jnp.float32)
+  h = at_positions(model.hidden(tokens_BxT, MaskSpec("bidirectional")), positions_BxK)
+  return model.mlm_logits(h).astype(jnp.float32)
 
 
 def _head_macs(config) -> float:

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import loss_sums, next_token_targets
+from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
 
 
 def draw_prefix_len(key: jax.Array, B: int, T: int, config) -> jax.Array:
@@ -32,9 +32,11 @@ def prefix_lm_sums(model, batch, key, config, special, dropout_key):
   return loss_sums(model.lm_logits, h_BxTxD, targets_BxT, weights_BxT, config.model.loss_chunk)
 
 
-def prefix_lm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array) -> jax.Array:
+def prefix_lm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
+                     positions_BxK: jax.Array | None = None) -> jax.Array:
   spec = MaskSpec("prefix", prefix_len_B=prefix_len_B)
-  return model.lm_logits(model.hidden(tokens_BxT, spec)).astype(jnp.float32)
+  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
+  return model.lm_logits(h).astype(jnp.float32)
 
 
 OBJECTIVE = Objective(

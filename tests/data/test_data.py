@@ -95,9 +95,9 @@ def test_pad_mode_gives_each_document_its_own_rows():
 
 
 def test_packing_loses_no_token_on_real_text(corpus):
-  tok = tokenizer.train_tokenizer("bpe", [(corpus / "inaugural/1861-Lincoln.txt")
-                                          .read_text()], 500)
-  texts = [p.read_text() for p in sorted((corpus / "inaugural").glob("18*.txt"))]
+  texts = list(text_data.read_documents(sorted((corpus / "inaugural").glob("18*.txt.gz")))
+               .values())
+  tok = tokenizer.train_tokenizer("bpe", texts[:1], 500)
   docs = pipeline.tokenize(tok, texts, sep_id=3)
   for seq_len in (7, 64, 1000):
     rows = packing.pack(docs, seq_len, pad_id=0)

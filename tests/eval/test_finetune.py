@@ -12,6 +12,7 @@ from conftest import REPO
 from helpers.model import tiny_config
 from jaxlm.eval import compare
 from jaxlm.eval import finetune
+from jaxlm.eval.recipe import FinetuneConfig
 from jaxlm.eval.tasks import glue
 from jaxlm.eval import metrics as glue_metrics
 from jaxlm.data import tokenizer
@@ -83,9 +84,8 @@ def _toy_sst2(root: Path) -> Path:
 def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok, tmp_path):
   glue_dir = _toy_sst2(tmp_path / "glue")
   config = tiny_config("mlm")
-  config.finetune.lr, config.finetune.epochs, config.finetune.seeds = 3e-3, 4, 2
-  config.finetune.batch_size, config.finetune.eval_batch_size = 16, 32
-  results = finetune.run(config, "sst2", str(glue_dir), tmp_path / "out", None, tok,
+  recipe = FinetuneConfig(lr=3e-3, epochs=4, seeds=2, batch_size=16, eval_batch_size=32)
+  results = finetune.run(config, recipe, "sst2", str(glue_dir), tmp_path / "out", None, tok,
                          init="none")
   accuracy = results["summary"]["validation"]["accuracy"]
   assert accuracy["min"] > 90.0, results["seeds"]
@@ -108,16 +108,18 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
     "pretrain.model.vocab_size": "512", "pretrain.log_every": "2",
     "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
     "pretrain.data.cache_dir": str(tmp_path / "cache"),
-    "pretrain.finetune.seeds": "1", "pretrain.finetune.epochs": "1",
-    "pretrain.finetune.batch_size": "16", "pretrain.finetune.eval_batch_size": "32",
-    "tasks": "sst2", "glue_dir": str(glue_dir), "objectives": "mlm,clm,prefix_lm",
+    "finetune.seeds": "2", "finetune.epochs": "1", "finetune.max_train_examples": "64",
+    "finetune.max_eval_examples": "48",
+    "finetune.batch_size": "16", "finetune.eval_batch_size": "16", "blimp_per_paradigm": "1",
+    "tasks": "goemotions_sentiment,sst2", "glue_dir": str(glue_dir),
+    "objectives": "mlm,clm,prefix_lm",
   }
   config = load_config(REPO / "jaxlm/configs/compare/tiny.py", overrides,
                        expected=compare.CompareConfig)
   summary = compare.run(config, tmp_path / "cmp", quiet=True)
   out = tmp_path / "cmp"
   for name in ("report.md", "report.json", "loss_vs_tokens.png", "loss_vs_flops.png",
-               "glue.png"):
+               "blimp.png", "finetune.png"):
     assert (out / name).stat().st_size > 0, name
   # Identical data, tokenizer and steps: the same tokens seen, the same tokenizer file.
   tokens = {v["tokens"] for v in summary["variants"].values()}
@@ -125,10 +127,26 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   hashes = {tokenizer.tokenizer_hash(tokenizer.load_file(out / f"pretrain/{o}/tokenizer.json"))
             for o in ("mlm", "clm", "prefix_lm")}
   assert len(hashes) == 1
-  assert set(summary["glue"]) == {"mlm", "clm", "prefix_lm", "none"}
+  assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none"}
+  assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
+  assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
+  assert summary["zero_shot"]["blimp"]["mlm"]["pairs"] == 67
+  # Every difference carries its intervals; the report shows each one.
+  kinds = {(r["kind"], r["a"], r["b"]) for r in summary["comparisons"]}
+  assert ("finetune", "mlm", "none") in kinds and ("zero_shot", "clm", "unigram floor") in kinds
+  assert ("zero_shot", "mlm", "clm") in kinds
+  for r in summary["comparisons"]:
+    assert len(r["examples"]) == 3 and r["examples"][1] <= r["examples"][0] <= r["examples"][2]
+  saved = json.loads((out / "report.json").read_text())
+  assert saved["comparisons"] == json.loads(json.dumps(summary["comparisons"]))
   flops = {o: v["flops"] for o, v in summary["variants"].items()}
-  assert flops["mlm"] < flops["clm"]  # the MLM head runs on 15% of positions
+  assert flops["mlm"] < flops["clm"]  # the MLM head runs on the masked positions only
   assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
   report = (out / "report.md").read_text()
-  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |"):
-    assert row in report
+  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "unigram floor",
+              "GPT-2 (published)", "mlm − none", "## What is and is not significant"):
+    assert row in report, row
+  # Rerunning resumes: nothing is trained, scored or fine-tuned again.
+  before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+  compare.run(config, tmp_path / "cmp", quiet=True)
+  assert before == {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}

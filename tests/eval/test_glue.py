@@ -221,7 +221,7 @@ def test_prediction_files_round_trip(tmp_path):
                                         task="rte")
   assert path.read_text().splitlines()[1:] == ["0\tnot_entailment\t", "1\tentailment\t"]
   assert glue_metrics.read_predictions(path, task="rte")[2].tolist() == [-1, -1]
-  with pytest.raises(DataError, match=r"line 2: 'not_entailment' is not a GLUE sst2 prediction"):
+  with pytest.raises(DataError, match=r"line 2: 'not_entailment' is not a sst2 prediction"):
     glue_metrics.read_predictions(path, task="sst2")
 
 
@@ -304,6 +304,6 @@ def test_finetune_reads_tfds_glue_like_the_tsvs(shared_data, fake_tfds):
   from jaxlm.eval import finetune
   task = glue.get_task("wnli")
   for split, limit in (("train", 40), ("validation", 0)):
-    tsv = finetune.read_split(task, str(shared_data / "glue"), split, limit)
-    ds = finetune.read_split(task, f"tfds:{fake_tfds}", split, limit)
+    tsv = task.read(split, str(shared_data / "glue"), limit)
+    ds = task.read(split, f"tfds:{fake_tfds}", limit)
     assert ds.texts_a == tsv.texts_a and np.array_equal(ds.labels, tsv.labels)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 
 from jaxlm.api import Loaded
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.special_tokens import MASK, SEP
+from jaxlm.data.sources.text import CORPUS_DIR
 from jaxlm.eval import scoring
 
 from helpers.model import model, tiny_config
@@ -17,8 +20,8 @@ SENTENCES = ["The cats sleep.", "A dog barked loudly at the unfamiliar visitor."
 
 @pytest.fixture(scope="module")
 def tok():
-  text = (tokenization.__file__.rsplit("/jaxlm/", 1)[0] + "/jaxlm/corpus/inaugural/1861-Lincoln.txt")
-  return tokenization.train_tokenizer("bpe", [open(text, encoding="utf-8").read()], 320)
+  text = gzip.decompress((CORPUS_DIR / "inaugural" / "1861-Lincoln.txt.gz").read_bytes())
+  return tokenization.train_tokenizer("bpe", [text.decode("utf-8")], 320)
 
 
 def _loaded(objective, tok):

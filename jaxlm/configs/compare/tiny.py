@@ -1,23 +1,28 @@
-"""BERT (MLM) vs GPT (CLM) at tiny scale on the embedded corpus: a few minutes on a laptop CPU.
+"""BERT (MLM) vs GPT (CLM) at tiny scale on the embedded corpus, the default of `jaxlm compare`:
+BLiMP zero-shot, the shipped goemotions_sentiment task fine-tuned with 3 seeds, and the
+no-pre-training baseline, in about 10 minutes on 2 CPU cores. Why each value is what it is:
+benchmarks/sweep_cpu_recipe.py and its table in docs/results/cpu_recipe_sweep.md.
 
-  jaxlm compare --config configs/compare/tiny.py --workdir runs/compare
-  jaxlm compare --config configs/compare/tiny.py --workdir runs/compare3 \
-    --config.objectives=mlm,clm,prefix_lm --config.tasks=sst2,cola,rte
-
-GLUE data comes from --config.glue_dir or $GLUE_DIR; without either, no GLUE tasks run.
+  jaxlm compare --workdir runs/compare
+  jaxlm compare --workdir runs/compare3 --config.objectives=mlm,clm,prefix_lm
+  jaxlm compare --workdir runs/glue --config.tasks=goemotions_sentiment,sst2 --config.glue_dir=DIR
 """
 
-from pathlib import Path
-
+from jaxlm.config import apply_override, load_config
 from jaxlm.eval.compare import CompareConfig
-from jaxlm.config import FinetuneConfig, load_config
+from jaxlm.eval.recipe import FinetuneConfig
+
+PRETRAIN = {  # on configs/tiny.py
+  "steps": "600", "eval_every": "0", "log_every": "20",
+  "mlm.mask_rate": "0.4", "mlm.mask_token_prob": "1.0", "mlm.random_token_prob": "0.0",
+}
 
 
 def get_config() -> CompareConfig:
-  pretrain = load_config(Path(__file__).parents[1] / "tiny.py")
-  pretrain.steps = 400
-  pretrain.eval_every = 0
-  pretrain.log_every = 20
-  pretrain.finetune = FinetuneConfig(lr=3e-4, batch_size=32, epochs=2, max_train_examples=1000,
-                                     seeds=3, max_seq_len=128)
-  return CompareConfig(pretrain=pretrain, objectives="mlm,clm", baseline=True, tasks="sst2,rte")
+  pretrain = load_config("tiny")
+  for key, value in PRETRAIN.items():
+    apply_override(pretrain, key, value)
+  return CompareConfig(
+    pretrain=pretrain, objectives="mlm,clm", baseline=True, tasks="goemotions_sentiment",
+    finetune=FinetuneConfig(lr=3e-4, batch_size=32, epochs=2, max_train_examples=2000, seeds=3,
+                            max_seq_len=64))

@@ -1,14 +1,15 @@
 """Documents from text files: the `default` corpus and `text:PATH[,PATH...]` sources.
 
 `default` is the public-domain corpus embedded in `jaxlm/corpus` (see its SOURCES.md);
-`text:` takes files, directories and globs, local or `gs://`. Each file is a document; Project
-Gutenberg headers and footers are stripped. Documents are held out for evaluation by a hash of
+`text:` takes files, directories and globs, local or `gs://`. Each file is a document (`*.gz`
+files are decompressed); Project Gutenberg headers and footers are stripped. Documents are held out for evaluation by a hash of
 their name, so the split never depends on file order or on the machine.
 """
 
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import re
 import warnings
@@ -37,7 +38,7 @@ def strip_gutenberg(text: str) -> str:
 def source_files(source: str) -> list[Path | epath.Path]:
   """Expands `default` or `text:PATH[,PATH...]` to a sorted list of files."""
   if source == "default":
-    return sorted(p for p in CORPUS_DIR.rglob("*.txt"))
+    return sorted(p for p in CORPUS_DIR.rglob("*") if p.name.endswith((".txt", ".txt.gz")))
   if not source.startswith("text:"):
     from jaxlm.data.sources import scheme  # noqa: PLC0415 - the registry names what is allowed
     scheme(source)
@@ -93,6 +94,11 @@ def read_documents(files: list[Path | epath.Path]) -> dict[str, str]:
   docs = {}
   for path in files:
     raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+      try:
+        raw = gzip.decompress(raw)
+      except (OSError, EOFError) as e:
+        raise DataError(f"{path}: not a gzip file ({e})") from None
     try:
       text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -33,10 +33,58 @@ def parse_tfds_source(source: str) -> tuple[str, str]:
   return name, split
 
 
-def _as_str(value) -> str:
+def as_str(value) -> str:
+  """A TFDS text feature as str (array_record gives bytes)."""
   if isinstance(value, bytes):
     return value.decode("utf-8", errors="replace")
   return value if isinstance(value, str) else str(value)
+
+
+def open_split(name: str, split: str, data_dir: str | None, features: tuple[str, ...],
+               how_to_prepare: str):
+  """(builder, records) of a prepared TFDS split, read from its files only; `{where}` in
+  `how_to_prepare` becomes the data dir looked in.
+
+  The one opener of jaxlm's TFDS readers (documents here, GLUE in jaxlm.eval.tasks.glue): each
+  failure is one DataError naming the dataset, where it looked and `how_to_prepare`.
+  """
+  import tensorflow_datasets as tfds  # Late: slow to import, and only TFDS reads need it.
+  from tensorflow_datasets.core import read_only_builder
+
+  where = data_dir or tfds.core.constants.get_default_data_dir()
+  try:
+    # From the files only: a catalog builder would try to download a missing dataset.
+    builder = read_only_builder.builder_from_files(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise DataError(f"tfds:{name} is not prepared in {where}; "
+                    f"{how_to_prepare.format(where=where)}") from None
+  keys = builder.info.features.keys() if hasattr(builder.info.features, "keys") else []
+  missing = [k for k in features if k not in keys]
+  if missing:
+    raise DataError(f"tfds:{name} in {builder.data_dir} has no feature "
+                    f"{', '.join(repr(k) for k in missing)}; "
+                    f"its features: {', '.join(sorted(keys)) or 'none'}")
+  try:
+    count = builder.info.splits[split].num_examples  # checks the split (and slice) first
+  except (KeyError, ValueError) as e:  # TFDS's message names the splits there are
+    raise DataError(f"tfds:{name}:{split}: {str(e).splitlines()[0]}") from None
+  if not count:
+    raise DataError(f"tfds:{name}:{split} holds no records")
+  try:
+    records = builder.as_data_source(split=split)
+  except NotImplementedError:
+    raise DataError(f"tfds:{name} in {builder.data_dir} is stored as "
+                    f"{builder.info.file_format.value}, which has no random access; prepare it "
+                    "as array_record") from None
+  return builder, records
+
+
+def iter_records(records):
+  """(index, record) over a TFDS data source, read in batches: array_record then fetches many
+  records per call instead of one at a time."""
+  for start in range(0, len(records), _BATCH):
+    yield from enumerate(records.__getitems__(range(start, min(start + _BATCH, len(records)))),
+                         start)
 
 
 def read_tfds_documents(source: str, data_dir: str | None,
@@ -47,48 +95,20 @@ def read_tfds_documents(source: str, data_dir: str | None,
   is blank are skipped, as `text_data.read_documents` skips blank files.
   """
   name, split = parse_tfds_source(source)
-  import tensorflow_datasets as tfds  # Late: slow to import, and only TFDS sources need it.
-  from tensorflow_datasets.core import read_only_builder
-
-  where = data_dir or tfds.core.constants.get_default_data_dir()
-  try:
-    builder = read_only_builder.builder_from_files(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError:
-    # `jaxlm data prepare` makes datasets without configs; one with a config comes from TFDS.
-    how = ("with TFDS (file_format=array_record)" if "/" in name else
-           f"with `jaxlm data prepare --source text:DIR --name {name} --data_dir {where}`")
-    raise DataError(f"tfds:{name} is not prepared in {where}; prepare it {how}, or set "
-                    "--config.data.tfds_data_dir to where it is") from None
-  features = builder.info.features
-  keys = sorted(features.keys()) if hasattr(features, "keys") else []
-  if text_key not in keys:
-    raise DataError(f"tfds:{name} has no feature {text_key!r}; its features: "
-                    f"{', '.join(keys) or 'none'}")
-  try:
-    count = builder.info.splits[split].num_examples
-  except (ValueError, KeyError) as e:
-    raise DataError(f"tfds:{name}:{split}: {str(e).splitlines()[0]}") from None
-  if not count:
-    raise DataError(f"tfds:{name}:{split} holds no records")
-  try:
-    records = builder.as_data_source(split=split)
-  except NotImplementedError:
-    raise DataError(f"tfds:{name} in {builder.data_dir} is stored as "
-                    f"{builder.info.file_format.value}, which has no random access; prepare it "
-                    "as array_record") from None
-
+  # `jaxlm data prepare` makes datasets without configs; one with a config comes from TFDS.
+  how = ("with TFDS (file_format=array_record)" if "/" in name else
+         f"with `jaxlm data prepare --source text:DIR --name {name} --data_dir {{where}}`")
+  _, records = open_split(name, split, data_dir, (text_key,),
+                          f"prepare it {how}, or set --config.data.tfds_data_dir to where it is")
   docs: dict[str, str] = {}
-  for start in range(0, len(records), _BATCH):
-    # Batched reads let array_record fetch many records per call instead of one at a time.
-    batch = records.__getitems__(range(start, min(start + _BATCH, len(records))))
-    for index, record in enumerate(batch, start):
-      fallback = f"{name}:{split}:{index}"
-      doc_id = _as_str(record["id"]) if "id" in record else fallback
-      # A repeated id would silently drop a document; the index keeps it.
-      docs[fallback if doc_id in docs else doc_id] = _as_str(record[text_key])
+  for index, record in iter_records(records):
+    fallback = f"{name}:{split}:{index}"
+    doc_id = as_str(record["id"]) if "id" in record else fallback
+    # A repeated id would silently drop a document; the index keeps it.
+    docs[fallback if doc_id in docs else doc_id] = as_str(record[text_key])
   docs = {k: v for k, v in docs.items() if v.strip()}
   if not docs:
-    raise DataError(f"tfds:{name}:{split}: every {text_key!r} is empty ({count} records)")
+    raise DataError(f"tfds:{name}:{split}: every {text_key!r} is empty ({len(records)} records)")
   return docs
 
 

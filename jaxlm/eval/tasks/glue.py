@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxlm.data.sources import tfds as tfds_source
 from jaxlm.errors import ConfigError, DataError
+from jaxlm.eval.tasks.base import Examples
 
 _TRAIN_DEV = (("train", "train.tsv"), ("validation", "dev.tsv"))
-_BATCH = 1024  # records per array_record read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,8 @@ class GlueTask:
   header: bool = True  # False: CoLA's train/dev files start with data
   is_regression: bool = False
   split_files: tuple[tuple[str, str], ...] = _TRAIN_DEV  # (split, file name); train first
+  kind: str = "finetune"  # a jaxlm.eval.tasks.base.FinetuneTask
+  needs_data_dir: bool = True  # GLUE is not shipped: --config.glue_dir or $GLUE_DIR
 
   @property
   def num_labels(self) -> int:
@@ -60,6 +63,17 @@ class GlueTask:
   def eval_splits(self) -> tuple[str, ...]:
     """The labelled dev splits: ("validation",), or MNLI's matched and mismatched."""
     return tuple(split for split in self.splits if split != "train")
+
+  def read(self, split: str, data_dir: str | None = None, max_examples: int = 0) -> Examples:
+    """`data_dir` is a directory in the official TSV layout, or `tfds:DATA_DIR` for the
+    prepared TFDS `glue/<task>` datasets (`tfds:` alone: TFDS's default data dir)."""
+    if not data_dir:
+      raise ConfigError(f"GLUE {self.name}: no GLUE data given; set --config.glue_dir or "
+                        "$GLUE_DIR (the GLUE TSVs, or tfds:DATA_DIR)")
+    if data_dir.startswith("tfds:"):
+      sliced = f"{split}[:{max_examples}]" if max_examples else split
+      return read_tfds_split(self, sliced, data_dir[len("tfds:"):] or None)
+    return read_tsv_split(self, data_dir, split, max_examples)
 
   def layout(self) -> str:
     """The expected file layout, in words, for error messages."""
@@ -109,20 +123,6 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in (
              ("not_entailment", "entailment"), ("sentence1", "sentence2"), ("accuracy",),
              ("index", "sentence1", "sentence2", "label")),
 )}
-
-
-@dataclasses.dataclass
-class Examples:
-  """One split of a task. `labels` are int64 class ids, or float32 scores for regression; -1 marks
-  an unlabelled example (TFDS test splits)."""
-
-  texts_a: list[str]
-  texts_b: list[str] | None  # None for single-sentence tasks
-  labels: np.ndarray
-  indices: np.ndarray  # int64 row numbers in the source (0-based, header excluded)
-
-  def __len__(self) -> int:
-    return len(self.texts_a)
 
 
 def get_task(task: GlueTask | str) -> GlueTask:
@@ -251,10 +251,6 @@ def read_tsv_split(task: GlueTask | str, glue_dir: str | Path, split: str,
                   indices=np.asarray(indices, np.int64))
 
 
-def _as_str(value) -> str:
-  return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-
-
 def read_tfds_split(task: GlueTask | str, split: str,
                     data_dir: str | Path | None = None) -> Examples:
   """Reads one split of a prepared TFDS `glue/<task>` dataset (array_record), without TensorFlow.
@@ -268,52 +264,25 @@ def read_tfds_split(task: GlueTask | str, split: str,
   except ConfigError:
     pass  # not a GLUE file split (test, a slice): TFDS checks it below
   name = f"glue/{task.name}"
-  import tensorflow_datasets as tfds  # Late: slow to import, and only TFDS reads need it.
-  from tensorflow_datasets.core import read_only_builder
-
-  where = str(data_dir) if data_dir else tfds.core.constants.get_default_data_dir()
-  try:
-    # From the files only: the catalog's glue builder would try to download a missing dataset.
-    builder = read_only_builder.builder_from_files(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError:
-    raise DataError(f"tfds:{name} is not prepared in {where}; prepare it with TFDS elsewhere "
-                    f"(`tfds build {name} --file_format=array_record`), pass the data_dir that "
-                    f"holds {name}/VERSION, or read the GLUE TSVs instead") from None
-  features = builder.info.features
-  wanted = (*task.tfds_text_features, "label", "idx")
-  missing = [k for k in wanted if k not in features.keys()]
-  if missing:
-    raise DataError(f"tfds:{name} in {builder.data_dir} has no feature {', '.join(missing)}; "
-                    f"expected {', '.join(wanted)}")
-  label_feature = features["label"]
-  names = tuple(getattr(label_feature, "names", ()))
+  builder, records = tfds_source.open_split(
+    name, split, str(data_dir) if data_dir else None,
+    (*task.tfds_text_features, "label", "idx"),
+    f"prepare it with TFDS elsewhere (`tfds build {name} --file_format=array_record`), pass the "
+    f"data_dir that holds {name}/VERSION, or read the GLUE TSVs instead")
+  names = tuple(getattr(builder.info.features["label"], "names", ()))
   if not task.is_regression and len(names) != task.num_labels:
     raise DataError(f"tfds:{name} in {builder.data_dir}: label has {len(names)} classes, "
                     f"expected {task.num_labels} ({', '.join(task.label_meanings)})")
   if not task.is_regression and names != task.label_meanings:
     warnings.warn(f"tfds:{name}: label names {names} differ from {task.label_meanings}; ids are "
                   "used as they are", stacklevel=2)
-  try:
-    records = builder.as_data_source(split=split)
-  except (KeyError, ValueError) as e:
-    # TFDS's message names the splits there are.
-    raise DataError(f"tfds:{name}:{split}: {str(e).splitlines()[0]}") from None
-  except NotImplementedError:
-    raise DataError(f"tfds:{name} in {builder.data_dir} is stored as "
-                    f"{builder.info.file_format.value}, which has no random access; prepare it "
-                    "as array_record") from None
-  if not len(records):
-    raise DataError(f"tfds:{name}:{split} holds no records")
-
   texts: list[list[str]] = [[] for _ in task.tfds_text_features]
   labels, indices = [], []
-  for start in range(0, len(records), _BATCH):
-    # Batched reads let array_record fetch many records per call instead of one at a time.
-    for record in records.__getitems__(range(start, min(start + _BATCH, len(records)))):
-      for column, key in zip(texts, task.tfds_text_features):
-        column.append(_as_str(record[key]))
-      labels.append(record["label"])
-      indices.append(record["idx"])
+  for _, record in tfds_source.iter_records(records):
+    for column, key in zip(texts, task.tfds_text_features):
+      column.append(tfds_source.as_str(record[key]))
+    labels.append(record["label"])
+    indices.append(record["idx"])
   return Examples(texts_a=texts[0], texts_b=texts[1] if len(texts) > 1 else None,
                   labels=np.asarray(labels, np.float32 if task.is_regression else np.int64),
                   indices=np.asarray(indices, np.int64))
