@@ -209,8 +209,10 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
     for task in config.task_list():
       out = workdir / "finetune" / name / task
       if (out / "results.json").exists():
-        finetuned.setdefault(name, {})[task] = json.loads((out / "results.json").read_text())
-        continue
+        cached = json.loads((out / "results.json").read_text())
+        if cached.get("recipe") == dataclasses.asdict(config.finetune):  # else: a new recipe
+          finetuned.setdefault(name, {})[task] = cached
+          continue
       print(f"jaxlm compare: fine-tuning {name} on {task}")
       start = time.perf_counter()
       result = finetune.run(run_config, config.finetune, task, data_dir, out, params, tok,

@@ -108,7 +108,9 @@ class TaskTrainer:
   def _model(self, seed: int) -> Classifier:
     c = self.config
     objective = objectives.get(c.objective)
-    return Classifier(c.model, objective.classifier_attention, objective.classifier_readout,
+    readout = (objective.classifier_readout if self.recipe.readout == "objective"
+               else self.recipe.readout)
+    return Classifier(c.model, objective.classifier_attention, readout,
                       self.task.num_labels, self.recipe.dropout,
                       rngs=nnx.Rngs(params=seed))
 

@@ -26,6 +26,9 @@ class FinetuneConfig:
   max_train_examples: int = 0  # 0: all
   max_eval_examples: int = 0  # per scored split; 0: all (a smaller number is for quick checks)
   eval_batch_size: int = 128  # examples per prediction batch
+  # What the classifier reads: `objective` (the record's: [CLS] for MLM and prefix-LM, the last
+  # token for CLM) or `mean` (the mean of the real tokens' final states, for every variant).
+  readout: str = "objective"
 
   def validate(self) -> FinetuneConfig:
     for key in ("batch_size", "epochs", "seeds", "max_seq_len", "eval_batch_size"):
@@ -42,4 +45,6 @@ class FinetuneConfig:
     for key in ("max_train_examples", "max_eval_examples"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.finetune.{key}={getattr(self, key)}: must be >= 0")
+    if self.readout not in ("objective", "mean"):
+      raise ConfigError(f"config.finetune.readout={self.readout!r}: allowed: objective, mean")
     return self

@@ -55,14 +55,17 @@ class Classifier(nnx.Module):
 
   `attention` and `readout` come from the objective's record: BERT reads the first ([CLS])
   position with bidirectional attention; GPT-1 keeps causal attention and reads the last real
-  token, the only one that has seen the whole input. The backbone's parameter paths match
+  token, the only one that has seen the whole input; `mean` (a recipe choice, the same for every
+  variant) averages the real tokens' final states instead. The backbone's parameter paths match
   LanguageModel's, so pre-trained weights load by path.
   """
 
   def __init__(self, cfg: ModelConfig, attention: str, readout: str, num_labels: int,
                dropout: float, *, rngs: nnx.Rngs):
     self.backbone = Backbone(cfg, rngs=rngs)
-    self.attention, self.last = attention, readout == "last"
+    if readout not in ("first", "last", "mean"):
+      raise ValueError(f"readout={readout!r}: allowed: first, last, mean")
+    self.attention, self.readout = attention, readout
     self.dropout = nnx.Dropout(dropout)
     self.head = nnx.Linear(cfg.embed_dim, num_labels, kernel_init=normal_init(("embed", None)),
                            bias_init=zeros_init((None,)), dtype=cfg.dtype,
@@ -74,11 +77,16 @@ class Classifier(nnx.Module):
     k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
                           else (None, None))
     h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone)
-    if self.last:
-      index_B = jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)
+    if self.readout == "mean":  # over the real tokens
+      real_BxT = (segment_ids_BxT > 0).astype(h_BxTxD.dtype)
+      pooled_BxD = (jnp.einsum("btd,bt->bd", h_BxTxD, real_BxT)
+                    / jnp.maximum(real_BxT.sum(1, keepdims=True), 1.0))
     else:
-      index_B = jnp.zeros(tokens_BxT.shape[0], jnp.int32)
-    pooled_BxD = jnp.take_along_axis(h_BxTxD, index_B[:, None, None], axis=1)[:, 0]
+      if self.readout == "last":
+        index_B = jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)
+      else:
+        index_B = jnp.zeros(tokens_BxT.shape[0], jnp.int32)
+      pooled_BxD = jnp.take_along_axis(h_BxTxD, index_B[:, None, None], axis=1)[:, 0]
     pooled_BxD = self.dropout(pooled_BxD, deterministic=k_head is None, rngs=k_head)
     return self.head(pooled_BxD).astype(jnp.float32)
 

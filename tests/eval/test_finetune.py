@@ -65,6 +65,22 @@ def test_clm_classifier_reads_the_last_real_token_and_mlm_reads_cls():
     assert float(direct) == pytest.approx(float(logit(x)), rel=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["bidirectional", "causal"])
+def test_mean_readout_averages_the_real_tokens_and_ignores_padding(attention):
+  cfg = tiny_config("mlm")
+  model = Classifier(cfg.model, attention, "mean", 2, 0.0, rngs=nnx.Rngs(0))
+  tokens = np.random.default_rng(1).integers(5, 200, (1, 8)).astype(np.int32)
+  seg = np.asarray([[1, 1, 1, 1, 1, 0, 0, 0]], np.int32)
+  other = tokens.copy()
+  other[0, 5:] = 7  # other padding tokens: no effect
+  a, b = model(jnp.asarray(tokens), jnp.asarray(seg)), model(jnp.asarray(other), jnp.asarray(seg))
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+  from jaxlm.model.masks import MaskSpec  # noqa: PLC0415
+  h = model.backbone(jnp.asarray(tokens), MaskSpec(attention, jnp.asarray(seg)))
+  want = model.head(h[:, :5].mean(1))
+  np.testing.assert_allclose(np.asarray(a), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def _toy_sst2(root: Path) -> Path:
   """A sentiment task a model must learn from its words: 'good'/'great' vs 'bad'/'awful'."""
   rng = np.random.default_rng(0)

@@ -1,0 +1,49 @@
+"""compare's differences and the report's words, on a hand-made summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jaxlm.eval import compare, stats
+
+
+def _finetune(scores_by_seed, correct_first):
+  seeds = [{"seed": s, "metrics": {"test": {"score": v}}, "correct": {"test": correct_first}}
+           for s, v in scores_by_seed.items()]
+  values = list(scores_by_seed.values())
+  return {"seeds": seeds, "summary": {"test": {"score": {
+    "mean": float(np.mean(values)), "min": min(values), "max": max(values)}}}}
+
+
+def test_differences_are_paired_over_seeds_and_examples():
+  rng = np.random.default_rng(0)
+  a_correct = (rng.random(400) < 0.8).astype(int).tolist()
+  b_correct = (rng.random(400) < 0.6).astype(int).tolist()
+  summary = {
+    "objectives": ["mlm"], "baseline": "none",
+    "finetune": {"mlm": {"t": _finetune({0: 80.0, 1: 82.0, 2: 81.0}, a_correct)},
+                 "none": {"t": _finetune({0: 60.0, 1: 61.0, 2: 65.0}, b_correct)}},
+    "zero_shot": {},
+  }
+  (row,) = compare.differences(summary)
+  assert (row["a"], row["b"], row["split"]) == ("mlm", "none", "test")
+  # Paired by seed: the t-interval of the per-seed differences 20, 21, 16.
+  want = stats.mean_ci([20.0, 21.0, 16.0])
+  assert row["seeds"] == pytest.approx(list(want))
+  assert row["seeds"][0] == pytest.approx(19.0)
+  assert row["examples"] == pytest.approx(list(stats.paired_bootstrap_diff(
+    np.asarray(a_correct) * 100.0, np.asarray(b_correct) * 100.0)))
+  assert row["outside_zero"] == {"seeds": True, "examples": True}
+  assert row["beyond_seed_range"] is True  # 80 > 65
+
+
+def test_overlapping_seeds_are_not_called_apart():
+  same = [1, 0] * 50
+  summary = {"objectives": ["mlm", "clm"], "baseline": None, "zero_shot": {},
+             "finetune": {"mlm": {"t": _finetune({0: 70.0, 1: 74.0}, same)},
+                          "clm": {"t": _finetune({0: 72.0, 1: 71.0}, same)}}}
+  (row,) = compare.differences(summary)
+  assert row["beyond_seed_range"] is False
+  assert row["examples"] == [0.0, 0.0, 0.0]
+  assert row["outside_zero"] == {"seeds": False, "examples": False}
