@@ -9,8 +9,21 @@ attention (which takes the segment ids) and positions never cross a document bou
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, TypedDict
 
 import numpy as np
+
+
+class Batch(TypedDict):
+  """What every step, loss and evaluation takes: B rows of T tokens (numpy on the host, globally
+  sharded jax arrays on the devices)."""
+
+  tokens: Any  # (B, T) int32
+  segment_ids: Any  # (B, T) int32, 1.. per document, 0 = padding
+  positions: Any  # (B, T) int32, restarting at each document
+
+
+BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
 
 
 @dataclasses.dataclass
@@ -21,6 +34,11 @@ class PackedRows:
 
   def __len__(self) -> int:
     return len(self.tokens)
+
+  def batch(self, ids) -> Batch:
+    """The rows `ids` as a Batch."""
+    return Batch(tokens=self.tokens[ids], segment_ids=self.segment_ids[ids],
+                 positions=self.positions[ids])
 
 
 def _rows(stream: np.ndarray, doc_index: np.ndarray, offsets: np.ndarray, seq_len: int,

@@ -90,8 +90,7 @@ def batches(rows: PackedRows, global_batch: int, seed: int, *, shuffle: bool = T
     ds = ds.shuffle(seed=seed)
   ds = ds.repeat(None).batch(global_batch, drop_remainder=True)
   ds = ds.map(lambda ids: ids[index * local:(index + 1) * local])
-  ds = ds.map(lambda ids: {"tokens": rows.tokens[ids], "segment_ids": rows.segment_ids[ids],
-                           "positions": rows.positions[ids]})
+  ds = ds.map(rows.batch)
   return ds.to_iter_dataset()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 
+from jaxlm.data.packing import Batch
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.errors import ConfigError
 from jaxlm.objectives import clm, mlm, prefix_lm
@@ -38,7 +39,7 @@ def summarize(sums: dict[str, jax.Array], objective: str) -> dict[str, jax.Array
   return losses.summarize(sums, get(objective).reports_perplexity)
 
 
-def objective_sums(model, batch: dict[str, jax.Array], key: jax.Array, config,
+def objective_sums(model, batch: Batch, key: jax.Array, config,
                    special: SpecialTokens, dropout: bool) -> dict[str, jax.Array]:
   """Loss, correct predictions and predicted-token count, summed over the batch.
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
 from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
 
 
-def clm_sums(model, batch, key, config, special, dropout_key):
+def clm_sums(model, batch: Batch, key, config, special, dropout_key):
   del key, special  # nothing is drawn: every position predicts its successor
   seg_BxT = batch["segment_ids"]
   targets_BxT, weights_BxT = next_token_targets(batch["tokens"], seg_BxT)

@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
 from jaxlm.objectives.losses import at_positions, loss_sums
@@ -43,7 +44,7 @@ def mask_for_mlm(key: jax.Array, tokens_BxT: jax.Array, eligible_BxT: jax.Array,
   return inputs_BxT, positions_BxM, targets_BxM, weights_BxM
 
 
-def mlm_sums(model, batch, key, config, special, dropout_key):
+def mlm_sums(model, batch: Batch, key, config, special, dropout_key):
   tokens_BxT, seg_BxT = batch["tokens"], batch["segment_ids"]
   eligible_BxT = (seg_BxT > 0) & ~jnp.isin(tokens_BxT, jnp.asarray(special.special_ids))
   inputs_BxT, pos_BxM, targets_BxM, weights_BxM = mask_for_mlm(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
 from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
@@ -18,7 +19,7 @@ def draw_prefix_len(key: jax.Array, B: int, T: int, config) -> jax.Array:
   return jax.random.randint(key, (B,), low, high)
 
 
-def prefix_lm_sums(model, batch, key, config, special, dropout_key):
+def prefix_lm_sums(model, batch: Batch, key, config, special, dropout_key):
   del special
   tokens_BxT, seg_BxT = batch["tokens"], batch["segment_ids"]
   B, T = tokens_BxT.shape

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxlm import sharding
 from jaxlm.config import Config
+from jaxlm.data.packing import BATCH_KEYS, Batch
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, trained_layout
 from jaxlm.train.loop import check_fits
@@ -27,17 +28,16 @@ NUM_BATCHES = 4  # distinct batches cycled through, so no step sees exactly its 
 
 
 def synthetic_batches(config: Config, batch_sh: jax.sharding.NamedSharding,
-                      count: int = NUM_BATCHES) -> list[dict[str, jax.Array]]:
+                      count: int = NUM_BATCHES) -> list[Batch]:
   """`count` batches of random ordinary tokens, created sharded on the devices."""
   B, T, V = config.batch_size, config.seq_len, config.model.vocab_size
 
-  def make(key: jax.Array) -> dict[str, jax.Array]:
+  def make(key: jax.Array) -> Batch:
     tokens_BxT = jax.random.randint(key, (B, T), FIRST_ORDINARY_ID, V, dtype=jnp.int32)
-    return {"tokens": tokens_BxT,
-            "segment_ids": jnp.ones((B, T), jnp.int32),
-            "positions": jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))}
+    return Batch(tokens=tokens_BxT, segment_ids=jnp.ones((B, T), jnp.int32),
+                 positions=jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
 
-  make = jax.jit(make, out_shardings={k: batch_sh for k in ("tokens", "segment_ids", "positions")})
+  make = jax.jit(make, out_shardings={k: batch_sh for k in BATCH_KEYS})
   return [make(jax.random.key(i)) for i in range(count)]
 
 

@@ -15,6 +15,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from jaxlm.config import Config
+from jaxlm.data.packing import BATCH_KEYS
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.objectives import objective_sums, summarize
 from jaxlm.train.optim import schedule
@@ -86,7 +87,7 @@ def make_eval_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToken
 
 def jit_steps(graphdef, config, special, tx, state_sh: TrainState, batch_sh: NamedSharding):
   """The train step (donating its state) and the eval step, jitted with explicit shardings."""
-  batch_shardings = {"tokens": batch_sh, "segment_ids": batch_sh, "positions": batch_sh}
+  batch_shardings = {k: batch_sh for k in BATCH_KEYS}
   train = jax.jit(make_train_step(graphdef, config, special, tx),
                   in_shardings=(state_sh, batch_shardings), out_shardings=(state_sh, None),
                   donate_argnums=0)
