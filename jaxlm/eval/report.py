@@ -119,6 +119,29 @@ def _words(summary: dict) -> list[str]:
   return lines
 
 
+def _targets(summary: dict) -> list[str]:
+  """Whether the run shows learning, three checks stated as met or not met."""
+  lines = []
+  for name, v in summary["variants"].items():
+    h = v["heldout"]
+    low = h["accuracy"] - h["accuracy_halfwidth"]
+    met = low >= 2 * h["row_mode_baseline"]
+    lines.append(f"- {name} held-out accuracy at least twice the row-mode baseline "
+                 f"({100 * h['accuracy']:.1f}% vs 2 × {100 * h['row_mode_baseline']:.1f}%): "
+                 f"{'met' if met else 'not met'}.")
+  baseline = summary.get("baseline")
+  for r in summary["comparisons"]:
+    if r["kind"] == "finetune" and r["b"] == baseline and r["split"] == "test":
+      met = r["beyond_seed_range"] and r["seeds"][0] > 0
+      lines.append(f"- {r['a']} beats `{baseline}` on {r['task']} test beyond the seed spread: "
+                   f"{'met' if met else 'not met'} ({r['seeds'][0]:+.1f} points).")
+    if r["kind"] == "zero_shot" and r["b"] == "unigram floor":
+      met = r["examples"][1] > 0
+      lines.append(f"- {r['a']} above the unigram floor on {r['task']}, outside the interval: "
+                   f"{'met' if met else 'not met'} ({_ci(r['examples'])}).")
+  return lines
+
+
 def _save(fig, file: epath.Path) -> None:
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=120)
@@ -224,6 +247,7 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     "## What is and is not significant", "",
     "Each line is one difference of the tables below; \"significant\" means its 95% interval "
     "excludes zero.", "", *_words(summary), "",
+    "## Does it learn?", "", *_targets(summary), "",
     "## Pre-training", "", *_pretrain_rows(summary), "",
     "Held-out metrics are each objective's own (MLM: masked tokens; CLM: next token; prefix-LM: "
     "continuation tokens), so losses compare across steps and FLOPs within an objective, not "
