@@ -146,7 +146,7 @@ def test_bad_inputs_fail_with_one_line(shared_data, tmp_path):
       (ConfigError, lambda: glue.read_tsv_split("rte", shared_data / "glue", "test"),
        r"GLUE rte: unknown split 'test'; allowed: train \(train.tsv\), validation \(dev.tsv\)"),
       (ConfigError, lambda: glue_metrics.compute_metrics("mnli-mm", [0], [0]),
-       r"unknown GLUE task 'mnli-mm'"),
+       r"unknown finetune task 'mnli-mm'; allowed: cola, "),
   ]
   for error, call, pattern in cases:
     with warnings.catch_warnings():
