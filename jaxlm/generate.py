@@ -8,12 +8,16 @@ in all, whatever the number of tokens.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxlm.model import LanguageModel
+from jaxlm.model.cache import KVCache
+from jaxlm.model.masks import MaskSpec
 
 
 def sample(key: jax.Array, logits_BxV: jax.Array, temperature: float, top_k: int,
@@ -36,12 +40,12 @@ def sample(key: jax.Array, logits_BxV: jax.Array, temperature: float, top_k: int
 
 
 def make_step(graphdef: nnx.GraphDef):
-  """(params, cache, valid, tokens_BxT, positions_BxT, start) -> (last logits, cache)."""
+  """(params, cache, tokens_BxT, positions_BxT) -> (last position's logits, extended cache)."""
 
   @jax.jit
-  def step(params, cache, valid_BxS, tokens_BxT, positions_BxT, start):
+  def step(params, cache: KVCache, tokens_BxT, positions_BxT):
     model = nnx.merge(graphdef, params)
-    h_BxTxD, cache = model.backbone.decode(tokens_BxT, positions_BxT, cache, valid_BxS, start)
+    h_BxTxD, cache = model.backbone(tokens_BxT, MaskSpec("causal"), positions_BxT, cache=cache)
     return model.lm_logits(h_BxTxD[:, -1]).astype(jnp.float32), cache
 
   return step
@@ -67,11 +71,10 @@ def generate(model: LanguageModel, prompts: list[list[int]], max_new_tokens: int
     valid[i, P - len(p):P] = True
   positions_BxP = np.maximum(np.cumsum(valid[:, :P], axis=1) - 1, 0).astype(np.int32)
   L, H, K = cfg.num_layers, cfg.num_heads, cfg.head_dim
-  cache = (jnp.zeros((L, B, S, H, K), cfg.dtype), jnp.zeros((L, B, S, H, K), cfg.dtype))
+  cache = dataclasses.replace(KVCache.empty(L, B, S, H, K, cfg.dtype), valid_BxS=jnp.asarray(valid))
   graphdef, params = nnx.split(model)
   step = step or make_step(graphdef)
-  logits_BxV, cache = step(params, cache, jnp.asarray(valid), jnp.asarray(tokens_BxP),
-                           jnp.asarray(positions_BxP), jnp.int32(0))
+  logits_BxV, cache = step(params, cache, jnp.asarray(tokens_BxP), jnp.asarray(positions_BxP))
   next_position_B = positions_BxP[:, -1] + 1
   key = jax.random.key(seed)
   out = np.zeros((B, max_new_tokens), np.int32)
@@ -86,9 +89,9 @@ def generate(model: LanguageModel, prompts: list[list[int]], max_new_tokens: int
     if done.all() or t == max_new_tokens - 1:
       break
     valid[:, P + t] = True
-    logits_BxV, cache = step(params, cache, jnp.asarray(valid), jnp.asarray(token_B[:, None]),
-                             jnp.asarray(next_position_B[:, None] + t, jnp.int32),
-                             jnp.int32(P + t))
+    cache = dataclasses.replace(cache, valid_BxS=jnp.asarray(valid), start=jnp.int32(P + t))
+    logits_BxV, cache = step(params, cache, jnp.asarray(token_B[:, None]),
+                             jnp.asarray(next_position_B[:, None] + t, jnp.int32))
   results = []
   for row in out[:, :t + 1]:
     row = list(row)

@@ -1,5 +1,7 @@
 """KV-cached generation equals full recomputation; greedy decoding is deterministic."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 from flax import nnx
 
 from helpers.model import tiny_config
+from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
 from jaxlm.generate import generate, make_step, sample
 from jaxlm.train.state import build_model
@@ -46,10 +49,11 @@ def test_first_cached_logits_match_the_full_forward():
   prompt = [5, 6, 7, 8, 9, 10]
   S = len(prompt) + 1
   L, H, K = cfg.model.num_layers, cfg.model.num_heads, cfg.model.head_dim
-  cache = (jnp.zeros((L, 1, S, H, K)), jnp.zeros((L, 1, S, H, K)))
-  valid = jnp.asarray([[True] * len(prompt) + [False]])
-  logits, _ = make_step(graphdef)(params, cache, valid, jnp.asarray([prompt], jnp.int32),
-                                  jnp.arange(len(prompt))[None], jnp.int32(0))
+  cache = dataclasses.replace(KVCache.empty(L, 1, S, H, K, jnp.float32),
+                              valid_BxS=jnp.asarray([[True] * len(prompt) + [False]]))
+  logits, cache = make_step(graphdef)(params, cache, jnp.asarray([prompt], jnp.int32),
+                                      jnp.arange(len(prompt))[None])
+  assert cache.k.shape == (L, 1, S, H, K) and not np.asarray(cache.k[:, :, -1]).any()
   _, full = _full_greedy(model, prompt, 1)
   np.testing.assert_allclose(np.asarray(logits[0]), full[0], rtol=1e-5, atol=1e-5)
 

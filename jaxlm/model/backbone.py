@@ -8,6 +8,7 @@ L layers, M predicted (masked) positions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -17,6 +18,7 @@ from flax import nnx
 from jaxlm import sharding
 from jaxlm.model import kernels
 from jaxlm.model.attention_dropout import dropout_attention
+from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
 from jaxlm.config import ModelConfig
 
@@ -87,45 +89,25 @@ class Attention(nnx.Module):
     self.kernel = kernels.resolve(cfg.attention, cfg.dtype)
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-               dropout_key: jax.Array | None = None) -> jax.Array:
+               dropout_key: jax.Array | None = None,
+               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+    """Self-attention under `spec`. With a `cache` (generation: `spec` is causal), this chunk's
+    keys and values are written into the cache and its queries attend to the cache's valid
+    slots. Returns (o_BxTxD, the updated cache or None)."""
     q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
     v_BxTxHxK = self.value(x_BxTxD)
     if self.cfg.position == "rope":
       q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
       k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
-    if dropout_key is not None and self.cfg.attention_dropout > 0:
+    if cache is not None:
+      cache = cache.write(k_BxTxHxK, v_BxTxHxK)
+      o_BxTxHxK = kernels.cached_attention(q_BxTxHxK, cache)
+    elif dropout_key is not None and self.cfg.attention_dropout > 0:
       o_BxTxHxK = dropout_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec,
                                     self.cfg.attention_dropout, dropout_key)
     else:
       o_BxTxHxK = kernels.attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
-    return self.out(o_BxTxHxK)
-
-
-  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
-             start: jax.Array):
-    """Causal attention for generation: writes this chunk's keys and values into the cache at
-    slots start..start+T-1 and attends to every valid slot up to each query's own.
-
-    cache: (k_BxSxHxK, v_BxSxHxK); valid_BxS marks slots holding real tokens (left-padded
-    prompts leave invalid slots). Returns (o_BxTxD, new cache).
-    """
-    k_cache, v_cache = cache
-    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
-    v_BxTxHxK = self.value(x_BxTxD)
-    if self.cfg.position == "rope":
-      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
-      k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
-    k_cache = jax.lax.dynamic_update_slice(k_cache, k_BxTxHxK.astype(k_cache.dtype),
-                                           (0, start, 0, 0))
-    v_cache = jax.lax.dynamic_update_slice(v_cache, v_BxTxHxK.astype(v_cache.dtype),
-                                           (0, start, 0, 0))
-    T, S = x_BxTxD.shape[1], k_cache.shape[1]
-    query_slot_T = start + jnp.arange(T)
-    mask_BxTxS = valid_BxS[:, None, :] & (jnp.arange(S)[None, None, :] <= query_slot_T[:, None])
-    o_BxTxHxK = jax.nn.dot_product_attention(q_BxTxHxK, k_cache.astype(q_BxTxHxK.dtype),
-                                             v_cache.astype(q_BxTxHxK.dtype),
-                                             mask=mask_BxTxS[:, None], implementation="xla")
-    return self.out(o_BxTxHxK), (k_cache, v_cache)
+    return self.out(o_BxTxHxK), cache
 
 
 class Mlp(nnx.Module):
@@ -157,23 +139,8 @@ class Block(nnx.Module):
     self.dropout = nnx.Dropout(cfg.dropout)
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-               dropout_key: jax.Array | None) -> jax.Array:
-    return self._layer(x_BxTxD, lambda h, key: self.attn(h, spec, positions_BxT, key),
-                       dropout_key)
-
-  def decode(self, x_BxTxD: jax.Array, positions_BxT: jax.Array, cache: tuple, valid_BxS,
-             start: jax.Array):
-    """The same layer over a chunk of generated tokens, reading and extending the KV cache."""
-    updated = {}
-
-    def attend(h_BxTxD, dropout_key):
-      del dropout_key  # generation never drops
-      out, updated["cache"] = self.attn.decode(h_BxTxD, positions_BxT, cache, valid_BxS, start)
-      return out
-
-    return self._layer(x_BxTxD, attend, None), updated["cache"]
-
-  def _layer(self, x_BxTxD: jax.Array, attend, dropout_key: jax.Array | None) -> jax.Array:
+               dropout_key: jax.Array | None = None,
+               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
     deterministic = dropout_key is None
     k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
     k_attn = jax.random.fold_in(dropout_key, 2) if dropout_key is not None else None
@@ -182,12 +149,14 @@ class Block(nnx.Module):
       return self.dropout(y, deterministic=deterministic, rngs=key)
 
     if self.pre_norm:
-      x_BxTxD = x_BxTxD + drop(attend(self.attn_norm(x_BxTxD), k_attn), k1)
+      a_BxTxD, cache = self.attn(self.attn_norm(x_BxTxD), spec, positions_BxT, k_attn, cache)
+      x_BxTxD = x_BxTxD + drop(a_BxTxD, k1)
       x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
     else:
-      x_BxTxD = self.attn_norm(x_BxTxD + drop(attend(x_BxTxD, k_attn), k1))
+      a_BxTxD, cache = self.attn(x_BxTxD, spec, positions_BxT, k_attn, cache)
+      x_BxTxD = self.attn_norm(x_BxTxD + drop(a_BxTxD, k1))
       x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
-    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
+    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed")), cache
 
 
 def _lookup(embed: nnx.Embed, ids_BxT: jax.Array, dtype: str) -> jax.Array:
@@ -228,14 +197,15 @@ class Backbone(nnx.Module):
     return make(rngs)
 
   def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
-               dropout_key: jax.Array | None = None) -> jax.Array:
+               dropout_key: jax.Array | None = None, cache: KVCache | None = None):
+    """Hidden states h_BxTxD; with a `cache` (generation), (h_BxTxD, the extended cache)."""
     B, T = tokens_BxT.shape
     if positions_BxT is None:
       positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
     key_embed, key_blocks = (jax.random.split(dropout_key) if dropout_key is not None
                              else (None, None))
     x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed)
-    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks)
+    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks, cache)
 
   def embed_tokens(self, tokens_BxT: jax.Array, positions_BxT: jax.Array,
                    dropout_key: jax.Array | None = None) -> jax.Array:
@@ -251,14 +221,17 @@ class Backbone(nnx.Module):
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 
   def encode(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-             dropout_key: jax.Array | None = None) -> jax.Array:
-    """The L blocks (and pre-LN's final norm) over embedded inputs."""
+             dropout_key: jax.Array | None = None, cache: KVCache | None = None):
+    """The L blocks (and pre-LN's final norm) over embedded inputs; returns as `__call__`."""
     cfg = self.cfg
     layer_keys = (jax.random.split(dropout_key, cfg.num_layers) if dropout_key is not None
                   else None)
+    k_L, v_L = (cache.k, cache.v) if cache is not None else (None, None)
 
-    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None) -> jax.Array:
-      return block(x_BxTxD, spec, positions_BxT, key)
+    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None, k, v):
+      layer_cache = None if cache is None else cache.layer(k, v)
+      x_BxTxD, layer_cache = block(x_BxTxD, spec, positions_BxT, key, layer_cache)
+      return x_BxTxD, (None if layer_cache is None else (layer_cache.k, layer_cache.v))
 
     if cfg.remat != "none":
       apply = nnx.remat(apply, policy=REMAT_POLICIES[cfg.remat], prevent_cse=not cfg.scan_layers)
@@ -267,44 +240,20 @@ class Backbone(nnx.Module):
       graphdef, stacked = nnx.split(self.blocks)
 
       def body(x_BxTxD, layer):
-        state, key = layer
-        return apply(nnx.merge(graphdef, state), x_BxTxD, key), None
+        state, key, k, v = layer
+        return apply(nnx.merge(graphdef, state), x_BxTxD, key, k, v)
 
-      x_BxTxD, _ = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys))
+      x_BxTxD, kv = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys, k_L, v_L))
     else:
+      kvs = []
       for i, block in enumerate(self.blocks):
-        x_BxTxD = apply(block, x_BxTxD, None if layer_keys is None else layer_keys[i])
+        x_BxTxD, layer_kv = apply(block, x_BxTxD, None if layer_keys is None else layer_keys[i],
+                                  None if cache is None else k_L[i],
+                                  None if cache is None else v_L[i])
+        kvs.append(layer_kv)
+      kv = None if cache is None else tuple(jnp.stack(t) for t in zip(*kvs))
     if cfg.norm == "pre":
       x_BxTxD = self.norm(x_BxTxD)
-    return x_BxTxD
-
-
-  def decode(self, tokens_BxT: jax.Array, positions_BxT: jax.Array, cache: tuple,
-             valid_BxS: jax.Array, start: jax.Array):
-    """Hidden states for a chunk of tokens at cache slots start.., extending the KV cache.
-
-    cache: (k_LxBxSxHxK, v_LxBxSxHxK), one slice per layer. Returns (h_BxTxD, new cache).
-    """
-    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT)
-    k_cache, v_cache = cache
-    if self.cfg.scan_layers:
-      graphdef, stacked = nnx.split(self.blocks)
-
-      def body(x_BxTxD, layer):
-        state, k, v = layer
-        x_BxTxD, (k, v) = nnx.merge(graphdef, state).decode(
-          x_BxTxD, positions_BxT, (k, v), valid_BxS, start)
-        return x_BxTxD, (k, v)
-
-      x_BxTxD, (k_cache, v_cache) = jax.lax.scan(body, x_BxTxD, (stacked, k_cache, v_cache))
-    else:
-      ks, vs = [], []
-      for i, block in enumerate(self.blocks):
-        x_BxTxD, (k, v) = block.decode(x_BxTxD, positions_BxT, (k_cache[i], v_cache[i]),
-                                       valid_BxS, start)
-        ks.append(k)
-        vs.append(v)
-      k_cache, v_cache = jnp.stack(ks), jnp.stack(vs)
-    if self.cfg.norm == "pre":
-      x_BxTxD = self.norm(x_BxTxD)
-    return x_BxTxD, (k_cache, v_cache)
+    if cache is None:
+      return x_BxTxD
+    return x_BxTxD, dataclasses.replace(cache, k=kv[0], v=kv[1])

@@ -6,10 +6,11 @@ itself as a side effect. Adding a kernel: one file with a `KERNEL`, one line her
 which `attention='auto'` falls back on), and the contract test in tests/model/test_kernels.py
 checks it against `MaskSpec.dense` for every mask kind.
 
-Generation's cached decode (`model/layers.py`, `Attention` with a `KVCache`) always attends with
-XLA on a dense query-by-slot mask: its mask (valid cache slots of left-padded prompts, up to each
-query's own slot) is not a `MaskSpec` kind, T_query != T_key, and the step is one token, where a
-fused kernel has nothing to fuse.
+Generation runs the same `Attention` with a `KVCache` (`model/cache.py`), and that one case does
+not go through the registry: `cached_attention` always attends with XLA on a dense query-by-slot
+mask, because its mask (valid cache slots of left-padded prompts, up to each query's own slot)
+is not a `MaskSpec` kind, T_query != T_key, and each step is one token, where a fused kernel has
+nothing to fuse.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import importlib
 import jax
 
 from jaxlm.errors import ConfigError
+from jaxlm.model.cache import KVCache
 from jaxlm.model.kernels.base import Kernel
 from jaxlm.model.masks import MaskSpec
 
@@ -56,6 +58,14 @@ def resolve(name: str, dtype: str, backend: str | None = None) -> str:
 def attention(q_BxTxHxK: jax.Array, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array, spec: MaskSpec,
               kernel: str = "xla") -> jax.Array:
   return get(kernel).attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec)
+
+
+def cached_attention(q_BxTxHxK: jax.Array, cache: KVCache) -> jax.Array:
+  """Queries of a generated chunk over the cache's valid slots (see the module docstring)."""
+  dtype = q_BxTxHxK.dtype
+  return jax.nn.dot_product_attention(q_BxTxHxK, cache.k.astype(dtype), cache.v.astype(dtype),
+                                      mask=cache.mask_Bx1xTxS(q_BxTxHxK.shape[1]),
+                                      implementation="xla")
 
 
 def table() -> str:
