@@ -18,10 +18,9 @@ import jax.numpy as jnp
 
 from jaxlm import sharding
 from jaxlm.config import load_config
-from jaxlm.data.special_tokens import trained_layout
-from jaxlm.train.optim import make_optimizer
-from jaxlm.train.step import jit_steps
-from jaxlm.train.state import abstract_model, abstract_train_state, state_shardings
+from jaxlm.train.bench import with_synthetic_tokenizer
+from jaxlm.data.packing import BATCH_KEYS
+from jaxlm.train.trainer import build_trainer
 
 VARIANTS = {
   "baseline": {},
@@ -34,18 +33,13 @@ VARIANTS = {
 
 
 def step_memory(config_path: str, overrides: dict[str, str]) -> dict:
-  config = load_config(config_path, {"mesh.data": "1", **overrides})
+  config, special = with_synthetic_tokenizer(
+    load_config(config_path, {"mesh.data": "1", **overrides}))
   mesh = sharding.make_mesh(config.mesh, jax.devices()[:1])
-  tx = make_optimizer(config.optimizer, config.steps)
-  graphdef, _ = abstract_model(config)
-  state_sh = state_shardings(config, mesh, tx)
-  batch_sh = sharding.batch_sharding(mesh)
-  special = trained_layout(config.model.vocab_size)
-  train_step, _ = jit_steps(graphdef, config, special, tx, state_sh, batch_sh)
+  trainer = build_trainer(config, mesh, special, abstract=True)
   rows = jax.ShapeDtypeStruct((config.batch_size, config.seq_len), jnp.int32)
   with jax.set_mesh(mesh):
-    compiled = train_step.lower(abstract_train_state(config, tx),
-                                {"tokens": rows, "segment_ids": rows, "positions": rows}).compile()
+    compiled = trainer.train_step.lower(trainer.state, {k: rows for k in BATCH_KEYS}).compile()
   m = compiled.memory_analysis()
   gb = 1e9
   return {"config": config_path, "overrides": overrides, "device": jax.devices()[0].device_kind,

@@ -37,18 +37,20 @@ PAIRS = (
 # --tiny: a smoke test of the whole comparison in well under a minute on two CPU cores. The
 # vocabulary shrinks too: at 50k entries the output projection alone is most of a tiny step.
 TINY = {"model.num_layers": "2", "model.embed_dim": "128", "model.num_heads": "2",
-        "model.mlp_dim": "512", "seq_len": "128", "batch_size": "4", "model.vocab_size": "4096"}
+        "model.mlp_dim": "512", "seq_len": "128", "batch_size": "4", "data.vocab_size": "4096"}
 MASK_ID, FIRST_ORDINARY_ID = 4, 5
 
 
 def jaxlm_config(path: str, args: argparse.Namespace, batch: int, seq: int):
   from jaxlm.config import load_config  # noqa: PLC0415 (jax loads only where it is used)
+  from jaxlm.train.bench import with_synthetic_tokenizer  # noqa: PLC0415
   overrides = {"batch_size": str(batch), "seq_len": str(seq)}
   if args.tiny:
     overrides.update(TINY)
   if not args.use_autocast:
     overrides["model.dtype"] = "float32"  # the same precision as the peer
-  return load_config(path, overrides)  # a shipped config name or a file
+  # a shipped config name or a file; the embedding table sized as training would size it
+  return with_synthetic_tokenizer(load_config(path, overrides))[0]
 
 
 def settings(args: argparse.Namespace) -> list[str]:

@@ -98,11 +98,8 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
     raise DataError(f"{path}: neither a jaxlm run directory (with checkpoints/) nor a Hugging "
                     "Face model directory (with config.json)")
   # Inference needs none of the training machinery, and a GPU-only kernel must not stop a CPU.
-  config.model.attention = "auto"
-  config.model.remat = "none"
-  if dtype is not None:
-    config.model.dtype = dtype
-  config.validate()
+  config = dataclasses.replace(config, model=dataclasses.replace(
+    config.model, attention="auto", remat="none", dtype=dtype or config.model.dtype)).validate()
   from jaxlm.train.state import abstract_model  # noqa: PLC0415
 
   graphdef, _ = abstract_model(config)
@@ -118,8 +115,7 @@ def _load_run(run_dir: epath.Path) -> tuple[Config, nnx.State]:
 
   config, params = restore_params(run_dir, sharding.make_mesh(MeshConfig(1, 1, 1),
                                                               jax.devices()[:1]))
-  config.mesh = MeshConfig(1, 1, 1)
-  return config, params
+  return dataclasses.replace(config, mesh=MeshConfig(1, 1, 1)), params
 
 
 def _hf_tokenizer(hf_dir: epath.Path) -> Tokenizer | None:

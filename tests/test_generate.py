@@ -75,7 +75,7 @@ def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
   from jaxlm.config import load_config
   from jaxlm.train.loop import train
 
-  common = {"steps": "2", "batch_size": "8", "seq_len": "64", "model.vocab_size": "512",
+  common = {"steps": "2", "batch_size": "8", "seq_len": "64", "data.vocab_size": "512",
             "eval_every": "0", "data.source": f"text:{corpus}/inaugural",
             "data.cache_dir": str(tmp_path / "cache")}
   for objective in ("clm", "mlm"):

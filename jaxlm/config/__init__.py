@@ -1,7 +1,7 @@
 """Run configuration: the typed schema (`schema.py`) and how configs are loaded (`loading.py`)."""
 
 from jaxlm.config.loading import (apply_override, check_paths, from_dict, load_config,
-                                  named_configs, resolve_config_path)
+                                  named_configs, override, replace_at, resolve_config_path)
 from jaxlm.config.schema import (Config, DataConfig, MeshConfig, MLMConfig,
                                  ModelConfig, OptimizerConfig, PrefixLMConfig)
 from jaxlm.errors import ConfigError, DataError
@@ -9,5 +9,6 @@ from jaxlm.errors import ConfigError, DataError
 __all__ = [
   "Config", "ConfigError", "DataConfig", "DataError", "MLMConfig", "MeshConfig",
   "ModelConfig", "OptimizerConfig", "PrefixLMConfig", "apply_override", "check_paths",
-  "from_dict", "load_config", "named_configs", "resolve_config_path",
+  "from_dict", "load_config", "named_configs", "override", "replace_at",
+  "resolve_config_path",
 ]

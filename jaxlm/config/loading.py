@@ -38,8 +38,9 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
   raise ConfigError(f"config.{key}: cannot be set from the command line")
 
 
-def apply_override(config: Config, dotted: str, text: str) -> None:
-  """Sets `config.<dotted>` from its text form, e.g. ('model.num_layers', '2')."""
+def apply_override(config: Any, dotted: str, text: str) -> Any:
+  """A copy of `config` (any frozen config dataclass) with `<dotted>` set from its text form,
+  e.g. ('model.num_layers', '2')."""
   *parents, name = dotted.split(".")
   node: Any = config
   for i, part in enumerate(parents):
@@ -56,7 +57,22 @@ def apply_override(config: Config, dotted: str, text: str) -> None:
     raise ConfigError(f"config.{dotted}: is a group; set one of its fields, "
                       f"e.g. config.{dotted}.{_field_names(getattr(node, name))[0]}=...")
   hint = typing.get_type_hints(type(node))[name]
-  setattr(node, name, _parse_value(dotted, text, hint))
+  return replace_at(config, dotted, _parse_value(dotted, text, hint))
+
+
+def replace_at(config: Any, dotted: str, value: Any) -> Any:
+  """A copy of `config` with the field at `dotted` (e.g. 'model.dtype') set to `value`."""
+  head, _, rest = dotted.partition(".")
+  if not rest:
+    return dataclasses.replace(config, **{head: value})
+  return dataclasses.replace(config, **{head: replace_at(getattr(config, head), rest, value)})
+
+
+def override(config: Any, overrides: dict[str, str]) -> Any:
+  """`config` with every `--config.KEY=VALUE` override of `overrides` applied, in order."""
+  for key, text in overrides.items():
+    config = apply_override(config, key, text)
+  return config
 
 
 def _field_names(node: Any) -> list[str]:
@@ -111,8 +127,7 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
   if not isinstance(config, expected):
     raise ConfigError(f"--config {path}: get_config() must return "
                       f"{expected.__module__}.{expected.__name__}")
-  for key, text in (overrides or {}).items():
-    apply_override(config, key, text)
+  config = override(config, overrides or {})
   config.validate()
   check_paths(getattr(config, "pretrain", config))
   return config
@@ -125,16 +140,22 @@ _RETIRED = ("finetune",)
 
 def from_dict(data: dict[str, Any]) -> Config:
   """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json)."""
-  config = Config()
-  for group, values in data.items():
-    if group in _RETIRED:
+  types_ = typing.get_type_hints(Config)
+  fields = {}
+  for key, value in data.items():
+    if key in _RETIRED:
       continue
-    if isinstance(values, dict):
-      for key, value in values.items():
-        setattr(getattr(config, group), key, value)
-    else:
-      setattr(config, group, values)
-  return config.validate()
+    if key not in _field_names(Config):
+      raise ConfigError(f"config.{key}: unknown key; allowed: {', '.join(_field_names(Config))}")
+    if isinstance(value, dict):
+      group = types_[key]
+      unknown = set(value) - set(_field_names(group))
+      if unknown:
+        raise ConfigError(f"config.{key}.{sorted(unknown)[0]}: unknown key; allowed: "
+                          f"{', '.join(_field_names(group))}")
+      value = group(**value)
+    fields[key] = value
+  return Config(**fields).validate()
 
 
 def check_paths(config: Config) -> Config:

@@ -1,9 +1,16 @@
-"""The run configuration's schema: typed groups, each field's meaning, and `validate()`.
+"""The run configuration's schema: frozen typed groups, each field's meaning, each group's
+`validate()`.
 
-Everything a run does is decided here and checked by `Config.validate()` before anything is
-compiled, so a typo costs a user one line on stderr, not a compile. `validate()` is pure: it
+Everything a run does is decided here and checked by `Config.validate()` (every group's own
+`validate()`, then the checks that span groups) before anything is compiled, so a typo costs a
+user one line on stderr, not a compile. Configs are frozen: a changed config is a new one
+(`dataclasses.replace`, or `jaxlm.config.override` for dotted keys). `validate()` is pure: it
 never touches the filesystem or the network (paths are checked once, at the command's entry, by
 `jaxlm.config.loading.check_paths`).
+
+Two vocabulary sizes, two names: `data.vocab_size` is the size the tokenizer is trained to;
+`model.vocab_size` is the number of rows of the embedding table, fitted at training time to the
+tokenizer (its size rounded up to a multiple of 128) unless set.
 """
 
 from __future__ import annotations
@@ -14,16 +21,30 @@ import math
 import typing
 from typing import Any, Literal
 
-
-
 from jaxlm.errors import ConfigError, DataError  # noqa: F401 - re-exported
 
+frozen = dataclasses.dataclass(frozen=True)
 
-@dataclasses.dataclass
+
+def _positive(group: str, **values: int) -> None:
+  for key, value in values.items():
+    if not isinstance(value, int) or value <= 0:
+      raise ConfigError(f"config.{group}{key}={value}: must be a positive integer")
+
+
+def _fraction(group: str, **values: float) -> None:
+  for key, value in values.items():
+    if not 0.0 <= value < 1.0:
+      raise ConfigError(f"config.{group}{key}={value}: must be in [0, 1)")
+
+
+@frozen
 class ModelConfig:
   """Shape of the shared Transformer backbone (letters as in the papers: V, T, D, H, L, F)."""
 
-  vocab_size: int = 8192  # V; the tokenizer is trained to at most this many tokens
+  # V, rows of the embedding table; 0: fitted to the tokenizer when training starts (its size
+  # rounded up to a multiple of 128). The tokenizer's own size is data.vocab_size.
+  vocab_size: int = 0
   max_seq_len: int = 128  # T_max, for learned position embeddings
   embed_dim: int = 128  # D
   num_heads: int = 4  # H
@@ -53,22 +74,60 @@ class ModelConfig:
   def head_dim(self) -> int:
     return self.embed_dim // self.num_heads
 
+  def validate(self) -> ModelConfig:
+    _positive("model.", max_seq_len=self.max_seq_len, embed_dim=self.embed_dim,
+              num_heads=self.num_heads, num_layers=self.num_layers, mlp_dim=self.mlp_dim)
+    if self.vocab_size < 0:
+      raise ConfigError(f"config.model.vocab_size={self.vocab_size}: must be >= 0 "
+                        "(0: fitted to the tokenizer)")
+    if self.loss_chunk < 0:
+      raise ConfigError(f"config.model.loss_chunk={self.loss_chunk}: must be >= 0 (0: no chunks)")
+    if self.embed_dim % self.num_heads:
+      raise ConfigError(f"config.model.num_heads={self.num_heads}: must divide "
+                        f"model.embed_dim={self.embed_dim}")
+    if self.position == "rope" and self.head_dim % 2:
+      raise ConfigError(f"config.model.position=rope: needs an even head dim, got {self.head_dim}")
+    _fraction("model.", dropout=self.dropout, attention_dropout=self.attention_dropout)
+    from jaxlm.model.kernels import KERNELS  # noqa: PLC0415 - the registry is the allowed values
 
-@dataclasses.dataclass
+    if self.attention != "auto" and self.attention not in KERNELS:
+      raise ConfigError(f"config.model.attention={self.attention!r}: allowed values are auto, "
+                        f"{', '.join(KERNELS)}")
+    return self
+
+
+@frozen
 class MLMConfig:
   mask_rate: float = 0.15  # share of eligible tokens selected for prediction
   mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
   random_token_prob: float = 0.1  # replaced by a random token; the rest stay unchanged
 
+  def validate(self) -> MLMConfig:
+    if not 0.0 < self.mask_rate < 1.0:
+      raise ConfigError(f"config.mlm.mask_rate={self.mask_rate}: must be in (0, 1)")
+    if self.mask_token_prob < 0 or self.random_token_prob < 0 or (
+        self.mask_token_prob + self.random_token_prob > 1.0):
+      raise ConfigError(
+        f"config.mlm.mask_token_prob={self.mask_token_prob}, random_token_prob="
+        f"{self.random_token_prob}: must be >= 0 and sum to at most 1")
+    return self
 
-@dataclasses.dataclass
+
+@frozen
 class PrefixLMConfig:
   # The prefix length is drawn per sequence, uniformly in [min_frac*T, max_frac*T].
   min_prefix_frac: float = 0.1
   max_prefix_frac: float = 0.9  # upper end of the prefix-length range
 
+  def validate(self) -> PrefixLMConfig:
+    if not 0.0 <= self.min_prefix_frac <= self.max_prefix_frac < 1.0:
+      raise ConfigError(
+        f"config.prefix_lm.min_prefix_frac={self.min_prefix_frac}, max_prefix_frac="
+        f"{self.max_prefix_frac}: need 0 <= min <= max < 1")
+    return self
 
-@dataclasses.dataclass
+
+@frozen
 class OptimizerConfig:
   lr: float = 1e-3  # peak learning rate
   schedule: Literal["cosine", "linear", "wsd", "constant"] = "cosine"  # after linear warmup
@@ -82,8 +141,19 @@ class OptimizerConfig:
   grad_clip: float = 1.0  # global-norm clipping; 0 turns it off
   mu_dtype: Literal["float32", "bfloat16"] = "float32"  # Adam's first moment (bf16: 2 B/param less)
 
+  def validate(self) -> OptimizerConfig:
+    if not (self.lr > 0 and math.isfinite(self.lr)):
+      raise ConfigError(f"config.optimizer.lr={self.lr}: must be a positive finite number")
+    if self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+      raise ConfigError("config.optimizer: warmup_steps, weight_decay and grad_clip must be >= 0")
+    if not 0.0 <= self.end_lr_frac <= 1.0 or not 0.0 < self.decay_frac <= 1.0:
+      raise ConfigError(
+        f"config.optimizer.end_lr_frac={self.end_lr_frac}, decay_frac={self.decay_frac}: "
+        "end_lr_frac must be in [0, 1] and decay_frac in (0, 1]")
+    return self
 
-@dataclasses.dataclass
+
+@frozen
 class MeshConfig:
   """Device mesh; -1 fills the devices the other axes leave."""
 
@@ -91,8 +161,17 @@ class MeshConfig:
   fsdp: int = 1  # parameters and optimizer state sharded over this axis
   tensor: int = 1  # heads and MLP sharded over this axis (must divide num_heads)
 
+  def validate(self) -> MeshConfig:
+    for axis in ("data", "fsdp", "tensor"):
+      value = getattr(self, axis)
+      if value == 0 or value < -1:
+        raise ConfigError(f"config.mesh.{axis}={value}: must be a positive integer or -1 (fill)")
+    if [self.data, self.fsdp, self.tensor].count(-1) > 1:
+      raise ConfigError("config.mesh: at most one of data, fsdp, tensor may be -1")
+    return self
 
-@dataclasses.dataclass
+
+@frozen
 class DataConfig:
   source: str = "default"  # `default`, `text:PATH[,PATH...]` or `tfds:NAME[/CONFIG][:SPLIT]`
   tfds_data_dir: str = ""  # where TFDS datasets are prepared (local or gs://); "" = TFDS default
@@ -100,13 +179,27 @@ class DataConfig:
   # `bpe` or `wordpiece` (trained on the training split), or a file to load: tokenizer.json,
   # BERT's vocab.txt, or a directory with GPT-2's vocab.json + merges.txt.
   tokenizer: str = "bpe"
+  vocab_size: int = 8192  # a trained tokenizer gets at most this many tokens
   packing: Literal["pack", "pad"] = "pack"  # concatenate documents, or one document per row
   heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
   max_chars: int = 0  # read at most this many characters per split (0: all)
   cache_dir: str = ""  # token cache (local or gs://); "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
 
+  def validate(self) -> DataConfig:
+    _positive("data.", vocab_size=self.vocab_size)
+    _fraction("data.", heldout_frac=self.heldout_frac)
+    if self.max_chars < 0:
+      raise ConfigError(f"config.data.max_chars={self.max_chars}: must be >= 0 (0: all)")
+    from jaxlm.data.sources import scheme  # noqa: PLC0415 - the registry is the allowed values
 
-@dataclasses.dataclass
+    scheme(self.source)
+    return self
+
+
+GROUPS = ("model", "mlm", "prefix_lm", "optimizer", "mesh", "data")
+
+
+@frozen
 class Config:
   objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, prefix_lm
   seed: int = 0  # parameters, data order, MLM masks, prefix splits and dropout all derive from it
@@ -134,29 +227,18 @@ class Config:
   def validate(self) -> Config:
     """Raises ConfigError (one line) on the first bad value; returns self."""
     _check_literals(self, "")
-    m = self.model
-    positive = {
-      "steps": self.steps, "batch_size": self.batch_size, "seq_len": self.seq_len,
-      "grad_accum": self.grad_accum, "log_every": self.log_every,
-      "eval_batches": self.eval_batches, "keep_checkpoints": self.keep_checkpoints,
-      "max_nonfinite_steps": self.max_nonfinite_steps,
-      "model.vocab_size": m.vocab_size, "model.max_seq_len": m.max_seq_len,
-      "model.embed_dim": m.embed_dim, "model.num_heads": m.num_heads,
-      "model.num_layers": m.num_layers, "model.mlp_dim": m.mlp_dim,
-    }
-    for key, value in positive.items():
-      if value <= 0:
-        raise ConfigError(f"config.{key}={value}: must be a positive integer")
+    _positive("", steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len,
+              grad_accum=self.grad_accum, log_every=self.log_every,
+              eval_batches=self.eval_batches, keep_checkpoints=self.keep_checkpoints,
+              max_nonfinite_steps=self.max_nonfinite_steps)
     for key in ("eval_every", "checkpoint_every", "keep_period"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
-    if m.loss_chunk < 0:
-      raise ConfigError(f"config.model.loss_chunk={m.loss_chunk}: must be >= 0 (0: no chunks)")
-    if m.embed_dim % m.num_heads:
-      raise ConfigError(
-        f"config.model.num_heads={m.num_heads}: must divide model.embed_dim={m.embed_dim}")
-    if m.position == "rope" and m.head_dim % 2:
-      raise ConfigError(f"config.model.position=rope: needs an even head dim, got {m.head_dim}")
+    if self.peak_tflops < 0:
+      raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
+    for group in GROUPS:
+      getattr(self, group).validate()
+    m = self.model
     if m.position == "learned" and self.seq_len > m.max_seq_len:
       raise ConfigError(
         f"config.seq_len={self.seq_len}: exceeds model.max_seq_len={m.max_seq_len} "
@@ -166,55 +248,24 @@ class Config:
     if self.batch_size % self.grad_accum:
       raise ConfigError(
         f"config.grad_accum={self.grad_accum}: must divide batch_size={self.batch_size}")
-    for key, value in (("model.dropout", m.dropout), ("model.attention_dropout", m.attention_dropout),
-                       ("data.heldout_frac", self.data.heldout_frac)):
-      if not 0.0 <= value < 1.0:
-        raise ConfigError(f"config.{key}={value}: must be in [0, 1)")
-    mlm = self.mlm
-    if not 0.0 < mlm.mask_rate < 1.0:
-      raise ConfigError(f"config.mlm.mask_rate={mlm.mask_rate}: must be in (0, 1)")
-    if mlm.mask_token_prob < 0 or mlm.random_token_prob < 0 or (
-        mlm.mask_token_prob + mlm.random_token_prob > 1.0):
-      raise ConfigError(
-        f"config.mlm.mask_token_prob={mlm.mask_token_prob}, random_token_prob="
-        f"{mlm.random_token_prob}: must be >= 0 and sum to at most 1")
-    p = self.prefix_lm
-    if not 0.0 <= p.min_prefix_frac <= p.max_prefix_frac < 1.0:
-      raise ConfigError(
-        f"config.prefix_lm.min_prefix_frac={p.min_prefix_frac}, max_prefix_frac="
-        f"{p.max_prefix_frac}: need 0 <= min <= max < 1")
-    o = self.optimizer
-    if not (o.lr > 0 and math.isfinite(o.lr)):
-      raise ConfigError(f"config.optimizer.lr={o.lr}: must be a positive finite number")
-    if o.warmup_steps < 0 or o.weight_decay < 0 or o.grad_clip < 0:
-      raise ConfigError("config.optimizer: warmup_steps, weight_decay and grad_clip must be >= 0")
-    if not 0.0 <= o.end_lr_frac <= 1.0 or not 0.0 < o.decay_frac <= 1.0:
-      raise ConfigError(
-        f"config.optimizer.end_lr_frac={o.end_lr_frac}, decay_frac={o.decay_frac}: "
-        "end_lr_frac must be in [0, 1] and decay_frac in (0, 1]")
-    for axis in ("data", "fsdp", "tensor"):
-      value = getattr(self.mesh, axis)
-      if value == 0 or value < -1:
-        raise ConfigError(f"config.mesh.{axis}={value}: must be a positive integer or -1 (fill)")
-    if [self.mesh.data, self.mesh.fsdp, self.mesh.tensor].count(-1) > 1:
-      raise ConfigError("config.mesh: at most one of data, fsdp, tensor may be -1")
     if self.mesh.tensor > 1 and m.num_heads % self.mesh.tensor:
       raise ConfigError(
         f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
-    from jaxlm.data.sources import scheme  # noqa: PLC0415 - the registries are the allowed values
-    from jaxlm.model.kernels import KERNELS  # noqa: PLC0415
-    from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415
+    from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415 - the registry is the allowed values
 
-    scheme(self.data.source)
     if self.objective not in OBJECTIVES:
       raise ConfigError(f"config.objective={self.objective!r}: allowed values are "
                         f"{', '.join(OBJECTIVES)}")
-    if m.attention != "auto" and m.attention not in KERNELS:
-      raise ConfigError(f"config.model.attention={m.attention!r}: allowed values are auto, "
-                        f"{', '.join(KERNELS)}")
-    if self.peak_tflops < 0:
-      raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     return self
+
+  def embedding_rows(self, tokenizer_size: int) -> int:
+    """model.vocab_size for a tokenizer of `tokenizer_size` tokens: the set value (which must
+    hold every token), else the size rounded up to a multiple of 128 for the matmul units."""
+    rows = self.model.vocab_size
+    if rows and rows < tokenizer_size:
+      raise ConfigError(f"config.model.vocab_size={rows}: smaller than the tokenizer's "
+                        f"{tokenizer_size} tokens (0 fits the table to the tokenizer)")
+    return rows or -(-tokenizer_size // 128) * 128
 
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self)

@@ -5,7 +5,7 @@ On one GPU:
 CPU smoke test (same code path, toy shape):
   jaxlm train --config configs/bert_base.py --workdir /tmp/bert-smoke --config.model.num_layers=2 \
     --config.model.embed_dim=64 --config.model.num_heads=2 --config.model.mlp_dim=256 \
-    --config.batch_size=8 --config.model.vocab_size=4096 --config.steps=5 --config.model.dtype=float32
+    --config.batch_size=8 --config.data.vocab_size=4096 --config.steps=5 --config.model.dtype=float32
 """
 
 import base

@@ -7,12 +7,12 @@ CPU smoke test:
     --config.model.num_layers=2 --config.batch_size=8 --config.steps=5 --config.model.dtype=float32
 """
 
+import dataclasses
+
 import base
 
 
 def get_config():
   config = base.bert(num_layers=12, embed_dim=256, num_heads=4)
-  config.batch_size = 128
-  config.optimizer.lr = 5e-4
-  config.optimizer.warmup_steps = 1000
-  return config
+  return dataclasses.replace(config, batch_size=128, optimizer=dataclasses.replace(
+    config.optimizer, lr=5e-4, warmup_steps=1000))

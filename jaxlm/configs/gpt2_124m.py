@@ -5,7 +5,7 @@ On one GPU:
 CPU smoke test (same code path, toy shape):
   jaxlm train --config configs/gpt2_124m.py --workdir /tmp/gpt2-smoke --config.model.num_layers=2 \
     --config.model.embed_dim=64 --config.model.num_heads=2 --config.model.mlp_dim=256 \
-    --config.seq_len=128 --config.model.vocab_size=4096 --config.steps=5 --config.model.dtype=float32
+    --config.seq_len=128 --config.data.vocab_size=4096 --config.steps=5 --config.model.dtype=float32
 """
 
 import base

@@ -16,8 +16,8 @@ def get_config() -> Config:
     log_every=10,
     eval_every=100,
     eval_batches=4,
-    model=ModelConfig(vocab_size=4096, max_seq_len=128, embed_dim=128, num_heads=4,
+    model=ModelConfig(max_seq_len=128, embed_dim=128, num_heads=4,
                       num_layers=2, mlp_dim=512, norm="pre", dtype="float32"),
     optimizer=OptimizerConfig(lr=2e-3, schedule="cosine", warmup_steps=30, weight_decay=0.1),
-    data=DataConfig(source="default", tokenizer="bpe"),
+    data=DataConfig(source="default", tokenizer="bpe", vocab_size=4096),
   )

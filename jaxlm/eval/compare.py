@@ -12,7 +12,6 @@ and fine-tuning results are not redone.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -24,7 +23,7 @@ import numpy as np
 from etils import epath
 
 from jaxlm import api, objectives, sharding, storage
-from jaxlm.config import Config, ConfigError
+from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.data import pipeline, sources, tokenizer
 from jaxlm.data.sources import text as text_data
 from jaxlm.eval import finetune, mlm_baseline, report, stats, tasks
@@ -39,7 +38,7 @@ from jaxlm.train.step import make_eval_step
 BASELINE = "none"  # the variant with no pre-training
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class CompareConfig:
   pretrain: Config = dataclasses.field(default_factory=Config)
   objectives: str = "mlm,clm"  # comma-separated, from clm, mlm, prefix_lm
@@ -97,7 +96,7 @@ def heldout_quality(run_dir: epath.Path, config: Config) -> dict:
   context-free baselines of `mlm_baseline` for that accuracy; for CLM and
   prefix-LM also perplexity and bits per byte (nats / ln 2 / UTF-8 bytes of the text the
   predicted tokens cover, estimated at the held-out text's mean bytes per token)."""
-  tok = tokenizer.load_or_train(run_dir, config.data.tokenizer, [], config.model.vocab_size)
+  tok = tokenizer.load_or_train(run_dir, config.data.tokenizer, [], config.data.vocab_size)
   data = pipeline.load(config, lambda _: tok)
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
@@ -131,9 +130,14 @@ def _curve(run_dir: epath.Path) -> dict:
   train_events = {e["step"]: e for e in events if e["split"] == "train"}
   steps = sorted(train_events)
   tokens = [train_events[s]["tokens_seen"] for s in steps]
+  # Time in training steps, from the log (so a resumed or already finished run reports its own
+  # time, not this call's): each logged window's mean step time times its steps.
+  seconds = sum(train_events[s]["step_time"] * (s - before)
+                for before, s in zip([0] + steps[:-1], steps))
   return {"steps": steps, "tokens": tokens, "loss": [train_events[s]["loss"] for s in steps],
           "flops": [t * setup["flops_per_token"] for t in tokens],
-          "flops_per_token": setup["flops_per_token"], "params": setup["params"]}
+          "flops_per_token": setup["flops_per_token"], "params": setup["params"],
+          "seconds": seconds}
 
 
 def _train_ids(config: Config, tok) -> np.ndarray:
@@ -169,18 +173,16 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   variants: dict[str, dict] = {}
   shared_tokenizer = None
   for objective in config.objective_list():
-    run_config = copy.deepcopy(config.pretrain)
-    run_config.objective = objective
+    run_config = dataclasses.replace(config.pretrain, objective=objective)
     if shared_tokenizer is not None:
-      run_config.data.tokenizer = str(shared_tokenizer)
+      run_config = replace_at(run_config, "data.tokenizer", str(shared_tokenizer))
     run_dir = workdir / "pretrain" / objective
     print(f"jaxlm compare: pre-training {objective} in {run_dir}")
-    start = time.perf_counter()
     run_config = train(run_config, run_dir, quiet=quiet)["config"]
-    seconds = time.perf_counter() - start
     shared_tokenizer = shared_tokenizer or run_dir / "tokenizer.json"
+    curve = _curve(run_dir)
     variants[objective] = {"run_dir": str(run_dir), "config": run_config,
-                           "curve": _curve(run_dir), "seconds": seconds,
+                           "curve": curve, "seconds": curve["seconds"],
                            "heldout": heldout_quality(run_dir, run_config)}
   tok = tokenizer.load_file(shared_tokenizer)
   first = variants[config.objective_list()[0]]
@@ -201,9 +203,9 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   names = list(variants) + ([BASELINE] if config.baseline else [])
   for name in names:
     base = variants.get(name, first)
-    run_config = copy.deepcopy(base["config"])
-    if name == BASELINE:
-      run_config.objective = "mlm"  # a fresh backbone read at [CLS], as in Cramming's floor
+    run_config = base["config"]
+    if name == BASELINE:  # a fresh backbone read at [CLS], as in Cramming's floor
+      run_config = dataclasses.replace(run_config, objective="mlm")
     params = None if name == BASELINE else restore_params(
       base["run_dir"], sharding.make_mesh(run_config.mesh))[1]
     for task in config.task_list():

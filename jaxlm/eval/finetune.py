@@ -219,19 +219,18 @@ def load_init(init: str, overrides: dict[str, str]
   if loaded.tokenizer is None:
     raise DataError(f"--init {init}: holds no tokenizer (tokenizer.json, vocab.txt or "
                     "vocab.json + merges.txt)")
-  config = loaded.config
-  config.mesh = MeshConfig()
+  config = dataclasses.replace(loaded.config, mesh=MeshConfig())
   recipe = _Recipe()
   for key, value in overrides.items():
     if key.startswith("finetune."):
-      apply_override(recipe, key, value)
+      recipe = apply_override(recipe, key, value)
     else:
-      apply_override(config, key, value)
+      config = apply_override(config, key, value)
   config.validate()
   return config, recipe.finetune.validate(), nnx.state(loaded.model), loaded.tokenizer
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Recipe:
   """Holds the recipe where overrides name it: `finetune.lr`."""
 

@@ -13,7 +13,7 @@ import math
 from jaxlm.errors import ConfigError
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
   lr: float = 1e-4  # peak learning rate
   batch_size: int = 32  # examples per step

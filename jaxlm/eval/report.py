@@ -243,7 +243,8 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     f"H={m['num_heads']}, T={p['seq_len']}), {p['steps']} steps of {p['batch_size']} sequences, "
     f"lr {p['optimizer']['lr']} ({p['optimizer']['schedule']}), seed {p['seed']}; MLM masks "
     f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "
-    f"{p['mlm']['random_token_prob']:.0%}). Pre-training took {minutes:.1f} minutes in all.", "",
+    f"{p['mlm']['random_token_prob']:.0%}). Pre-training steps took {minutes:.1f} minutes in all "
+    "(from the runs' logs).", "",
     "## What is and is not significant", "",
     "Each line is one difference of the tables below; \"significant\" means its 95% interval "
     "excludes zero.", "", *_words(summary), "",

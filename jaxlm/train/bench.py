@@ -16,10 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlm import sharding
-from jaxlm.config import Config
+from jaxlm.config import Config, replace_at
 from jaxlm.data.packing import BATCH_KEYS, Batch
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
-from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, trained_layout
+from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, SpecialTokens, trained_layout
 from jaxlm.train.loop import check_fits
 from jaxlm.train.state import count_params
 from jaxlm.train.trainer import build_trainer
@@ -27,10 +27,17 @@ from jaxlm.train.trainer import build_trainer
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees exactly its predecessor's data
 
 
+def with_synthetic_tokenizer(config: Config) -> tuple[Config, SpecialTokens]:
+  """The config and special-token layout of a run whose tokenizer has data.vocab_size tokens,
+  for benchmarks that need no data."""
+  config = replace_at(config, "model.vocab_size", config.embedding_rows(config.data.vocab_size))
+  return config, trained_layout(config.data.vocab_size)
+
+
 def synthetic_batches(config: Config, batch_sh: jax.sharding.NamedSharding,
                       count: int = NUM_BATCHES) -> list[Batch]:
   """`count` batches of random ordinary tokens, created sharded on the devices."""
-  B, T, V = config.batch_size, config.seq_len, config.model.vocab_size
+  B, T, V = config.batch_size, config.seq_len, config.data.vocab_size
 
   def make(key: jax.Array) -> Batch:
     tokens_BxT = jax.random.randint(key, (B, T), FIRST_ORDINARY_ID, V, dtype=jnp.int32)
@@ -58,10 +65,10 @@ def bench(config: Config, steps: int = 20, warmup: int = 3, *, name: str = "") -
   if steps < 1 or warmup < 1:
     raise ValueError(f"bench: steps={steps} and warmup={warmup} must both be >= 1 "
                      "(the first warmup step compiles)")
-  config.validate()
+  config, special = with_synthetic_tokenizer(config.validate())
   mesh = sharding.make_mesh(config.mesh)
   check_fits(config, mesh)
-  trainer = build_trainer(config, mesh, trained_layout(config.model.vocab_size))
+  trainer = build_trainer(config, mesh, special)
   state, batch_sh, train_step = trainer.state, trainer.batch_sh, trainer.train_step
 
   with jax.set_mesh(mesh):

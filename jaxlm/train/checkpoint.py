@@ -44,7 +44,7 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
   asked, now = saved.get("requested"), current.get("requested")
   if asked is not None and now is not None and asked != now:
     raise DataError(f"{where}: made with data.tokenizer={asked['tokenizer']!r}, "
-                    f"model.vocab_size={asked['vocab_size']}; this run asks for "
+                    f"data.vocab_size={asked['vocab_size']}; this run asks for "
                     f"{now['tokenizer']!r}, {now['vocab_size']}")
   if saved["objective"] != current["objective"]:
     hint = ("add --config.allow_objective_change=true" if where.startswith("--init_from") else

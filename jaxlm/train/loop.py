@@ -7,7 +7,6 @@ compiled. The host reads each step's metrics one step late, so it never waits on
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import threading
@@ -22,7 +21,7 @@ from jaxlm import sharding, storage
 from jaxlm.data import pipeline
 from jaxlm.data import tokenizer
 from jaxlm.train.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
-from jaxlm.config import Config, ConfigError, DataError
+from jaxlm.config import Config, ConfigError, DataError, replace_at
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.train.metrics import MetricsLogger
 from jaxlm.eval.heldout import evaluate
@@ -69,21 +68,22 @@ def _merge_params(fresh: nnx.State, loaded: nnx.State) -> nnx.State:
 
 
 def _load_data(config: Config, workdir: epath.Path):
-  """Data and tokenizer; resolves the vocabulary size from the tokenizer. Returns (data,
-  special tokens, run metadata for checkpoints)."""
-  requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.model.vocab_size}
+  """Data and tokenizer. Returns (the config resolved against them: the embedding table fitted
+  to the tokenizer, an --init_from run's tokenizer shared; data; special tokens; run metadata
+  for checkpoints)."""
+  requested = {"tokenizer": config.data.tokenizer, "vocab_size": config.data.vocab_size}
   if config.init_from and not (workdir / "tokenizer.json").exists():
-    config.data.tokenizer = str(storage.path(config.init_from) / "tokenizer.json")  # share it
+    config = replace_at(config, "data.tokenizer",  # share the run's tokenizer
+                        str(storage.path(config.init_from) / "tokenizer.json"))
   data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
     lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
-                                    config.model.vocab_size,
+                                    config.data.vocab_size,
                                     pipeline.cache_dir(config) / "tokenizers")))
   special = tokenizer.special_tokens(data.tokenizer)
-  # The embedding table fits the tokenizer, rounded up to a multiple of 128 for the matmul units.
-  config.model.vocab_size = -(-special.vocab_in_use // 128) * 128
-  config.validate()
+  config = replace_at(config, "model.vocab_size",
+                      config.embedding_rows(special.vocab_in_use)).validate()
   meta = {**run_metadata(config, tokenizer.tokenizer_hash(data.tokenizer)), "requested": requested}
-  return data, special, meta
+  return config, data, special, meta
 
 
 class _SigtermFlag:
@@ -109,14 +109,13 @@ class _SigtermFlag:
 def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
   """Trains `config` in `workdir` (local or gs://; resuming from its newest checkpoint).
 
-  `config` is not modified; returns {"train": last logged metrics, "eval": final held-out
-  metrics, "config": the resolved config (vocabulary size fitted to the tokenizer, the shared
-  tokenizer file of an --init_from run)}."""
-  config = copy.deepcopy(config)
+  Returns {"train": last logged metrics, "eval": final held-out metrics, "config": the resolved
+  config (embedding table fitted to the tokenizer, the shared tokenizer file of an --init_from
+  run)}, the config a saved run is loaded with."""
   workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   check_fits(config, mesh)
-  data, special, meta = _load_data(config, workdir)
+  config, data, special, meta = _load_data(config, workdir)
   ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period)
   saved = ckpt.latest_metadata()
   if saved is not None:

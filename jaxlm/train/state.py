@@ -14,7 +14,7 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxlm import sharding
-from jaxlm.config import Config
+from jaxlm.config import Config, ConfigError
 from jaxlm import objectives
 from jaxlm.model import LanguageModel
 
@@ -28,6 +28,9 @@ class TrainState:
 
 
 def build_model(config: Config, seed: int) -> LanguageModel:
+  if not config.model.vocab_size:
+    raise ConfigError("config.model.vocab_size=0: the embedding table is fitted to the tokenizer "
+                      "when training starts; building a model outside training needs it set")
   return LanguageModel(config.model, objectives.get(config.objective).head, rngs=nnx.Rngs(params=seed))
 
 

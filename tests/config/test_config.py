@@ -1,12 +1,16 @@
 """Every shipped config builds; overrides parse by type; bad keys and values fail in one line."""
 
+import dataclasses
+import re
 import subprocess
 import sys
 
 import pytest
 
 from conftest import REPO
-from jaxlm.config import ConfigError, load_config
+from jaxlm.config import (ConfigError, DataConfig, MeshConfig, MLMConfig, ModelConfig,
+                          OptimizerConfig, apply_override, load_config)
+from jaxlm.train.bench import with_synthetic_tokenizer
 from jaxlm.train.state import abstract_model, count_params
 
 CONFIGS = sorted(p for p in (REPO / "jaxlm" / "configs").glob("*.py") if p.name != "base.py")
@@ -23,7 +27,7 @@ EXPECTED_PARAMS = {
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_builds(path):
-  config = load_config(path)
+  config, _ = with_synthetic_tokenizer(load_config(path))  # the table training would build
   _, params = abstract_model(config)
   n = count_params(params)
   assert n > 0
@@ -85,3 +89,37 @@ def test_cli_rejects_bad_input_with_one_line_and_exit_2(tmp_path):
     assert not (workdir / "checkpoints").exists()
   result = _jaxlm("train", "--config", str(tmp_path / "missing.py"), "--workdir", "x")
   assert result.returncode == 2 and "no such config file" in result.stderr
+
+
+def test_configs_are_frozen_and_overrides_make_new_ones():
+  config = load_config("tiny")
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    config.model.num_layers = 3
+  deeper = apply_override(config, "model.num_layers", "3")
+  assert deeper.model.num_layers == 3 and config.model.num_layers == 2
+  assert deeper.optimizer is config.optimizer  # untouched groups are shared, not copied
+  assert hash(deeper) != hash(config) and deeper == apply_override(config, "model.num_layers", "3")
+
+
+@pytest.mark.parametrize("group, message", [
+  (ModelConfig(embed_dim=96, num_heads=5), "config.model.num_heads=5: must divide"),
+  (ModelConfig(vocab_size=-1), "config.model.vocab_size=-1: must be >= 0"),
+  (MLMConfig(mask_rate=1.0), "config.mlm.mask_rate=1.0: must be in (0, 1)"),
+  (OptimizerConfig(lr=float("inf")), "config.optimizer.lr=inf"),
+  (MeshConfig(data=-1, fsdp=-1), "config.mesh: at most one of"),
+  (DataConfig(vocab_size=0), "config.data.vocab_size=0: must be a positive integer"),
+  (DataConfig(source="ftp://x"), "config.data.source"),
+])
+def test_each_group_validates_itself(group, message):
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    group.validate()
+
+
+def test_embedding_rows_fit_the_tokenizer_unless_pinned():
+  config = load_config("tiny")
+  assert config.embedding_rows(2000) == 2048 and config.embedding_rows(2048) == 2048
+  pinned = apply_override(config, "model.vocab_size", "4000")
+  assert pinned.embedding_rows(2000) == 4000
+  with pytest.raises(ConfigError, match="config.model.vocab_size=4000: smaller than the "
+                                        "tokenizer's 4001 tokens"):
+    pinned.embedding_rows(4001)

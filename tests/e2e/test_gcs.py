@@ -57,7 +57,7 @@ def _train(env: dict, workdir: str, steps: int, data_dir: str, cache: Path):
                 f"--config.steps={steps}", "--config.checkpoint_every=10",
                 "--config.batch_size=8", "--config.seq_len=64", "--config.log_every=1",
                 "--config.eval_every=0", "--config.eval_batches=1",
-                "--config.model.vocab_size=512", "--config.data.source=tfds:three_books",
+                "--config.data.vocab_size=512", "--config.data.source=tfds:three_books",
                 # A schedule that does not depend on `steps`: 10 + 10 steps are then 20 steps.
                 "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=5",
                 f"--config.data.tfds_data_dir={data_dir}", "--config.data.heldout_frac=0.34",

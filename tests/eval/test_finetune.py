@@ -121,7 +121,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   glue_dir = _toy_sst2(tmp_path / "glue")
   overrides = {
     "pretrain.steps": "6", "pretrain.batch_size": "8", "pretrain.seq_len": "64",
-    "pretrain.model.vocab_size": "512", "pretrain.log_every": "2",
+    "pretrain.data.vocab_size": "512", "pretrain.log_every": "2",
     "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
     "pretrain.data.cache_dir": str(tmp_path / "cache"),
     "finetune.seeds": "2", "finetune.epochs": "1", "finetune.max_train_examples": "64",
@@ -165,5 +165,9 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
     assert row in report, row
   # Rerunning resumes: nothing is trained, scored or fine-tuned again.
   before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
-  compare.run(config, tmp_path / "cmp", quiet=True)
+  again = compare.run(config, tmp_path / "cmp", quiet=True)
   assert before == {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+  # ... and reports the pre-training time its runs logged, not this call's.
+  seconds = {o: v["seconds"] for o, v in summary["variants"].items()}
+  assert all(s > 0 for s in seconds.values())
+  assert seconds == {o: v["seconds"] for o, v in again["variants"].items()}

@@ -38,7 +38,7 @@ def train_args(workdir, corpus, cache, steps: int) -> list[str]:
   """`jaxlm train` of the tiny MLM model on a 2 x 2 (data x fsdp) mesh, checkpoints every 3."""
   overrides = {"steps": steps, "batch_size": 8, "seq_len": 64, "log_every": 1,
                "eval_every": 0, "eval_batches": 1, "checkpoint_every": 3,
-               "model.vocab_size": 512, "optimizer.warmup_steps": 2, "objective": "mlm",
+               "data.vocab_size": 512, "optimizer.warmup_steps": 2, "objective": "mlm",
                "data.source": f"text:{corpus}/inaugural",
                "data.cache_dir": cache, "mesh.data": 2, "mesh.fsdp": 2}
   return [sys.executable, "-m", "jaxlm", "train", "--config", str(REPO / "jaxlm/configs/tiny.py"),

@@ -20,7 +20,7 @@ from jaxlm import api, sharding
 from jaxlm.interop import hf_import as hf_convert
 from jaxlm.interop import hf_export
 from jaxlm.train.checkpoint import Checkpointer, run_metadata
-from jaxlm.config import Config, DataError, MeshConfig, ModelConfig
+from jaxlm.config import Config, DataError, MeshConfig, ModelConfig, replace_at
 from jaxlm.train.optim import make_optimizer
 from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
 from jaxlm.train.state import build_model, create_train_state
@@ -162,7 +162,7 @@ def test_export_jaxlm_gpt2_unscanned(tmp_path):
 
 def test_load_run_directory_and_fill_mask(tmp_path):
   config = tiny_config("mlm", norm="post", activation="gelu_exact")
-  config.data.tokenizer = str(tmp_path / "gone" / "vocab.txt")  # trained elsewhere
+  config = replace_at(config, "data.tokenizer", str(tmp_path / "gone" / "vocab.txt"))  # elsewhere
   tok = train_tokenizer("wordpiece", TEXTS, 200)
   tok.save(str(tmp_path / "tokenizer.json"))
   # Saved from another device; (re-meshing restores are test_checkpoint's; 8 fake devices

@@ -1,5 +1,6 @@
 """MLM masking statistics, objective targets, schedules, weight decay and FLOP counts."""
 
+import dataclasses
 import math
 
 import jax
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers.model import SPECIAL, packed_batch, tiny_config
-from jaxlm.config import Config, ModelConfig, OptimizerConfig
+from jaxlm.config import Config, ModelConfig, OptimizerConfig, replace_at
 from jaxlm.train.flops import training_flops_per_token
 from jaxlm.objectives import objective_sums
 from jaxlm.objectives.mlm import mask_for_mlm
@@ -164,8 +165,7 @@ def test_grad_accumulation_matches_one_big_batch():
 
   results = []
   for accum in (1, 2, 4):
-    cfg = tiny_config("clm")
-    cfg.grad_accum = accum
+    cfg = dataclasses.replace(tiny_config("clm"), grad_accum=accum)
     results.append(_one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1])))
   for result in results[1:]:
     _assert_same_step(result, results[0], rtol=1e-4)
@@ -188,7 +188,7 @@ def test_adam_first_moment_in_bfloat16():
 
   cfg = tiny_config("clm")
   f32 = _one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1]))
-  cfg.optimizer.mu_dtype = "bfloat16"
+  cfg = replace_at(cfg, "optimizer.mu_dtype", "bfloat16")
   bf16 = _one_step(cfg, _mesh(1, 1, 1, jax.devices()[:1]))
   adam = next(s for s in jax.tree.leaves(bf16[2], is_leaf=lambda x: hasattr(x, "mu"))
               if hasattr(s, "mu"))

@@ -13,7 +13,7 @@ from conftest import REPO
 from jaxlm.train.bench import bench
 from jaxlm.config import load_config
 
-TINY = {"batch_size": "8", "seq_len": "32", "model.vocab_size": "512", "model.embed_dim": "64",
+TINY = {"batch_size": "8", "seq_len": "32", "data.vocab_size": "512", "model.embed_dim": "64",
         "model.num_heads": "2", "model.mlp_dim": "128", "model.num_layers": "2"}
 FIELDS = ("config", "device_kind", "backend", "jax_version", "device_count", "batch", "seq",
           "objective", "step_ms", "tokens_per_s", "tflops_per_s", "mfu", "peak_memory_gb",

@@ -1,7 +1,9 @@
 """Preemption and resume: kill -9, SIGTERM, corrupted checkpoints, remeshing, refused restores,
 non-finite steps, and a battery of bad inputs that must never touch existing checkpoints."""
 
+import dataclasses
 import hashlib
+import json
 import shutil
 import signal
 import subprocess
@@ -20,7 +22,7 @@ from helpers.cli import logged_losses
 from helpers.model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.train.checkpoint import Checkpointer
-from jaxlm.config import MeshConfig, load_config
+from jaxlm.config import MeshConfig, from_dict, load_config
 from jaxlm.train.optim import make_optimizer
 from jaxlm.train.step import jit_steps
 from jaxlm.train.loop import NonFiniteLoss, train
@@ -31,7 +33,7 @@ TINY = REPO / "jaxlm/configs/tiny.py"
 
 def _overrides(corpus: Path, tmp_path: Path, **extra) -> dict:
   return {"batch_size": "8", "seq_len": "64", "log_every": "1", "eval_every": "0",
-          "eval_batches": "1", "model.vocab_size": "512", "optimizer.warmup_steps": "5",
+          "eval_batches": "1", "data.vocab_size": "512", "optimizer.warmup_steps": "5",
           "data.source": f"text:{corpus}/tinyshakespeare",
           "data.cache_dir": str(tmp_path / "cache"), **extra}
 
@@ -133,8 +135,7 @@ def test_restore_onto_another_mesh():
     for mesh_cfg, devices in [(meshes[1], None), (meshes[2], None),
                               (MeshConfig(1, 1, 1), jax.devices()[:1])]:
       mesh = sharding.make_mesh(mesh_cfg, devices)
-      other = tiny_config("mlm")
-      other.seed = 7  # a different init, so the restore must overwrite every value
+      other = dataclasses.replace(tiny_config("mlm"), seed=7)  # the restore must overwrite all
       _, fresh, shardings = create_train_state(other, mesh, tx)
       restored = Checkpointer(Path(d), keep=1).restore_latest(fresh, shardings, _FakeIter())
       return_states.append((restored, shardings))
@@ -192,6 +193,7 @@ def test_k_nonfinite_steps_stop_the_run_with_clean_checkpoints(monkeypatch, corp
     train(config, tmp_path / "run", quiet=True)
   steps = sorted(int(p.name) for p in (tmp_path / "run/checkpoints").iterdir())
   assert 3 <= steps[-1] <= 5  # stopped right after the third bad step
+  config = from_dict(json.loads((tmp_path / "run/config.json").read_text()))  # as resolved
   _, fresh, shardings = create_train_state(config, sharding.make_mesh(config.mesh),
                                            make_optimizer(config.optimizer, config.steps))
   restored = Checkpointer(tmp_path / "run", keep=3).restore_latest(fresh, shardings, _FakeIter())
@@ -216,7 +218,7 @@ BAD_INPUTS = [
   ({"data.source": "text:/no/such/path"}, "'/no/such/path' does not exist"),
   ({"data.source": "text:EMPTY_DIR"}, "holds no files"),
   ({"data.tokenizer": "wordpiece"}, "made with data.tokenizer='bpe'"),
-  ({"model.vocab_size": "4096"}, "made with data.tokenizer='bpe', model.vocab_size=512"),
+  ({"data.vocab_size": "4096"}, "made with data.tokenizer='bpe', data.vocab_size=512"),
   ({"model.num_layers": "3"}, "model.num_layers=2 there but 3 here"),
   ({"objective": "mlm"}, "trained with objective=clm, this run is mlm"),
 ]

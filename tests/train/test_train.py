@@ -13,7 +13,7 @@ from jaxlm.train.loop import train
 
 TINY = REPO / "jaxlm/configs/tiny.py"
 FAST = {"steps": "60", "batch_size": "8", "seq_len": "64", "log_every": "10",
-        "eval_every": "0", "model.vocab_size": "1024", "optimizer.warmup_steps": "10",
+        "eval_every": "0", "data.vocab_size": "1024", "optimizer.warmup_steps": "10",
         "mesh.data": "-1"}
 
 
@@ -34,6 +34,10 @@ def test_loss_falls_on_real_text(objective, corpus, tmp_path):
   assert losses[-1] < math.log(1024) - 1.0, losses
   assert losses[-1] < losses[0], losses
   assert result["eval"]["loss"] < losses[0]
+  # The embedding table is fitted to the tokenizer in the returned config, not in the argument.
+  in_use = _events(tmp_path, "setup")[0]["vocab_in_use"]
+  assert config.model.vocab_size == 0 and in_use <= 1024
+  assert result["config"].model.vocab_size == -(-in_use // 128) * 128
 
 
 def test_cli_writes_metrics_tensorboard_and_config(tmp_path):

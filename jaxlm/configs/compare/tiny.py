@@ -8,7 +8,7 @@ benchmarks/sweep_cpu_recipe.py and its table in docs/results/cpu_recipe_sweep.md
   jaxlm compare --workdir runs/glue --config.tasks=goemotions_sentiment,sst2 --config.glue_dir=DIR
 """
 
-from jaxlm.config import apply_override, load_config
+from jaxlm.config import load_config
 from jaxlm.eval.compare import CompareConfig
 from jaxlm.eval.recipe import FinetuneConfig
 
@@ -19,13 +19,11 @@ from jaxlm.eval.recipe import FinetuneConfig
 # 500 steps (the sweep ran 600) keep the whole job near 10 minutes. Fine-tuning at lr 1e-3 had
 # the best validation mean over mlm, clm and none of the recipes tried.
 PRETRAIN = {"steps": "500", "eval_every": "0", "log_every": "20", "model.position": "rope",
-            "model.vocab_size": "2048", "mlm.mask_rate": "0.3"}
+            "data.vocab_size": "2048", "mlm.mask_rate": "0.3"}
 
 
 def get_config() -> CompareConfig:
-  pretrain = load_config("tiny")
-  for key, value in PRETRAIN.items():
-    apply_override(pretrain, key, value)
+  pretrain = load_config("tiny", PRETRAIN)
   return CompareConfig(
     pretrain=pretrain, objectives="mlm,clm", baseline=True, tasks="goemotions_sentiment",
     finetune=FinetuneConfig(lr=1e-3, batch_size=32, epochs=2, max_train_examples=2000, seeds=3,
