@@ -239,7 +239,8 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   lines = [
     "# jaxlm objective comparison", "",
     f"Variants differ only in objective: same data (`{p['data']['source']}`), tokenizer "
-    f"(V={m['vocab_size']}), model (D={m['embed_dim']}, L={m['num_layers']}, "
+    f"(V={p['data'].get('vocab_size', m['vocab_size'])}), model (D={m['embed_dim']}, "
+    f"L={m['num_layers']}, "
     f"H={m['num_heads']}, T={p['seq_len']}), {p['steps']} steps of {p['batch_size']} sequences, "
     f"lr {p['optimizer']['lr']} ({p['optimizer']['schedule']}), seed {p['seed']}; MLM masks "
     f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "

@@ -161,7 +161,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   report = (out / "report.md").read_text()
   for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "unigram floor",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
-              "## Does it learn?", "above the unigram floor on blimp"):
+              "## Does it learn?", "above the unigram floor on blimp", "tokenizer (V=512)"):
     assert row in report, row
   # Rerunning resumes: nothing is trained, scored or fine-tuned again.
   before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
