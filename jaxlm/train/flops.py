@@ -24,7 +24,7 @@ PEAK_TFLOPS = (
 
 def training_flops_per_token(config: Config) -> float:
   m = config.model
-  D, F, L, T, V = m.embed_dim, m.mlp_dim, m.num_layers, config.seq_len, m.vocab_size
+  D, F, L, T = m.embed_dim, m.mlp_dim, m.num_layers, config.seq_len
   block_matmuls = 4 * D * D + 2 * D * F  # q, k, v, out; mlp in and out
   kernel = kernels.get(kernels.resolve(m.attention, m.dtype))
   objective = objectives.get(config.objective)

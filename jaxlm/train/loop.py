@@ -13,7 +13,6 @@ import threading
 import time
 
 import jax
-import numpy as np
 from etils import epath
 from flax import nnx
 

@@ -301,7 +301,6 @@ def test_tfds_errors_are_one_line(fake_tfds, tmp_path):
 
 
 def test_finetune_reads_tfds_glue_like_the_tsvs(shared_data, fake_tfds):
-  from jaxlm.eval import finetune
   task = glue.get_task("wnli")
   for split, limit in (("train", 40), ("validation", 0)):
     tsv = task.read(split, str(shared_data / "glue"), limit)

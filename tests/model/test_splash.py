@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlm.model import kernels as attention
 from jaxlm.errors import ConfigError
 from jaxlm.model import kernels
 from jaxlm.model.kernels import splash
