@@ -81,8 +81,9 @@ def named(mesh: Mesh, specs):
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Batches are (B, T) arrays sharded over data x fsdp on the batch axis."""
-  return NamedSharding(mesh, logical_to_spec(("batch", "seq")))
+  """Every batch field ((B, T) rows, (B,) labels) is sharded over data x fsdp on its leading
+  batch axis; the rest of each array stays whole."""
+  return NamedSharding(mesh, logical_to_spec(("batch",)))
 
 
 def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:

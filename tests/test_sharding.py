@@ -94,5 +94,5 @@ def test_the_step_compiles_once():
 def test_batches_arrive_sharded_over_data_and_fsdp():
   mesh = _mesh(2, 2, 2)
   x = jax.device_put(np.zeros((8, 16), np.int32), sharding.batch_sharding(mesh))
-  assert x.sharding.spec == P(("data", "fsdp"), None)
+  assert x.sharding.spec == P(("data", "fsdp"))
   assert {s.data.shape for s in x.addressable_shards} == {(2, 16)}

@@ -53,6 +53,12 @@ class ModelConfig:
   position: Literal["learned", "sinusoidal", "rope", "none"] = "learned"  # position encoding
   rope_theta: float = 10000.0  # RoPE base frequency
   norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
+  # Pre-LN only: also LayerNorm the embeddings, as RoBERTa-PreLayerNorm does (post-LN always
+  # does); needed to export a pre-LN MLM run to transformers' RobertaPreLayerNormForMaskedLM.
+  embed_norm: bool = False
+  # Token-type (segment) embeddings: 0 = none (GPT); BERT has 2 (sentence A / B), which
+  # next-sentence prediction and pair fine-tuning tasks use.
+  type_vocab_size: int = 0
   layer_norm_eps: float = 1e-5  # LayerNorm epsilon
   # GELU as GPT-2 computes it (tanh approximation) or as BERT does (exact, with erf).
   activation: Literal["gelu_tanh", "gelu_exact"] = "gelu_tanh"
@@ -80,6 +86,9 @@ class ModelConfig:
     if self.vocab_size < 0:
       raise ConfigError(f"config.model.vocab_size={self.vocab_size}: must be >= 0 "
                         "(0: fitted to the tokenizer)")
+    if self.type_vocab_size < 0:
+      raise ConfigError(f"config.model.type_vocab_size={self.type_vocab_size}: must be >= 0 "
+                        "(0: no token types)")
     if self.loss_chunk < 0:
       raise ConfigError(f"config.model.loss_chunk={self.loss_chunk}: must be >= 0 (0: no chunks)")
     if self.embed_dim % self.num_heads:
@@ -98,13 +107,23 @@ class ModelConfig:
 
 @frozen
 class MLMConfig:
+  """Which tokens MLM predicts (objectives/masking.py; docs/objectives.md has the references)."""
+
   mask_rate: float = 0.15  # share of eligible tokens selected for prediction
   mask_token_prob: float = 0.8  # of the selected: replaced by [MASK]
   random_token_prob: float = 0.1  # replaced by a random token; the rest stay unchanged
+  # token: each token on its own (BERT); whole_word: every token of a selected word (BERT's
+  # whole-word masking); span: runs of whole words with geometric lengths (SpanBERT).
+  masking: Literal["token", "whole_word", "span"] = "token"
+  span_p: float = 0.2  # span: a new span starts at each word with this probability
+  max_span: int = 10  # span: spans longer than this many words are cut
 
   def validate(self) -> MLMConfig:
     if not 0.0 < self.mask_rate < 1.0:
       raise ConfigError(f"config.mlm.mask_rate={self.mask_rate}: must be in (0, 1)")
+    if not 0.0 < self.span_p <= 1.0:
+      raise ConfigError(f"config.mlm.span_p={self.span_p}: must be in (0, 1]")
+    _positive("mlm.", max_span=self.max_span)
     if self.mask_token_prob < 0 or self.random_token_prob < 0 or (
         self.mask_token_prob + self.random_token_prob > 1.0):
       raise ConfigError(
@@ -256,6 +275,11 @@ class Config:
     if self.objective not in OBJECTIVES:
       raise ConfigError(f"config.objective={self.objective!r}: allowed values are "
                         f"{', '.join(OBJECTIVES)}")
+    needs = OBJECTIVES[self.objective].token_types
+    if m.type_vocab_size < needs:
+      raise ConfigError(f"config.model.type_vocab_size={m.type_vocab_size}: objective="
+                        f"{self.objective} reads {needs} token types (sentence A / B); set "
+                        f"--config.model.type_vocab_size={needs}")
     return self
 
   def embedding_rows(self, tokenizer_size: int) -> int:

@@ -9,7 +9,7 @@ attention (which takes the segment ids) and positions never cross a document bou
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -21,9 +21,12 @@ class Batch(TypedDict):
   tokens: Any  # (B, T) int32
   segment_ids: Any  # (B, T) int32, 1.. per document, 0 = padding
   positions: Any  # (B, T) int32, restarting at each document
+  # Sentence-pair rows only (next-sentence prediction, `jaxlm.data.sentence_pairs`):
+  token_types: NotRequired[Any]  # (B, T) int32: 0 for [CLS] A [SEP], 1 for B [SEP]
+  nsp_labels: NotRequired[Any]  # (B,) int32: 0 = B follows A, 1 = B is a random segment
 
 
-BATCH_KEYS: tuple[str, ...] = tuple(Batch.__annotations__)
+BATCH_KEYS: tuple[str, ...] = ("tokens", "segment_ids", "positions")  # in every batch
 
 
 @dataclasses.dataclass
@@ -31,14 +34,19 @@ class PackedRows:
   tokens: np.ndarray  # (N, T) int32
   segment_ids: np.ndarray  # (N, T) int32, 1.. per row, 0 = padding
   positions: np.ndarray  # (N, T) int32, restarting at each document
+  token_types: np.ndarray | None = None  # (N, T) int32, sentence-pair rows only
+  nsp_labels: np.ndarray | None = None  # (N,) int32, sentence-pair rows only
 
   def __len__(self) -> int:
     return len(self.tokens)
 
   def batch(self, ids) -> Batch:
     """The rows `ids` as a Batch."""
-    return Batch(tokens=self.tokens[ids], segment_ids=self.segment_ids[ids],
-                 positions=self.positions[ids])
+    batch = Batch(tokens=self.tokens[ids], segment_ids=self.segment_ids[ids],
+                  positions=self.positions[ids])
+    if self.token_types is not None:
+      batch.update(token_types=self.token_types[ids], nsp_labels=self.nsp_labels[ids])
+    return batch
 
 
 def _rows(stream: np.ndarray, doc_index: np.ndarray, offsets: np.ndarray, seq_len: int,

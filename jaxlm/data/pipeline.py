@@ -20,7 +20,7 @@ from etils import epath
 from tokenizers import Tokenizer
 
 from jaxlm import storage
-from jaxlm.data import packing
+from jaxlm.data import packing, sentence_pairs, token_classes
 from jaxlm.data import sources
 from jaxlm.data.sources import text as text_data
 from jaxlm.data import tokenizer
@@ -106,9 +106,17 @@ class Data:
   tokenizer: Tokenizer
 
 
-def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer]) -> Data:
+ROW_LAYOUTS = ("packed", "sentence_pairs")
+
+
+def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer],
+         layout: str = "packed") -> Data:
   """Reads the configured source, gets the tokenizer from `get_tokenizer(train_texts)`,
-  tokenizes (or reads the cache) and packs both splits."""
+  tokenizes (or reads the cache) and makes both splits' rows: `packed` (data.packing: pack or
+  pad) or `sentence_pairs` (next-sentence prediction, `sentence_pairs.pair_rows`), as the
+  objective's record says."""
+  if layout not in ROW_LAYOUTS:
+    raise ValueError(f"layout={layout!r}: allowed: {', '.join(ROW_LAYOUTS)}")
   docs = sources.read_source(config)
   train_texts, heldout_texts = text_data.split_documents(docs, config.data.heldout_frac)
   tok = get_tokenizer(train_texts)
@@ -116,9 +124,18 @@ def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer]) -> Dat
   sep = tok.token_to_id(tokenizer.SEP)
   to_rows = packing.pack if config.data.packing == "pack" else packing.pad
   splits = []
-  for texts in (train_texts, heldout_texts or train_texts[-1:]):
+  for split, texts in enumerate((train_texts, heldout_texts or train_texts[-1:])):
     ids = cached_tokenize(tok, texts, sep, config.data.max_chars, cache_dir(config) / "tokens")
-    splits.append(to_rows(ids, config.seq_len, special.pad))
+    if layout == "sentence_pairs":
+      if len(ids) < 2:
+        raise DataError(f"config.data.source={config.data.source!r}: next-sentence pairs need "
+                        f"at least 2 documents per split, the {('train', 'held-out')[split]} "
+                        f"split has {len(ids)}")
+      splits.append(sentence_pairs.pair_rows(
+        ids, config.seq_len, special, tok.token_to_id(tokenizer.CLS), sep,
+        token_classes.sentence_ends(tok), seed=config.seed * 2 + split))
+    else:
+      splits.append(to_rows(ids, config.seq_len, special.pad))
   return Data(splits[0], splits[1], tok)
 
 

@@ -21,6 +21,7 @@ from tokenizers import (Tokenizer, decoders, implementations, models, normalizer
 
 from jaxlm import storage
 from jaxlm.errors import DataError
+from jaxlm.data import token_classes
 from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP, SPECIALS, UNK, SpecialTokens  # noqa: F401
 
 
@@ -147,4 +148,4 @@ def special_tokens(tok: Tokenizer) -> SpecialTokens:
   if missing:
     raise ValueError(f"tokenizer lacks special tokens {missing}; jaxlm needs {SPECIALS}")
   return SpecialTokens(pad=ids[PAD], mask=ids[MASK], special_ids=tuple(sorted(ids.values())),
-                       vocab_in_use=tok.get_vocab_size())
+                       vocab_in_use=tok.get_vocab_size(), word_flags=token_classes.word_flags(tok))

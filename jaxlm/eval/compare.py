@@ -97,7 +97,7 @@ def heldout_quality(run_dir: epath.Path, config: Config) -> dict:
   prefix-LM also perplexity and bits per byte (nats / ln 2 / UTF-8 bytes of the text the
   predicted tokens cover, estimated at the held-out text's mean bytes per token)."""
   tok = tokenizer.load_or_train(run_dir, config.data.tokenizer, [], config.data.vocab_size)
-  data = pipeline.load(config, lambda _: tok)
+  data = pipeline.load(config, lambda _: tok, objectives.get(config.objective).rows)
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
   _, params = restore_params(run_dir, mesh)

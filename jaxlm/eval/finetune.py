@@ -36,13 +36,15 @@ from jaxlm.train.optim import decay_mask
 
 
 def encode(tok: Tokenizer, examples: Examples, max_len: int) -> dict[str, np.ndarray]:
-  """Token ids (N, max_len) and segment ids (1 = real, 0 = padding), truncated longest-first."""
+  """Token ids (N, max_len), segment ids (1 = real, 0 = padding) and token types (0 for
+  [CLS] a [SEP], 1 for b [SEP], 0 for padding), truncated longest-first."""
   cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in (tokenization.CLS, tokenization.SEP,
                                                           tokenization.PAD))
   a_ids = [e.ids for e in tok.encode_batch(examples.texts_a, add_special_tokens=False)]
   b_ids = ([e.ids for e in tok.encode_batch(examples.texts_b, add_special_tokens=False)]
            if examples.texts_b is not None else [None] * len(a_ids))
   tokens = np.full((len(a_ids), max_len), pad_id, np.int32)
+  token_types = np.zeros((len(a_ids), max_len), np.int32)
   for i, (a, b) in enumerate(zip(a_ids, b_ids)):
     budget = max_len - (3 if b is not None else 2)
     a, b = list(a), list(b) if b is not None else None
@@ -50,8 +52,10 @@ def encode(tok: Tokenizer, examples: Examples, max_len: int) -> dict[str, np.nda
       (a if b is None or len(a) >= len(b) else b).pop()
     ids = [cls_id] + a + [sep_id] + (b + [sep_id] if b is not None else [])
     tokens[i, :len(ids)] = ids
+    if b is not None:
+      token_types[i, len(a) + 2:len(ids)] = 1
   return {"tokens": tokens, "segment_ids": (tokens != pad_id).astype(np.int32) |
-          (np.arange(max_len) == 0)[None].astype(np.int32)}
+          (np.arange(max_len) == 0)[None].astype(np.int32), "token_types": token_types}
 
 
 def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regression: bool):
@@ -95,7 +99,8 @@ class TaskTrainer:
 
     def step(params, opt_state, batch, key):
       def loss_fn(p):
-        logits = nnx.merge(graphdef, p)(batch["tokens"], batch["segment_ids"], key)
+        logits = nnx.merge(graphdef, p)(batch["tokens"], batch["segment_ids"], key,
+                                        batch["token_types"])
         return _loss(logits, batch["labels"], batch["weights"], regression)
 
       loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -103,7 +108,8 @@ class TaskTrainer:
       return optax.apply_updates(params, updates), opt_state, loss
 
     self.step = jax.jit(step, donate_argnums=(0, 1))
-    self.predict = jax.jit(lambda p, tokens, seg: nnx.merge(graphdef, p)(tokens, seg))
+    self.predict = jax.jit(lambda p, tokens, seg, types: nnx.merge(graphdef, p)(
+      tokens, seg, token_types_BxT=types))
 
   def _model(self, seed: int) -> Classifier:
     c = self.config
@@ -144,9 +150,11 @@ class TaskTrainer:
       for split, data in evals.items():
         chunks = []
         for start in range(0, len(data["tokens"]), f.eval_batch_size):
-          part = {k: data[k][start:start + f.eval_batch_size] for k in ("tokens", "segment_ids")}
+          part = {k: data[k][start:start + f.eval_batch_size]
+                  for k in ("tokens", "segment_ids", "token_types")}
           batch = self._put(_padded(part, f.eval_batch_size))
-          logits = self.predict(params, batch["tokens"], batch["segment_ids"])
+          logits = self.predict(params, batch["tokens"], batch["segment_ids"],
+                                batch["token_types"])
           chunks.append(np.asarray(logits)[:len(part["tokens"])])
         logits = np.concatenate(chunks)
         outputs[split] = logits[:, 0] if self.task.is_regression else logits

@@ -177,8 +177,14 @@ class Backbone(nnx.Module):
     if cfg.position == "learned":
       self.pos_embed = nnx.Embed(cfg.max_seq_len, cfg.embed_dim,
                                  embedding_init=normal_init((None, "embed")), rngs=rngs, **dtypes)
-    # Post-LN (BERT) normalises the embeddings; pre-LN (GPT-2) normalises the final output.
+    if cfg.type_vocab_size:
+      self.type_embed = nnx.Embed(cfg.type_vocab_size, cfg.embed_dim,
+                                  embedding_init=normal_init((None, "embed")), rngs=rngs, **dtypes)
+    # Post-LN (BERT) normalises the embeddings; pre-LN (GPT-2) normalises the final output, and
+    # with embed_norm (RoBERTa-PreLayerNorm) the embeddings too.
     self.norm = layer_norm(cfg, rngs)
+    if cfg.norm == "pre" and cfg.embed_norm:
+      self.embed_norm = layer_norm(cfg, rngs)
     self.dropout = nnx.Dropout(cfg.dropout)
     if cfg.scan_layers:
       self.blocks = self._stacked_blocks(cfg, rngs)
@@ -197,26 +203,36 @@ class Backbone(nnx.Module):
     return make(rngs)
 
   def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
-               dropout_key: jax.Array | None = None, cache: KVCache | None = None):
-    """Hidden states h_BxTxD; with a `cache` (generation), (h_BxTxD, the extended cache)."""
+               dropout_key: jax.Array | None = None, cache: KVCache | None = None,
+               token_types_BxT: jax.Array | None = None):
+    """Hidden states h_BxTxD; with a `cache` (generation), (h_BxTxD, the extended cache).
+    token_types_BxT: segment A/B ids for models with type embeddings (None: all type 0)."""
     B, T = tokens_BxT.shape
     if positions_BxT is None:
       positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
     key_embed, key_blocks = (jax.random.split(dropout_key) if dropout_key is not None
                              else (None, None))
-    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed)
+    x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed, token_types_BxT)
     return self.encode(x_BxTxD, spec, positions_BxT, key_blocks, cache)
 
   def embed_tokens(self, tokens_BxT: jax.Array, positions_BxT: jax.Array,
-                   dropout_key: jax.Array | None = None) -> jax.Array:
+                   dropout_key: jax.Array | None = None,
+                   token_types_BxT: jax.Array | None = None) -> jax.Array:
     cfg = self.cfg
     x_BxTxD = _lookup(self.embed, tokens_BxT, cfg.dtype)
     if cfg.position == "learned":
       x_BxTxD = x_BxTxD + _lookup(self.pos_embed, positions_BxT, cfg.dtype)
     elif cfg.position == "sinusoidal":
       x_BxTxD = x_BxTxD + sinusoidal_BxTxD(positions_BxT, cfg.embed_dim).astype(x_BxTxD.dtype)
+    if cfg.type_vocab_size:
+      if token_types_BxT is None:  # one segment: every token is type 0
+        x_BxTxD = x_BxTxD + self.type_embed.embedding[0].astype(cfg.dtype)
+      else:
+        x_BxTxD = x_BxTxD + _lookup(self.type_embed, token_types_BxT, cfg.dtype)
     if cfg.norm == "post":
       x_BxTxD = self.norm(x_BxTxD)
+    elif cfg.embed_norm:
+      x_BxTxD = self.embed_norm(x_BxTxD)
     x_BxTxD = self.dropout(x_BxTxD, deterministic=dropout_key is None, rngs=dropout_key)
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 

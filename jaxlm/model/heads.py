@@ -29,17 +29,40 @@ class MLMHead(nnx.Module):
     return embed.attend(h_BxMxD) + self.bias[...].astype(h_BxMxD.dtype)
 
 
-class LanguageModel(nnx.Module):
-  """The backbone plus the head its objective needs; the CLM head is the tied embedding."""
+class NSPHead(nnx.Module):
+  """BERT's next-sentence head: the pooler (dense + tanh on [CLS]), then a 2-way classifier
+  (label 0: B follows A; 1: B is a random segment), as transformers' BertForPreTraining."""
 
-  def __init__(self, cfg: ModelConfig, head: str = "tied", *, rngs: nnx.Rngs):
-    """head: "tied" (the tied embedding only) or "mlm_transform" (adds BERT's MLM head), as the
-    objective's record says."""
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    dtypes = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    self.pooler = nnx.Linear(cfg.embed_dim, cfg.embed_dim, kernel_init=normal_init(("embed", None)),
+                             bias_init=zeros_init(("norm",)), **dtypes)
+    self.classifier = nnx.Linear(cfg.embed_dim, 2, kernel_init=normal_init(("embed", None)),
+                                 bias_init=zeros_init((None,)), **dtypes)
+
+  def __call__(self, h_BxTxD: jax.Array) -> jax.Array:
+    return self.classifier(jnp.tanh(self.pooler(h_BxTxD[:, 0]))).astype(jnp.float32)
+
+
+class LanguageModel(nnx.Module):
+  """The backbone plus the heads its objective needs; the CLM head is the tied embedding."""
+
+  def __init__(self, cfg: ModelConfig, head: str = "tied", nsp: bool = False, *,
+               rngs: nnx.Rngs):
+    """head: "tied" (the tied embedding only) or "mlm_transform" (adds BERT's MLM head); nsp:
+    adds the next-sentence head; both as the objective's record says."""
     self.backbone = Backbone(cfg, rngs=rngs)
     self.mlm_head = MLMHead(cfg, rngs=rngs) if head == "mlm_transform" else None
+    self.nsp_head = NSPHead(cfg, rngs=rngs) if nsp else None
 
-  def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None) -> jax.Array:
-    return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key)
+  def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None,
+             token_types_BxT=None) -> jax.Array:
+    return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key,
+                         token_types_BxT=token_types_BxT)
+
+  def nsp_logits(self, h_BxTxD: jax.Array) -> jax.Array:
+    """Next-sentence logits [B, 2] from the first ([CLS]) position."""
+    return self.nsp_head(h_BxTxD)
 
   def lm_logits(self, h_BxTxD: jax.Array) -> jax.Array:
     """Next-token logits (CLM, prefix-LM): the tied vocabulary projection."""
@@ -72,11 +95,15 @@ class Classifier(nnx.Module):
                            param_dtype=cfg.param_dtype, rngs=rngs)
 
   def __call__(self, tokens_BxT: jax.Array, segment_ids_BxT: jax.Array,
-               dropout_key: jax.Array | None = None) -> jax.Array:
+               dropout_key: jax.Array | None = None,
+               token_types_BxT: jax.Array | None = None) -> jax.Array:
+    """token_types_BxT: 0 for [CLS] a [SEP], 1 for b [SEP]; read only by a backbone with type
+    embeddings."""
     spec = MaskSpec(self.attention, segment_ids_BxT)
     k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
                           else (None, None))
-    h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone)
+    h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
+                            token_types_BxT=token_types_BxT)
     if self.readout == "mean":  # over the real tokens
       real_BxT = (segment_ids_BxT > 0).astype(h_BxTxD.dtype)
       pooled_BxD = (jnp.einsum("btd,bt->bd", h_BxTxD, real_BxT)

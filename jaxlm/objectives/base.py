@@ -37,6 +37,11 @@ class Objective:
   inference_logits: (model, tokens_BxT, prefix_len_B, positions_BxK=None) -> float32 logits at
     every position for `jaxlm.load(...).logits`, or only at `positions_BxK` (zero-shot scoring).
   head_macs_per_token: forward multiply-adds of the head per input token (for FLOP counts).
+  rows: the rows it reads: 'packed' documents (every objective's default, so variants see the
+    same tokens in the same order) or 'sentence_pairs' ([CLS] A [SEP] B [SEP] with token types
+    and next-sentence labels, `jaxlm.data.sentence_pairs`).
+  token_types: how many token-type (segment) embeddings its rows need (0: none).
+  nsp: whether the model carries BERT's next-sentence head.
   """
 
   name: str
@@ -50,3 +55,6 @@ class Objective:
   loss_sums: LossSums
   inference_logits: InferenceLogits
   head_macs_per_token: Callable[[Any], float]
+  rows: Literal["packed", "sentence_pairs"] = "packed"
+  token_types: int = 0
+  nsp: bool = False

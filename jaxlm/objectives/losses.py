@@ -62,6 +62,10 @@ def summarize(sums: dict[str, jax.Array], reports_perplexity: bool) -> dict[str,
              "predicted_tokens": sums["count"]}
   if reports_perplexity:
     metrics["perplexity"] = jnp.exp(loss)
+  if "nsp_count" in sums:  # MLM + NSP: `loss` is their sum; each part on its own
+    nsp_count = jnp.maximum(sums["nsp_count"], 1.0)
+    metrics.update(mlm_loss=sums["mlm_loss_sum"] / count, nsp_loss=sums["nsp_loss_sum"] / nsp_count,
+                   nsp_accuracy=sums["nsp_correct_sum"] / nsp_count)
   return metrics
 
 

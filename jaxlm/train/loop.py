@@ -16,7 +16,7 @@ import jax
 from etils import epath
 from flax import nnx
 
-from jaxlm import sharding, storage
+from jaxlm import objectives, sharding, storage
 from jaxlm.data import pipeline
 from jaxlm.data import tokenizer
 from jaxlm.train.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
@@ -77,7 +77,8 @@ def _load_data(config: Config, workdir: epath.Path):
   data = pipeline.load(config, lambda texts: tokenizer.from_process_zero(
     lambda: tokenizer.load_or_train(workdir, config.data.tokenizer, texts,
                                     config.data.vocab_size,
-                                    pipeline.cache_dir(config) / "tokenizers")))
+                                    pipeline.cache_dir(config) / "tokenizers")),
+    objectives.get(config.objective).rows)
   special = tokenizer.special_tokens(data.tokenizer)
   config = replace_at(config, "model.vocab_size",
                       config.embedding_rows(special.vocab_in_use)).validate()

@@ -31,7 +31,8 @@ def build_model(config: Config, seed: int) -> LanguageModel:
   if not config.model.vocab_size:
     raise ConfigError("config.model.vocab_size=0: the embedding table is fitted to the tokenizer "
                       "when training starts; building a model outside training needs it set")
-  return LanguageModel(config.model, objectives.get(config.objective).head, rngs=nnx.Rngs(params=seed))
+  objective = objectives.get(config.objective)
+  return LanguageModel(config.model, objective.head, objective.nsp, rngs=nnx.Rngs(params=seed))
 
 
 def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State]:

@@ -15,7 +15,6 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from jaxlm.config import Config
-from jaxlm.data.packing import BATCH_KEYS
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.objectives import objective_sums, summarize
 from jaxlm.train.optim import schedule
@@ -54,8 +53,9 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
         grads, sums = grad_fn(state.params, microbatch, jax.random.fold_in(key, i))
         return _add(carry, (grads, sums)), None
 
-      zeros = (jax.tree.map(jnp.zeros_like, state.params),
-               {k: jnp.zeros((), jnp.float32) for k in ("loss_sum", "correct_sum", "count")})
+      first = jax.tree.map(lambda x: split(x)[0], batch)
+      zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                           jax.eval_shape(grad_fn, state.params, first, key))
       (grads, sums), _ = jax.lax.scan(body, zeros, (jax.tree.map(split, batch), jnp.arange(micro)))
     # Gradient of the mean loss over every predicted token of the global batch.
     grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
@@ -87,10 +87,11 @@ def make_eval_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToken
 
 def jit_steps(graphdef, config, special, tx, state_sh: TrainState, batch_sh: NamedSharding):
   """The train step (donating its state) and the eval step, jitted with explicit shardings."""
-  batch_shardings = {k: batch_sh for k in BATCH_KEYS}
+  # `batch_sh` is a prefix for the whole batch: every field, whatever its keys (sentence-pair rows
+  # add token types and labels), is split on its batch axis.
   train = jax.jit(make_train_step(graphdef, config, special, tx),
-                  in_shardings=(state_sh, batch_shardings), out_shardings=(state_sh, None),
+                  in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, None),
                   donate_argnums=0)
   evaluate = jax.jit(make_eval_step(graphdef, config, special),
-                     in_shardings=(state_sh.params, batch_shardings, None))
+                     in_shardings=(state_sh.params, batch_sh, None))
   return train, evaluate

@@ -1,0 +1,137 @@
+"""Which tokens MLM predicts, drawn on the device inside the step: single tokens (BERT), whole
+words (BERT's whole-word masking) or spans of whole words with geometric lengths (SpanBERT).
+
+All three pick *units* (a token, a word, a span) in a random order and take them while the
+picked tokens fit the budget round(mask_rate * eligible tokens), so a row's masked count is
+exactly the budget for token masking and at most the budget (short by less than one unit) for
+the other two; a unit is always taken whole. The head runs on M = ceil(mask_rate * T) gathered
+positions (a static bound), the unused slots weighted 0.
+
+References: Devlin et al. 2019 (BERT; 80/10/10 replacement, and the whole-word masking of the
+2019 BERT release: every WordPiece of a selected word is masked, the replacement still drawn per
+token), Joshi et al. 2020 (SpanBERT: span lengths in words ~ Geometric(p = 0.2) clipped at 10,
+replacement drawn once per span).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlm.data.special_tokens import STARTS_WORD, ENDS_WORD
+
+
+def word_starts(tokens_BxT: jax.Array, eligible_BxT: jax.Array, word_flags: bytes) -> jax.Array:
+  """[B, T] bool: the eligible token begins a word: its own flag says so, the token before it
+  ends in whitespace, or the token before it is not eligible (a special token, padding, the row
+  start). With no flags (`b""`) every token is a word."""
+  if not word_flags:
+    return eligible_BxT
+  flags_V = jnp.asarray(np.frombuffer(word_flags, np.uint8))
+  flags_BxT = flags_V[jnp.clip(tokens_BxT, 0, flags_V.shape[0] - 1)]
+  prev_flags_BxT = jnp.pad(flags_BxT, ((0, 0), (1, 0)))[:, :-1]
+  prev_eligible_BxT = jnp.pad(eligible_BxT, ((0, 0), (1, 0)))[:, :-1]
+  starts_BxT = ((flags_BxT & STARTS_WORD) > 0) | ((prev_flags_BxT & ENDS_WORD) > 0)
+  return eligible_BxT & (starts_BxT | ~prev_eligible_BxT)
+
+
+def _unit_ids(starts_BxT: jax.Array) -> jax.Array:
+  """Index (0..) of the unit each token belongs to: a running count of unit starts."""
+  return jnp.maximum(jnp.cumsum(starts_BxT, axis=1) - 1, 0)
+
+
+def span_starts(key: jax.Array, word_starts_BxT: jax.Array, p: float, max_span: int) -> jax.Array:
+  """Cuts each row's words into spans of min(Geometric(p), max_span) words (SpanBERT's length
+  distribution): [B, T] bool, the token begins a span."""
+  B, T = word_starts_BxT.shape
+  u_BxT = jax.random.uniform(key, (B, T), minval=1e-7, maxval=1.0)
+  lengths_BxT = 1 + jnp.floor(jnp.log(u_BxT) / math.log1p(-p)) if p < 1 else jnp.ones((B, T))
+  lengths_BxT = jnp.minimum(lengths_BxT, max_span).astype(jnp.int32)
+  first_word_BxT = jnp.cumsum(lengths_BxT, axis=1) - lengths_BxT  # word index each span starts at
+  word_BxT = _unit_ids(word_starts_BxT)
+  is_first_BxT = jax.vmap(lambda firsts, w: jnp.isin(w, firsts))(first_word_BxT, word_BxT)
+  return word_starts_BxT & is_first_BxT
+
+
+def select(key: jax.Array, starts_BxT: jax.Array, eligible_BxT: jax.Array, rate: float):
+  """Whole units in random order while they fit round(rate * eligible) tokens.
+
+  Returns (selected_BxT, unit_BxT): which tokens are picked, and each token's unit index."""
+  B, T = starts_BxT.shape
+  unit_BxT = _unit_ids(starts_BxT)
+  budget_B = jnp.round(rate * eligible_BxT.sum(axis=1)).astype(jnp.int32)
+  score_BxT = jnp.take_along_axis(jax.random.uniform(key, (B, T)), unit_BxT, axis=1)
+  score_BxT = jnp.where(eligible_BxT, score_BxT, 2.0)  # ineligible tokens sort last
+  order_BxT = jnp.argsort(score_BxT, axis=1, stable=True)  # a unit's tokens stay together
+  eligible_sorted_BxT = jnp.take_along_axis(eligible_BxT, order_BxT, axis=1)
+  cum_BxT = jnp.where(eligible_sorted_BxT, jnp.cumsum(eligible_sorted_BxT, axis=1), 0)
+  # A unit fits when the running count at its last token is within the budget.
+  unit_sorted_BxT = jnp.take_along_axis(unit_BxT, order_BxT, axis=1)
+  unit_end_BxU = jax.vmap(lambda c, u: jax.ops.segment_max(c, u, num_segments=T))(
+    cum_BxT, unit_sorted_BxT)
+  fits_BxT = jnp.take_along_axis(unit_end_BxU, unit_BxT, axis=1) <= budget_B[:, None]
+  return eligible_BxT & fits_BxT, unit_BxT
+
+
+def _token_positions(key, eligible_BxT: jax.Array, rate: float, M: int):
+  """Token masking: round(rate * eligible) positions per row, uniformly without replacement (the
+  top M of uniform scores over eligible positions)."""
+  B, T = eligible_BxT.shape
+  scores_BxT = jnp.where(eligible_BxT, jax.random.uniform(key, (B, T)), -1.0)
+  _, positions_BxM = jax.lax.top_k(scores_BxT, M)
+  num_B = jnp.round(rate * eligible_BxT.sum(axis=1)).astype(jnp.int32)
+  return positions_BxM, jnp.arange(M)[None, :] < num_B[:, None]
+
+
+def _unit_positions(key, tokens_BxT, eligible_BxT, config, special, M: int):
+  """Whole-word or span masking: the positions of the selected units' tokens, and each token's
+  unit (so a span can share one replacement draw)."""
+  mlm = config.mlm
+  B, T = tokens_BxT.shape
+  k_span, k_pick, k_order = jax.random.split(key, 3)
+  starts_BxT = word_starts(tokens_BxT, eligible_BxT, special.word_flags)
+  if mlm.masking == "span":
+    starts_BxT = span_starts(k_span, starts_BxT, mlm.span_p, mlm.max_span)
+  selected_BxT, unit_BxT = select(k_pick, starts_BxT, eligible_BxT, mlm.mask_rate)
+  # The M slots: the selected positions first (in random order), then unused ones.
+  order_BxT = jnp.where(selected_BxT, 1.0 + jax.random.uniform(k_order, (B, T)), 0.0)
+  _, positions_BxM = jax.lax.top_k(order_BxT, M)
+  return positions_BxM, jnp.arange(M)[None, :] < selected_BxT.sum(axis=1)[:, None], unit_BxT
+
+
+def mask_for_mlm(key: jax.Array, tokens_BxT: jax.Array, eligible_BxT: jax.Array, config,
+                 special):
+  """Picks the predicted tokens (`config.mlm.masking`: token, whole_word or span units) and
+  corrupts them 80/10/10 (`mask_token_prob` / `random_token_prob` / unchanged).
+
+  Returns (inputs_BxT, positions_BxM, targets_BxM, weights_BxM): M = ceil(rate * T) is a static
+  upper bound, so the head runs on M positions, not T; rows with fewer picks get weight 0 slots.
+  """
+  mlm = config.mlm
+  B, T = tokens_BxT.shape
+  M = max(1, math.ceil(mlm.mask_rate * T))
+  k_pick, k_action, k_random = jax.random.split(key, 3)
+  if mlm.masking == "token":
+    positions_BxM, weights_BxM = _token_positions(k_pick, eligible_BxT, mlm.mask_rate, M)
+    u_BxM = jax.random.uniform(k_action, (B, M))
+  else:
+    positions_BxM, weights_BxM, unit_BxT = _unit_positions(
+      k_pick, tokens_BxT, eligible_BxT, config, special, M)
+    # Per token (whole-word BERT) or once per span (SpanBERT).
+    u_BxT = jax.random.uniform(k_action, (B, T))
+    if mlm.masking == "span":
+      u_BxT = jnp.take_along_axis(u_BxT, unit_BxT, axis=1)
+    u_BxM = jnp.take_along_axis(u_BxT, positions_BxM, axis=1)
+  targets_BxM = jnp.take_along_axis(tokens_BxT, positions_BxM, axis=1)
+  random_BxM = jax.random.randint(k_random, (B, M), 0, special.vocab_in_use)
+  random_is_special_BxM = jnp.isin(random_BxM, jnp.asarray(special.special_ids))
+  p_mask, p_random = mlm.mask_token_prob, mlm.random_token_prob
+  replaced_BxM = jnp.where(
+    u_BxM < p_mask, special.mask,
+    jnp.where((u_BxM < p_mask + p_random) & ~random_is_special_BxM, random_BxM, targets_BxM))
+  replaced_BxM = jnp.where(weights_BxM, replaced_BxM, targets_BxM)
+  inputs_BxT = tokens_BxT.at[jnp.arange(B)[:, None], positions_BxM].set(replaced_BxM)
+  return inputs_BxT, positions_BxM, targets_BxM, weights_BxM
