@@ -28,9 +28,10 @@ NEXT, RANDOM = 0, 1  # nsp_labels, as transformers' BertForPreTraining reads the
 
 
 def split_sentences(doc: np.ndarray, ends_V: np.ndarray, max_len: int) -> list[np.ndarray]:
-  """A document's tokens as sentences: cut after every sentence-ending token, and into pieces of
-  at most `max_len` tokens."""
-  cuts = np.flatnonzero(ends_V[doc]) + 1
+  """A document's tokens as sentences: cut after every run of sentence-ending tokens ('?' then
+  a line break is one end), and into pieces of at most `max_len` tokens."""
+  ends = ends_V[doc]
+  cuts = np.flatnonzero(ends & ~np.append(ends[1:], False)) + 1
   out = []
   for sentence in np.split(doc, cuts):
     out.extend(sentence[i:i + max_len] for i in range(0, len(sentence), max_len))

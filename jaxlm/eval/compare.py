@@ -1,11 +1,14 @@
-"""`jaxlm compare`: pre-train variants that differ only in objective, evaluate each zero-shot
+"""`jaxlm compare`: pre-train variants that differ only in objective (and its options: masking,
+next-sentence prediction; `variants.py`), evaluate each zero-shot
 (BLiMP), fine-tune each (and a no-pre-training baseline) on the fine-tuning tasks with one
 recipe and several seeds, and report every difference with its 95% interval.
 
-Fairness is by construction: every variant is the same `pretrain` config with only `objective`
-changed, so data order, tokenizer (trained once, then shared by file), model shape, steps and
-learning-rate schedule are identical; MLM masking happens on the device from the same seed.
-Outputs in WORKDIR: pretrain/<objective>/ (runs, blimp.json), finetune/<variant>/<task>/
+Fairness is by construction: every variant is the same `pretrain` config with only its
+objective and options changed, so data, tokenizer (trained once, then shared by file), model
+shape, steps and learning-rate schedule are identical; packed objectives read the same rows in
+the same order (next-sentence variants read sentence pairs cut from the same documents); MLM
+masking happens on the device from the same seed.
+Outputs in WORKDIR: pretrain/<variant>/ (runs, blimp.json), finetune/<variant>/<task>/
 (results), report.md, report.json and PNG plots. Rerunning resumes: finished runs, BLiMP scores
 and fine-tuning results are not redone.
 """
@@ -26,10 +29,9 @@ from jaxlm import api, objectives, sharding, storage
 from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.data import pipeline, sources, tokenizer
 from jaxlm.data.sources import text as text_data
-from jaxlm.eval import finetune, mlm_baseline, report, stats, tasks
+from jaxlm.eval import finetune, mlm_baseline, report, stats, tasks, variants as variants_
 from jaxlm.eval.heldout import evaluate
 from jaxlm.eval.recipe import FinetuneConfig
-from jaxlm.objectives import OBJECTIVES
 from jaxlm.train.checkpoint import restore_params
 from jaxlm.train.loop import train
 from jaxlm.train.state import abstract_model
@@ -41,7 +43,9 @@ BASELINE = "none"  # the variant with no pre-training
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
   pretrain: Config = dataclasses.field(default_factory=Config)
-  objectives: str = "mlm,clm"  # comma-separated, from clm, mlm, prefix_lm
+  # Comma-separated variants (jaxlm.eval.variants): an objective (clm, mlm, mlm_nsp, prefix_lm)
+  # or a named variant of one (mlm_wwm, mlm_span, mlm_nsp_wwm).
+  objectives: str = "mlm,clm"
   baseline: bool = True  # also fine-tune a randomly initialised backbone
   # Comma-separated fine-tuning tasks of jaxlm.eval.tasks: goemotions_sentiment ships; GLUE
   # tasks (sst2, rte, ...) read --config.glue_dir or $GLUE_DIR.
@@ -64,10 +68,12 @@ class CompareConfig:
     self.pretrain.validate()
     self.finetune.validate()
     objectives = self.objective_list()
-    bad = [o for o in objectives if o not in OBJECTIVES]
+    bad = [o for o in objectives if o not in variants_.VARIANTS]
     if not objectives or bad or len(set(objectives)) != len(objectives):
       raise ConfigError(f"config.objectives={self.objectives!r}: a comma-separated list of "
-                        f"distinct objectives from {', '.join(OBJECTIVES)}")
+                        f"distinct variants from {', '.join(variants_.VARIANTS)}")
+    for name in objectives:
+      variants_.pretrain_config(self.pretrain, name)
     for name in self.task_list():
       tasks.get(name, "finetune")
     for name in self.zero_shot_list():
@@ -110,6 +116,10 @@ def heldout_quality(run_dir: epath.Path, config: Config) -> dict:
   with jax.set_mesh(mesh):
     metrics = evaluate(eval_step, params, rows, config, sharding.batch_sharding(mesh),
                        num_batches=len(rows) // config.batch_size)
+  if "nsp_loss" in metrics:  # MLM + NSP: `loss` is the masked-token part, comparable with MLM's
+    metrics["loss_with_nsp"], metrics["loss"] = metrics["loss"], metrics.pop("mlm_loss")
+    metrics["nsp_accuracy_halfwidth"] = stats.binomial_halfwidth(
+      metrics["nsp_accuracy"], len(rows) // config.batch_size * config.batch_size)
   metrics["unigram_baseline"] = mlm_baseline.unigram_accuracy(data.train, rows,
                                                               special.special_ids)
   metrics["row_mode_baseline"] = mlm_baseline.row_mode_accuracy(rows, special.special_ids)
@@ -173,11 +183,12 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   variants: dict[str, dict] = {}
   shared_tokenizer = None
   for objective in config.objective_list():
-    run_config = dataclasses.replace(config.pretrain, objective=objective)
+    run_config = variants_.pretrain_config(config.pretrain, objective)
     if shared_tokenizer is not None:
       run_config = replace_at(run_config, "data.tokenizer", str(shared_tokenizer))
     run_dir = workdir / "pretrain" / objective
-    print(f"jaxlm compare: pre-training {objective} in {run_dir}")
+    print(f"jaxlm compare: pre-training {objective} ({variants_.VARIANTS[objective][0]}) in "
+          f"{run_dir}")
     run_config = train(run_config, run_dir, quiet=quiet)["config"]
     shared_tokenizer = shared_tokenizer or run_dir / "tokenizer.json"
     curve = _curve(run_dir)
@@ -205,7 +216,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
     base = variants.get(name, first)
     run_config = base["config"]
     if name == BASELINE:  # a fresh backbone read at [CLS], as in Cramming's floor
-      run_config = dataclasses.replace(run_config, objective="mlm")
+      run_config = replace_at(replace_at(run_config, "objective", "mlm"),
+                              "model.type_vocab_size", config.pretrain.model.type_vocab_size)
     params = None if name == BASELINE else restore_params(
       base["run_dir"], sharding.make_mesh(run_config.mesh))[1]
     for task in config.task_list():
@@ -224,6 +236,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
 
   summary = {
     "objectives": config.objective_list(), "tasks": config.task_list(),
+    "variant_descriptions": {name: variants_.VARIANTS[name][0] for name in variants},
     "zero_shot_tasks": list(zero_shot), "baseline": BASELINE if config.baseline else None,
     "data_dir": data_dir, "pretrain_config": config.pretrain.to_dict(),
     "finetune_recipe": dataclasses.asdict(config.finetune),

@@ -43,6 +43,13 @@ def _pretrain_rows(summary: dict) -> list[str]:
       f"{100 * h['accuracy_halfwidth']:.1f}% | {100 * h['row_mode_baseline']:.1f}% | "
       f"{100 * h['unigram_baseline']:.1f}% | {h['accuracy'] / h['row_mode_baseline']:.2f} | "
       f"{ppl} | {bpb} |")
+  for name, v in summary["variants"].items():
+    h = v["heldout"]
+    if "nsp_accuracy" in h:
+      rows += ["", f"{name} next-sentence prediction, held-out: accuracy "
+               f"{100 * h['nsp_accuracy']:.1f} ± {100 * h['nsp_accuracy_halfwidth']:.1f}% "
+               f"(chance 50%), loss {h['nsp_loss']:.3f} (chance {math.log(2):.3f}); its held-out "
+               "loss above is the masked-token part."]
   return rows
 
 
@@ -238,7 +245,7 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   minutes = sum(v["seconds"] for v in summary["variants"].values()) / 60
   lines = [
     "# jaxlm objective comparison", "",
-    f"Variants differ only in objective: same data (`{p['data']['source']}`), tokenizer "
+    f"Variants differ only in objective and its options: same data (`{p['data']['source']}`), tokenizer "
     f"(V={p['data'].get('vocab_size', m['vocab_size'])}), model (D={m['embed_dim']}, "
     f"L={m['num_layers']}, "
     f"H={m['num_heads']}, T={p['seq_len']}), {p['steps']} steps of {p['batch_size']} sequences, "
@@ -246,6 +253,9 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "
     f"{p['mlm']['random_token_prob']:.0%}). Pre-training steps took {minutes:.1f} minutes in all "
     "(from the runs' logs).", "",
+    *([("Variants: " + "; ".join(f"`{k}`: {v}" for k, v in
+                                 summary["variant_descriptions"].items()) + ".")]
+      if "variant_descriptions" in summary else []), "",
     "## What is and is not significant", "",
     "Each line is one difference of the tables below; \"significant\" means its 95% interval "
     "excludes zero.", "", *_words(summary), "",

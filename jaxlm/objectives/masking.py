@@ -1,10 +1,10 @@
 """Which tokens MLM predicts, drawn on the device inside the step: single tokens (BERT), whole
 words (BERT's whole-word masking) or spans of whole words with geometric lengths (SpanBERT).
 
-All three pick *units* (a token, a word, a span) in a random order and take them while the
-picked tokens fit the budget round(mask_rate * eligible tokens), so a row's masked count is
-exactly the budget for token masking and at most the budget (short by less than one unit) for
-the other two; a unit is always taken whole. The head runs on M = ceil(mask_rate * T) gathered
+All three pick *units* (a token, a word, a span) in a random order, taking each that still fits
+the budget round(mask_rate * eligible tokens) and skipping those that do not (BERT's
+create_masked_lm_predictions), so a row's masked count is exactly the budget for token masking
+and at most the budget for the other two; a unit is always taken whole. The head runs on M = ceil(mask_rate * T) gathered
 positions (a static bound), the unused slots weighted 0.
 
 References: Devlin et al. 2019 (BERT; 80/10/10 replacement, and the whole-word masking of the
@@ -44,36 +44,45 @@ def _unit_ids(starts_BxT: jax.Array) -> jax.Array:
 
 
 def span_starts(key: jax.Array, word_starts_BxT: jax.Array, p: float, max_span: int) -> jax.Array:
-  """Cuts each row's words into spans of min(Geometric(p), max_span) words (SpanBERT's length
-  distribution): [B, T] bool, the token begins a span."""
+  """Cuts each row's words into spans whose lengths in words follow SpanBERT's distribution,
+  Geometric(p) truncated to [1, max_span] (mean 3.8 words at p = 0.2, max_span = 10), drawn by
+  inverting its CDF: [B, T] bool, the token begins a span."""
   B, T = word_starts_BxT.shape
-  u_BxT = jax.random.uniform(key, (B, T), minval=1e-7, maxval=1.0)
-  lengths_BxT = 1 + jnp.floor(jnp.log(u_BxT) / math.log1p(-p)) if p < 1 else jnp.ones((B, T))
-  lengths_BxT = jnp.minimum(lengths_BxT, max_span).astype(jnp.int32)
-  first_word_BxT = jnp.cumsum(lengths_BxT, axis=1) - lengths_BxT  # word index each span starts at
+  u_BxT = jax.random.uniform(key, (B, T))
+  if p < 1:
+    tail = 1.0 - (1.0 - p) ** max_span  # P(length <= max_span) before truncation
+    lengths_BxT = 1 + jnp.floor(jnp.log1p(-u_BxT * tail) / math.log1p(-p))
+    lengths_BxT = jnp.clip(lengths_BxT, 1, max_span).astype(jnp.int32)
+  else:
+    lengths_BxT = jnp.ones((B, T), jnp.int32)
+  first_word_BxT = jnp.cumsum(lengths_BxT, axis=1) - lengths_BxT  # the word each span starts at
   word_BxT = _unit_ids(word_starts_BxT)
   is_first_BxT = jax.vmap(lambda firsts, w: jnp.isin(w, firsts))(first_word_BxT, word_BxT)
   return word_starts_BxT & is_first_BxT
 
 
 def select(key: jax.Array, starts_BxT: jax.Array, eligible_BxT: jax.Array, rate: float):
-  """Whole units in random order while they fit round(rate * eligible) tokens.
+  """Whole units, greedily in random order, as BERT's create_masked_lm_predictions: a unit is
+  taken when it still fits the budget round(rate * eligible tokens), and skipped otherwise.
 
   Returns (selected_BxT, unit_BxT): which tokens are picked, and each token's unit index."""
   B, T = starts_BxT.shape
   unit_BxT = _unit_ids(starts_BxT)
   budget_B = jnp.round(rate * eligible_BxT.sum(axis=1)).astype(jnp.int32)
-  score_BxT = jnp.take_along_axis(jax.random.uniform(key, (B, T)), unit_BxT, axis=1)
-  score_BxT = jnp.where(eligible_BxT, score_BxT, 2.0)  # ineligible tokens sort last
-  order_BxT = jnp.argsort(score_BxT, axis=1, stable=True)  # a unit's tokens stay together
-  eligible_sorted_BxT = jnp.take_along_axis(eligible_BxT, order_BxT, axis=1)
-  cum_BxT = jnp.where(eligible_sorted_BxT, jnp.cumsum(eligible_sorted_BxT, axis=1), 0)
-  # A unit fits when the running count at its last token is within the budget.
-  unit_sorted_BxT = jnp.take_along_axis(unit_BxT, order_BxT, axis=1)
-  unit_end_BxU = jax.vmap(lambda c, u: jax.ops.segment_max(c, u, num_segments=T))(
-    cum_BxT, unit_sorted_BxT)
-  fits_BxT = jnp.take_along_axis(unit_end_BxU, unit_BxT, axis=1) <= budget_B[:, None]
-  return eligible_BxT & fits_BxT, unit_BxT
+  # Unit u's length in eligible tokens (units are indexed 0..T-1; unused indices have length 0).
+  length_BxU = jax.vmap(lambda e, u: jax.ops.segment_sum(e, u, num_segments=T))(
+    eligible_BxT.astype(jnp.int32), unit_BxT)
+  score_BxU = jnp.where(length_BxU > 0, jax.random.uniform(key, (B, T)), 2.0)
+  order_BxU = jnp.argsort(score_BxU, axis=1)  # a random order of the real units
+
+  def take(used_B, length_B):
+    fits_B = (length_B > 0) & (used_B + length_B <= budget_B)
+    return used_B + jnp.where(fits_B, length_B, 0), fits_B
+
+  _, taken_UxB = jax.lax.scan(take, jnp.zeros((B,), jnp.int32),
+                              jnp.take_along_axis(length_BxU, order_BxU, axis=1).T)
+  taken_BxU = jnp.zeros((B, T), bool).at[jnp.arange(B)[:, None], order_BxU].set(taken_UxB.T)
+  return eligible_BxT & jnp.take_along_axis(taken_BxU, unit_BxT, axis=1), unit_BxT
 
 
 def _token_positions(key, eligible_BxT: jax.Array, rate: float, M: int):

@@ -13,7 +13,7 @@ from jaxlm import objectives
 from jaxlm.model.masks import MaskSpec
 from jaxlm.train.flops import training_flops_per_token
 
-from helpers.model import SPECIAL, model, packed_batch, tiny_config
+from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
 
 T = 16
 
@@ -38,7 +38,7 @@ def test_declared_attention_holds_by_gradient(name):
 def test_counts_flops_and_determinism(name):
   config = tiny_config(name)
   lm = model(config)
-  batch = {k: jnp.asarray(v) for k, v in packed_batch(T=T).items()}
+  batch = {k: jnp.asarray(v) for k, v in objective_batch(name, T=T).items()}
   sums_fn = jax.jit(lambda key: objectives.objective_sums(lm, batch, key, config, SPECIAL, False))
   sums = sums_fn(jax.random.key(0))
   again = sums_fn(jax.random.key(0))

@@ -264,3 +264,31 @@ def test_init_from_carries_the_backbone_and_guards_the_objective(finished_run, t
   np.testing.assert_allclose(embed(after), embed(before), atol=1e-6)  # lr ~ 0: as loaded
   assert after.config.objective == "mlm" and after.model.mlm_head is not None
   assert (tmp_path / "mlm/tokenizer.json").read_text() == (source / "tokenizer.json").read_text()
+
+
+def test_mlm_nsp_with_whole_word_masking_resumes_exactly(corpus, tmp_path):
+  """Sentence-pair rows, token types, NSP labels and whole-word masks replay exactly: a run
+  resumed from its step-6 checkpoint logs the losses (MLM and NSP) of the uninterrupted run."""
+  overrides = _overrides(corpus, tmp_path, steps="12", checkpoint_every="6",
+                         objective="mlm_nsp", **{"model.type_vocab_size": "2",
+                                                 "mlm.masking": "whole_word",
+                                                 "data.source": f"text:{corpus}/inaugural"})
+  straight = tmp_path / "straight"
+  train(load_config(TINY, overrides), straight, quiet=True)
+  resumed = tmp_path / "resumed"
+  shutil.copytree(straight, resumed)
+  shutil.rmtree(resumed / "checkpoints" / "12")
+  train(load_config(TINY, overrides), resumed, quiet=True)
+
+  def events(workdir):
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [e for e in lines if e["split"] in ("setup", "train")]
+
+  setups = [e for e in events(resumed) if e["split"] == "setup"]
+  assert [s["resumed"] for s in setups] == [False, True] and setups[1]["step"] == 6
+  by_step = {e["step"]: e for e in events(straight) if e["split"] == "train"}
+  redone = [e for e in events(resumed) if e["split"] == "train"][12:]
+  assert [e["step"] for e in redone] == list(range(7, 13))
+  for e in redone:
+    for key in ("loss", "mlm_loss", "nsp_loss", "nsp_accuracy", "accuracy"):
+      assert e[key] == by_step[e["step"]][key], (e["step"], key)
