@@ -25,7 +25,9 @@ def gpt2(num_layers: int, embed_dim: int, num_heads: int, seq_len: int = 1024) -
 
 
 def bert(num_layers: int, embed_dim: int, num_heads: int, seq_len: int = 128) -> Config:
-  """BERT: post-LN, learned positions, MLM at 15%, WordPiece, AdamW (0.9, 0.999), linear decay."""
+  """BERT: post-LN, learned positions, two token types, MLM at 15%, WordPiece, AdamW (0.9, 0.999),
+  linear decay. BERT as published adds next-sentence prediction: `--config.objective=mlm_nsp`
+  (RoBERTa dropped it; the default here is MLM alone)."""
   return Config(
     objective="mlm",
     seq_len=seq_len,
@@ -37,6 +39,7 @@ def bert(num_layers: int, embed_dim: int, num_heads: int, seq_len: int = 128) ->
     model=ModelConfig(vocab_size=30528, max_seq_len=512, embed_dim=embed_dim,
                       num_heads=num_heads, num_layers=num_layers, mlp_dim=4 * embed_dim,
                       position="learned", norm="post", layer_norm_eps=1e-12, dropout=0.1,
+                      type_vocab_size=2,
                       activation="gelu_exact",
                       dtype="bfloat16"),
     optimizer=OptimizerConfig(lr=1e-4, schedule="linear", warmup_steps=1000, b1=0.9, b2=0.999,

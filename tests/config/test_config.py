@@ -19,9 +19,9 @@ CONFIGS = sorted(p for p in (REPO / "jaxlm" / "configs").glob("*.py") if p.name 
 EXPECTED_PARAMS = {
   # GPT-2 small (124,439,808 at V=50257) with the vocabulary padded to 50304: + 47 * 768.
   "gpt2_124m.py": 124_475_904,
-  # HF BertForMaskedLM bert-base (109,514,298 at V=30522), V padded to 30528 (+ 6 * 769),
-  # without token-type embeddings (- 2 * 768).
-  "bert_base.py": 109_517_376,
+  # HF BertForMaskedLM bert-base (109,514,298 at V=30522, token-type embeddings included), V
+  # padded to 30528 (+ 6 * 769).
+  "bert_base.py": 109_518_912,
 }
 
 
@@ -46,7 +46,13 @@ def test_nested_overrides_are_typed():
 @pytest.mark.parametrize("key, value, message", [
   ("model.nope", "1", "config.model.nope: unknown key; allowed in config.model: vocab_size"),
   ("nope.x", "1", "config.nope: unknown key"),
-  ("objective", "bert", "config.objective='bert': allowed values are clm, mlm, prefix_lm"),
+  ("objective", "bert",
+   "config.objective='bert': allowed values are clm, mlm, mlm_nsp, prefix_lm"),
+  ("objective", "mlm_nsp", "config.model.type_vocab_size=0: objective=mlm_nsp reads 2 token "
+   "types (sentence A / B); set --config.model.type_vocab_size=2"),
+  ("mlm.masking", "wwm", "config.mlm.masking='wwm': allowed values are token, whole_word, span"),
+  ("mlm.span_p", "0", "config.mlm.span_p=0.0: must be in (0, 1]"),
+  ("model.type_vocab_size", "-1", "config.model.type_vocab_size=-1: must be >= 0"),
   ("steps", "ten", "config.steps='ten': expected int"),
   ("steps", "0", "config.steps=0: must be a positive integer"),
   ("model.num_heads", "5", "config.model.num_heads=5: must divide model.embed_dim=128"),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers.model import SPECIAL, model, packed_batch, tiny_config
+from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.kernels import attention as dot_product_attention
 from jaxlm.model.masks import MaskSpec
@@ -113,10 +113,10 @@ def _loss_and_grads(cfg, params_model, batch, key):
   return jax.value_and_grad(loss)(params)
 
 
-@pytest.mark.parametrize("objective", ["clm", "mlm", "prefix_lm"])
+@pytest.mark.parametrize("objective", ["clm", "mlm", "mlm_nsp", "prefix_lm"])
 def test_jit_equals_no_jit(objective):
   cfg = tiny_config(objective, dropout=0.1)
-  batch = {k: jnp.asarray(v) for k, v in packed_batch().items()}
+  batch = {k: jnp.asarray(v) for k, v in objective_batch(objective).items()}
   key = jax.random.key(3)
   m = model(cfg)
   eager_loss, eager_grads = _loss_and_grads(cfg, m, batch, key)
@@ -152,3 +152,36 @@ def test_dense_mask_matches_definition():
     [0, 0, 0, 0, 0, 1],  # padding sees only itself
   ], bool)
   np.testing.assert_array_equal(mask, expected)
+
+
+def test_token_types_enter_only_where_configured():
+  tokens = jnp.asarray(packed_batch(B=2, T=T)["tokens"])
+  spec = MaskSpec("bidirectional")
+  typed = model(tiny_config("mlm", type_vocab_size=2)).backbone
+  zeros, ones = jnp.zeros_like(tokens), jnp.ones_like(tokens)
+  h_none = typed(tokens, spec)
+  np.testing.assert_allclose(h_none, typed(tokens, spec, token_types_BxT=zeros), atol=1e-6)
+  assert not np.allclose(h_none, typed(tokens, spec, token_types_BxT=ones), atol=1e-3)
+  plain = model(tiny_config("mlm")).backbone  # no table: token types are ignored
+  assert not hasattr(plain, "type_embed")
+  np.testing.assert_array_equal(plain(tokens, spec), plain(tokens, spec, token_types_BxT=ones))
+
+
+def test_embed_norm_normalises_pre_ln_embeddings():
+  cfg = tiny_config("mlm", embed_norm=True)
+  backbone = model(cfg).backbone
+  tokens = jnp.asarray(packed_batch(B=2, T=T)["tokens"])
+  x = np.asarray(backbone.embed_tokens(tokens, jnp.broadcast_to(jnp.arange(T), tokens.shape)))
+  np.testing.assert_allclose(x.mean(-1), 0, atol=1e-5)  # LayerNorm at init: scale 1, bias 0
+  np.testing.assert_allclose(x.std(-1), 1, atol=1e-2)
+  assert not hasattr(model(tiny_config("mlm")).backbone, "embed_norm")
+
+
+def test_nsp_head_reads_the_first_position_only():
+  cfg = tiny_config("mlm_nsp")
+  lm = model(cfg)
+  assert lm.nsp_head is not None and model(tiny_config("mlm")).nsp_head is None
+  h = jax.random.normal(jax.random.key(0), (3, T, cfg.model.embed_dim))
+  logits = lm.nsp_logits(h)
+  assert logits.shape == (3, 2) and logits.dtype == jnp.float32
+  np.testing.assert_array_equal(logits, lm.nsp_logits(h.at[:, 1:].set(0.0)))
