@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
   cmp.add_argument("--workdir", required=True)
   cmp.add_argument("--quiet", action="store_true", help="no progress bars")
   _add_distributed(cmp)
+  scale = sub.add_parser("scale", help="scaling laws per objective: a grid of sizes, power-law "
+                         "fits, downstream quality per FLOP",
+                         epilog="Override: --config.depths=1,2,3 --config.tokens=1e6,2e6")
+  scale.add_argument("--config", default="scale/tiny",
+                     help="a shipped config name (scale/tiny, scale/gpu) or a file")
+  scale.add_argument("--workdir", required=True)
+  scale.add_argument("--quiet", action="store_true", help="no progress bars")
+  _add_distributed(scale)
   bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
                          epilog="Override any config field: --config.batch_size=32")
   bench.add_argument("--config", required=True,
@@ -227,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "compare":
       from jaxlm.eval.compare import CompareConfig
       config = load_config(args.config, overrides, expected=CompareConfig)
+    elif args.command == "scale":
+      from jaxlm.eval.scale import ScaleConfig
+      config = load_config(args.config, overrides, expected=ScaleConfig)
     from jaxlm import distributed
     distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
                            args.init_timeout)
@@ -236,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
       from jaxlm.eval import compare
       compare.run(config, args.workdir, quiet=args.quiet)
       print(f"jaxlm compare: report in {args.workdir}/report.md")
+      return 0
+    if args.command == "scale":
+      from jaxlm.eval import scale
+      scale.run(config, args.workdir, quiet=args.quiet)
+      print(f"jaxlm scale: report in {args.workdir}/scale.md")
       return 0
     return _train(args, config)
   except ConfigError as e:

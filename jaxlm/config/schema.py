@@ -54,7 +54,8 @@ class ModelConfig:
   rope_theta: float = 10000.0  # RoPE base frequency
   norm: Literal["pre", "post"] = "pre"  # pre-LN (GPT-2) or post-LN (original BERT)
   # Pre-LN only: also LayerNorm the embeddings, as RoBERTa-PreLayerNorm does (post-LN always
-  # does); needed to export a pre-LN MLM run to transformers' RobertaPreLayerNormForMaskedLM.
+  # does). A pre-LN MLM run exports to RobertaPreLayerNormForMaskedLM with it, to
+  # XLMRobertaXLForMaskedLM without it (docs/inference.md).
   embed_norm: bool = False
   # Token-type (segment) embeddings: 0 = none (GPT); BERT has 2 (sentence A / B), which
   # next-sentence prediction and pair fine-tuning tasks use.

@@ -134,7 +134,7 @@ def heldout_quality(run_dir: epath.Path, config: Config) -> dict:
   return metrics
 
 
-def _curve(run_dir: epath.Path) -> dict:
+def curve(run_dir: epath.Path) -> dict:
   events = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
   setup = next(e for e in events if e["split"] == "setup")
   train_events = {e["step"]: e for e in events if e["split"] == "train"}
@@ -150,7 +150,7 @@ def _curve(run_dir: epath.Path) -> dict:
           "seconds": seconds}
 
 
-def _train_ids(config: Config, tok) -> np.ndarray:
+def train_ids(config: Config, tok) -> np.ndarray:
   """Every token id of the packed training rows (special tokens dropped): the text the
   unigram floor is fitted on."""
   rows = pipeline.load(config, lambda _: tok).train
@@ -158,16 +158,17 @@ def _train_ids(config: Config, tok) -> np.ndarray:
   return ids[~np.isin(ids, np.asarray(tokenizer.special_tokens(tok).special_ids))]
 
 
-def _zero_shot(name: str, variant: dict, config: CompareConfig, train_ids) -> dict:
-  """A zero-shot task's result for one pre-trained variant, cached in its run directory."""
-  out = storage.path(variant["run_dir"]) / f"{name}.json"
-  per_paradigm = config.blimp_per_paradigm or None
+def zero_shot(name: str, run_dir: str | os.PathLike, blimp_per_paradigm: int, train_ids) -> dict:
+  """A zero-shot task's result for one pre-trained run, cached in its run directory (redone
+  when the number of pairs per paradigm changed)."""
+  out = storage.path(run_dir) / f"{name}.json"
+  per_paradigm = blimp_per_paradigm or None
   if out.exists():
     cached = json.loads(out.read_text())
     if cached.get("per_paradigm_setting") == per_paradigm and "unigram_floor" in cached:
       return cached
   start = time.perf_counter()
-  result = tasks.get(name, "zero_shot").evaluate(api.load(variant["run_dir"]),
+  result = tasks.get(name, "zero_shot").evaluate(api.load(run_dir),
                                                  train_ids=train_ids, per_paradigm=per_paradigm)
   result["seconds"] = time.perf_counter() - start
   result["per_paradigm_setting"] = per_paradigm
@@ -191,24 +192,25 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
           f"{run_dir}")
     run_config = train(run_config, run_dir, quiet=quiet)["config"]
     shared_tokenizer = shared_tokenizer or run_dir / "tokenizer.json"
-    curve = _curve(run_dir)
+    logged = curve(run_dir)
     variants[objective] = {"run_dir": str(run_dir), "config": run_config,
-                           "curve": curve, "seconds": curve["seconds"],
+                           "curve": logged, "seconds": logged["seconds"],
                            "heldout": heldout_quality(run_dir, run_config)}
   tok = tokenizer.load_file(shared_tokenizer)
   first = variants[config.objective_list()[0]]
 
-  zero_shot: dict[str, dict] = {}
+  scored: dict[str, dict] = {}
   if config.zero_shot_list():
     if jax.process_count() > 1:
       print("jaxlm compare: zero-shot tasks run on one process; skipped here (run "
             "`jaxlm eval --workdir RUN --task blimp` per run)")
     else:
-      train_ids = _train_ids(first["config"], tok)
+      ids = train_ids(first["config"], tok)
       for name in config.zero_shot_list():
         for objective, variant in variants.items():
           print(f"jaxlm compare: {name} zero-shot for {objective}")
-          zero_shot.setdefault(name, {})[objective] = _zero_shot(name, variant, config, train_ids)
+          scored.setdefault(name, {})[objective] = zero_shot(
+            name, variant["run_dir"], config.blimp_per_paradigm, ids)
 
   finetuned: dict[str, dict] = {}
   names = list(variants) + ([BASELINE] if config.baseline else [])
@@ -237,14 +239,14 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   summary = {
     "objectives": config.objective_list(), "tasks": config.task_list(),
     "variant_descriptions": {name: variants_.VARIANTS[name][0] for name in variants},
-    "zero_shot_tasks": list(zero_shot), "baseline": BASELINE if config.baseline else None,
+    "zero_shot_tasks": list(scored), "baseline": BASELINE if config.baseline else None,
     "data_dir": data_dir, "pretrain_config": config.pretrain.to_dict(),
     "finetune_recipe": dataclasses.asdict(config.finetune),
     "variants": {name: {"run_dir": v["run_dir"], "heldout": v["heldout"], "curve": v["curve"],
                         "seconds": v["seconds"], "tokens": v["curve"]["tokens"][-1],
                         "flops": v["curve"]["flops"][-1], "params": v["curve"]["params"]}
                  for name, v in variants.items()},
-    "zero_shot": zero_shot,
+    "zero_shot": scored,
     "finetune": finetuned,
   }
   summary["comparisons"] = differences(summary)

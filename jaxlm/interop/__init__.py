@@ -1,1 +1,2 @@
-"""Hugging Face interop: import (hf_import.py) and export (hf_export.py) of BERT and GPT-2 checkpoints."""
+"""Hugging Face interop: import (hf_import.py) and export (hf_export.py) of BERT (with its
+next-sentence head), RoBERTa-PreLayerNorm, XLM-RoBERTa-XL and GPT-2 checkpoints."""

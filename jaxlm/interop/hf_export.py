@@ -1,12 +1,27 @@
-"""Hugging Face export: MLM runs with a BERT architecture as BertForMaskedLM, CLM runs with the
-GPT-2 architecture as GPT2LMHeadModel (config.json + model.safetensors + tokenizer files).
-The weight mapping is the one `hf_convert` documents, run backwards.
+"""Hugging Face export: a jaxlm run as a transformers directory (config.json + model.safetensors
++ tokenizer files) that gives the run's logits, or a one-line DataError saying why none can.
+
+  objective, model                      transformers class
+  mlm, post-LN                          BertForMaskedLM
+  mlm_nsp, post-LN                      BertForPreTraining (MLM + next-sentence head)
+  mlm, pre-LN, model.embed_norm=true    RobertaPreLayerNormForMaskedLM
+  mlm, pre-LN, model.embed_norm=false   XLMRobertaXLForMaskedLM (embeddings not normalised,
+                                        pre-LN blocks, one final LayerNorm: jaxlm's pre-LN exactly)
+  clm, pre-LN                           GPT2LMHeadModel
+
+The weight mapping is the one `hf_import` documents, run backwards, so every export loads back
+with `jaxlm.load` / `from_hf` to the same parameters (but for a clm model's token-type row 0,
+which GPT-2 keeps folded into wpe, as clm rows are all type 0). Refused: positions other than
+learned, post-LN clm, embed_norm clm, pre-LN mlm_nsp (no pre-LN transformers class has an NSP
+head), pre-LN mlm with tanh GELU (RoBERTa-family MLM heads apply exact GELU), prefix-LM attention.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from flax import nnx
@@ -15,31 +30,28 @@ from tokenizers import Tokenizer
 from jaxlm.data import tokenizer as jaxlm_tokenizer
 from jaxlm import objectives
 from jaxlm.config import Config, DataError
-from jaxlm.interop.hf_import import ACTIVATION_TO_HF, GPT2_PLAIN, BERT_LINEAR, BERT_PLAIN, QKV, _stack
+from jaxlm.interop.hf_import import (ACTIVATION_TO_HF, BERT, ENCODER_LINEAR, GPT2_PLAIN, NSP_ARCH,
+                                     QKV, ROBERTA_PRELN, TYPES, XLMR_XL, EncoderLayout, _stack)
+
+Writer = Callable[[Config, dict[str, np.ndarray], Tokenizer | None],
+                  tuple[dict, dict[str, np.ndarray]]]
 
 
 def to_hf(config: Config, params: nnx.State, out_dir: str | Path,
           tokenizer: Tokenizer | None = None) -> Path:
-  """Writes a jaxlm model as a transformers BertForMaskedLM (mlm, post-LN) or GPT2LMHeadModel
-  (clm, pre-LN) directory: config.json, model.safetensors and, given a tokenizer, tokenizer.json
-  + tokenizer_config.json. Returns `out_dir`. Anything else raises DataError (one line)."""
+  """Writes a jaxlm model as the transformers class the module docstring maps it to:
+  config.json, model.safetensors and, given a tokenizer, tokenizer.json + tokenizer_config.json.
+  Returns `out_dir`. Anything no class represents exactly raises DataError (one line)."""
   from safetensors.numpy import save_file  # noqa: PLC0415 - only conversions need it
 
   m = config.model
   if m.position != "learned":
-    raise DataError(f"to_hf: model.position={m.position}; BERT and GPT-2 have learned absolute "
-                    "positions only")
+    raise DataError(f"to_hf: model.position={m.position}; BERT, RoBERTa and GPT-2 have learned "
+                    "absolute positions only")
   if tokenizer is not None and tokenizer.get_vocab_size() > m.vocab_size:
     raise DataError(f"to_hf: the tokenizer has {tokenizer.get_vocab_size()} tokens but the "
                     f"model's vocabulary only {m.vocab_size}; is it the run's tokenizer.json?")
-  family = objectives.get(config.objective).hf_family
-  if family is None:
-    raise DataError(f"to_hf: objective={config.objective}; no transformers architecture has "
-                    f"its attention ({objectives.get(config.objective).attention}, as in prefix-LM)")
-  norm, write = _FAMILIES[family]
-  if m.norm != norm:
-    raise DataError(f"to_hf: objective={config.objective} with model.norm={m.norm}; "
-                    f"{_NAMES[family]} ({config.objective}) is {norm}-LN")
+  write = _writer(config)
   hf_config, tensors = write(config, _flat_stacked(config, params), tokenizer)
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +62,36 @@ def to_hf(config: Config, params: nnx.State, out_dir: str | Path,
   if tokenizer is not None:
     _write_tokenizer(tokenizer, out_dir, m.max_seq_len)
   return out_dir
+
+
+def _writer(config: Config) -> Writer:
+  """The writer for the class that represents this run exactly; DataError where none does."""
+  m, objective = config.model, objectives.get(config.objective)
+  name = config.objective
+  if objective.hf_family is None:
+    raise DataError(f"to_hf: objective={name}; no transformers architecture has its attention "
+                    f"({objective.attention}, as in prefix-LM)")
+  if objective.hf_family == "gpt2":
+    if m.norm != "pre":
+      raise DataError(f"to_hf: objective={name} with model.norm={m.norm}; GPT-2 ({name}) is "
+                      "pre-LN")
+    if m.embed_norm:
+      raise DataError(f"to_hf: objective={name} with model.embed_norm=true; GPT-2 has no "
+                      "embedding LayerNorm (needs embed_norm=false)")
+    return _gpt2_out
+  if m.norm == "post":
+    return functools.partial(_encoder_out, layout=BERT)
+  layout = ROBERTA_PRELN if m.embed_norm else XLMR_XL
+  if objective.nsp:
+    raise DataError(f"to_hf: objective={name} with model.norm=pre; transformers' pre-LN "
+                    f"masked LMs ({ROBERTA_PRELN.archs[0]}, {XLMR_XL.archs[0]}) have no "
+                    f"next-sentence head; only {NSP_ARCH} has, for model.norm=post")
+  if m.activation != "gelu_exact":
+    raise DataError(f"to_hf: model.activation={m.activation} with model.norm=pre; "
+                    f"{layout.archs[0]}'s MLM head always applies exact GELU, so only "
+                    "activation=gelu_exact exports exactly (train with "
+                    "--config.model.activation=gelu_exact)")
+  return functools.partial(_encoder_out, layout=layout)
 
 
 def _flat_stacked(config: Config, params: nnx.State) -> dict[str, np.ndarray]:
@@ -83,42 +125,60 @@ def _heads_out(kernel_DxHxK: np.ndarray) -> np.ndarray:
   return kernel_DxHxK.reshape(kernel_DxHxK.shape[0], -1)
 
 
-def _bert_out(config: Config, p: dict[str, np.ndarray],
-              tokenizer: Tokenizer | None) -> tuple[dict, dict[str, np.ndarray]]:
-  m, L = config.model, config.model.num_layers
+def _encoder_out(config: Config, p: dict[str, np.ndarray], tokenizer: Tokenizer | None, *,
+                 layout: EncoderLayout) -> tuple[dict, dict[str, np.ndarray]]:
+  """BERT, RoBERTa-PreLayerNorm or XLM-R XL, as `layout` places the LayerNorms and names."""
+  m, L, D = config.model, config.model.num_layers, config.model.embed_dim
   specials = _special_ids(tokenizer)
+  pad = specials.get(jaxlm_tokenizer.PAD) or 0
+  nsp = "nsp_head.pooler.kernel" in p
+  # RoBERTa numbers real tokens from pad + 1; rows 0..pad serve only [PAD] tokens: zeros.
+  offset = pad + 1 if layout.position_offset else 0
+  pos_PxD = np.concatenate([np.zeros((offset, D), np.float32), p["backbone.pos_embed.embedding"]])
+  # A model without token types gets zero rows: every type then behaves like jaxlm's input.
+  types_NxD = p.get("backbone.type_embed.embedding", np.zeros((layout.type_rows, D), np.float32))
   hf_config = {
-    "architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": m.vocab_size,
-    "hidden_size": m.embed_dim, "num_hidden_layers": L, "num_attention_heads": m.num_heads,
-    "intermediate_size": m.mlp_dim, "hidden_act": ACTIVATION_TO_HF[m.activation],
-    "max_position_embeddings": m.max_seq_len, "type_vocab_size": 2,
-    "layer_norm_eps": m.layer_norm_eps, "position_embedding_type": "absolute",
+    "architectures": [NSP_ARCH if nsp else layout.archs[0]], "model_type": layout.model_type,
+    "vocab_size": m.vocab_size, "hidden_size": D, "num_hidden_layers": L,
+    "num_attention_heads": m.num_heads, "intermediate_size": m.mlp_dim,
+    "hidden_act": ACTIVATION_TO_HF[m.activation], "max_position_embeddings": pos_PxD.shape[0],
+    "type_vocab_size": types_NxD.shape[0], "layer_norm_eps": m.layer_norm_eps,
     # jaxlm drops out hidden states only, never attention probabilities.
     "hidden_dropout_prob": m.dropout, "attention_probs_dropout_prob": m.attention_dropout,
     "initializer_range": 0.02, "tie_word_embeddings": True, "is_decoder": False,
-    "pad_token_id": specials.get(jaxlm_tokenizer.PAD) or 0, "dtype": "float32",
+    "add_cross_attention": False, "pad_token_id": pad, "dtype": "float32",
   }
+  if layout.position_offset:  # RoBERTa configs name their sequence delimiters
+    hf_config.update(bos_token_id=specials.get(jaxlm_tokenizer.CLS),
+                     eos_token_id=specials.get(jaxlm_tokenizer.SEP))
+  else:
+    hf_config["position_embedding_type"] = "absolute"
+  b = layout.prefix
   t = {
-    "bert.embeddings.word_embeddings.weight": p["backbone.embed.embedding"],
-    "bert.embeddings.position_embeddings.weight": p["backbone.pos_embed.embedding"],
-    # Token types are not a jaxlm concept: zeros make every type behave like jaxlm's input.
-    "bert.embeddings.token_type_embeddings.weight": np.zeros((2, m.embed_dim), np.float32),
-    "bert.embeddings.LayerNorm.weight": p["backbone.norm.scale"],
-    "bert.embeddings.LayerNorm.bias": p["backbone.norm.bias"],
-    "cls.predictions.transform.dense.weight": p["mlm_head.transform.kernel"].T,
-    "cls.predictions.transform.dense.bias": p["mlm_head.transform.bias"],
-    "cls.predictions.transform.LayerNorm.weight": p["mlm_head.norm.scale"],
-    "cls.predictions.transform.LayerNorm.bias": p["mlm_head.norm.bias"],
-    "cls.predictions.bias": p["mlm_head.bias"],
+    b + "embeddings.word_embeddings.weight": p["backbone.embed.embedding"],
+    b + "embeddings.position_embeddings.weight": pos_PxD,
+    b + TYPES: types_NxD,
+    f"{layout.head_dense}.weight": p["mlm_head.transform.kernel"].T,
+    f"{layout.head_dense}.bias": p["mlm_head.transform.bias"],
+    f"{layout.head_norm}.weight": p["mlm_head.norm.scale"],
+    f"{layout.head_norm}.bias": p["mlm_head.norm.bias"],
+    layout.head_biases[0]: p["mlm_head.bias"],
   }
+  for hf_name, ours in layout.norms:
+    t[f"{b}{hf_name}.weight"], t[f"{b}{hf_name}.bias"] = p[f"{ours}.scale"], p[f"{ours}.bias"]
   for i in range(L):
-    q, layer = f"bert.encoder.layer.{i}.", _layer(p, i)
-    t.update({q + hf_name: layer[ours] for hf_name, ours in BERT_PLAIN})
-    t.update({q + hf_name: layer[ours].T for hf_name, ours in BERT_LINEAR})
+    q, layer = f"{b}encoder.layer.{i}.", _layer(p, i)
+    t.update({q + hf_name: layer[ours] for hf_name, ours in layout.plain()})
+    t.update({q + hf_name: layer[ours].T for hf_name, ours in ENCODER_LINEAR})
     for name in QKV:
       t[f"{q}attention.self.{name}.weight"] = _heads_out(layer[f"attn.{name}.kernel"]).T
       t[f"{q}attention.self.{name}.bias"] = layer[f"attn.{name}.bias"].reshape(-1)
-    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, m.embed_dim).T
+    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  if nsp:  # BertForPreTraining: bert.pooler (dense + tanh on [CLS]), then cls.seq_relationship
+    t.update({f"{b}pooler.dense.weight": p["nsp_head.pooler.kernel"].T,
+              f"{b}pooler.dense.bias": p["nsp_head.pooler.bias"],
+              "cls.seq_relationship.weight": p["nsp_head.classifier.kernel"].T,
+              "cls.seq_relationship.bias": p["nsp_head.classifier.bias"]})
   return hf_config, t
 
 
@@ -136,8 +196,12 @@ def _gpt2_out(config: Config, p: dict[str, np.ndarray],
     "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
     "tie_word_embeddings": True, "bos_token_id": eos, "eos_token_id": eos, "dtype": "float32",
   }
+  pos_PxD = p["backbone.pos_embed.embedding"]
+  if "backbone.type_embed.embedding" in p:
+    # clm rows carry no token types, so every token adds type 0: a constant GPT-2 keeps in wpe.
+    pos_PxD = pos_PxD + p["backbone.type_embed.embedding"][0]
   t = {"transformer.wte.weight": p["backbone.embed.embedding"],
-       "transformer.wpe.weight": p["backbone.pos_embed.embedding"],
+       "transformer.wpe.weight": pos_PxD,
        "transformer.ln_f.weight": p["backbone.norm.scale"],
        "transformer.ln_f.bias": p["backbone.norm.bias"]}
   for i in range(L):
@@ -162,8 +226,3 @@ def _write_tokenizer(tokenizer: Tokenizer, out_dir: Path, max_len: int) -> None:
                 "clean_up_tokenization_spaces": False, **present}
   (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
   (out_dir / "special_tokens_map.json").write_text(json.dumps(present, indent=2) + "\n")
-
-
-# The transformers family an objective exports to: the norm placement it requires, its writer.
-_FAMILIES = {"bert": ("post", _bert_out), "gpt2": ("pre", _gpt2_out)}
-_NAMES = {"bert": "BERT", "gpt2": "GPT-2"}

@@ -1,27 +1,49 @@
-"""Hugging Face import: BERT and GPT-2 checkpoints in (export: `hf_export`).
+"""Hugging Face import: BERT-family and GPT-2 checkpoints in (export: `hf_export`).
 
 Only `config.json` + safetensors are read or written: a pickled `pytorch_model.bin` can run
 arbitrary code when loaded, so it is refused, never opened. torch is not needed here.
 
-Mapping (HF Linear weights are (out, in); GPT-2's Conv1D weights are already (in, out)):
-  BERT (post-LN, exact GELU)           jaxlm
-    embeddings.word_embeddings          backbone.embed.embedding
-    embeddings.position_embeddings      backbone.pos_embed.embedding (+ token_type_embeddings[0])
-    embeddings.LayerNorm                backbone.norm
-    layer.i.attention.self.{q,k,v}      backbone.blocks.attn.{query,key,value} [i]
-    layer.i.attention.output.dense      backbone.blocks.attn.out [i]
-    layer.i.attention.output.LayerNorm  backbone.blocks.attn_norm [i]
-    layer.i.{intermediate,output}.dense backbone.blocks.mlp.{fc_in,fc_out} [i]
-    layer.i.output.LayerNorm            backbone.blocks.mlp_norm [i]
-    cls.predictions.transform.*, .bias  mlm_head.{transform,norm}, mlm_head.bias
-  GPT-2 (pre-LN, tanh GELU): wte, wpe, h.i.{ln_1, attn.c_attn (q|k|v), attn.c_proj, ln_2,
-    mlp.c_fc, mlp.c_proj}, ln_f -> the same slots, ln_f being backbone.norm.
-Both decoders (BERT's cls.predictions.decoder, GPT-2's lm_head) are tied to the word embeddings,
-as jaxlm's are.
+Which transformers class is which jaxlm run (each is exact: the same logits, tested):
+  BertForMaskedLM, BertModel       mlm, post-LN (Devlin et al. 2019)
+  BertForPreTraining               mlm_nsp: MLM + next-sentence head, post-LN
+  RobertaPreLayerNormForMaskedLM   mlm, pre-LN with model.embed_norm (fairseq's RoBERTa with
+                                   --encoder-normalize-before, Ott et al. 2019)
+  XLMRobertaXLForMaskedLM          mlm, pre-LN without an embedding LayerNorm (XLM-R XL, Goyal et
+                                   al. 2021: embeddings unnormalised, one final LayerNorm)
+  GPT2LMHeadModel, GPT2Model       clm, pre-LN (Radford et al. 2019)
+
+Mapping (names without the base-model prefix `bert.`, `roberta_prelayernorm.` or `roberta.`;
+HF Linear weights are (out, in), GPT-2's Conv1D ones (in, out)). The three encoders share
+  embeddings.word_embeddings             backbone.embed.embedding
+  embeddings.position_embeddings         backbone.pos_embed.embedding (RoBERTa: from row
+                                         pad_token_id + 1 on)
+  embeddings.token_type_embeddings       backbone.type_embed.embedding
+  layer.i.attention.self.{q,k,v}         backbone.blocks.attn.{query,key,value} [i]
+  layer.i.attention.output.dense         backbone.blocks.attn.out [i]
+  layer.i.{intermediate,output}.dense    backbone.blocks.mlp.{fc_in,fc_out} [i]
+and differ in where their LayerNorms sit (`EncoderLayout`) and in the MLM head's names:
+  BERT            embeddings.LayerNorm -> backbone.norm; per layer attention.output.LayerNorm ->
+                  attn_norm, output.LayerNorm -> mlp_norm; cls.predictions.transform.{dense,
+                  LayerNorm}, cls.predictions.bias -> mlm_head.{transform,norm,bias}; pooler.dense,
+                  cls.seq_relationship -> nsp_head.{pooler,classifier} (BertForPreTraining)
+  RoBERTa-PreLN   embeddings.LayerNorm -> backbone.embed_norm, LayerNorm (final) -> backbone.norm;
+                  attention.LayerNorm -> attn_norm, intermediate.LayerNorm -> mlp_norm;
+                  lm_head.{dense,layer_norm}, lm_head.bias -> mlm_head.{transform,norm,bias}
+  XLM-R XL        encoder.LayerNorm (final) -> backbone.norm; attention.self_attn_layer_norm ->
+                  attn_norm, LayerNorm -> mlp_norm; lm_head.* as RoBERTa-PreLN
+  GPT-2           wte, wpe, h.i.{ln_1, attn.c_attn (q|k|v), attn.c_proj, ln_2, mlp.c_fc,
+                  mlp.c_proj}, ln_f -> the same slots, ln_f being backbone.norm
+Every decoder (cls.predictions.decoder, lm_head.decoder, GPT-2's lm_head) is tied to the word
+embeddings, as jaxlm's is. RoBERTa-family MLM heads apply exact GELU whatever `hidden_act` says,
+so only exact-GELU models map onto them. RoBERTa numbers positions from pad_token_id + 1 and
+gives [PAD] tokens the pad row: the logits agree on inputs without [PAD] tokens between real ones
+(trailing padding under an attention mask is fine). A token-type table of zeros is what jaxlm
+writes for a model without token types, so it loads as `type_vocab_size=0`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -32,8 +54,70 @@ from flax import nnx
 
 from jaxlm.config import Config, DataConfig, DataError, ModelConfig
 
-BERT_ARCHS = ("BertForMaskedLM", "BertModel", "BertForPreTraining")
+
+@dataclasses.dataclass(frozen=True)
+class EncoderLayout:
+  """Where one BERT-like transformers family keeps jaxlm's parameters (names after `_canonical`,
+  i.e. without the base-model prefix). Import and export both read it, so they cannot drift."""
+
+  model_type: str
+  archs: tuple[str, ...]  # the classes jaxlm reads; archs[0] is the one an `mlm` run exports to
+  prefix: str  # the base model's name inside a task model's checkpoint
+  norm: str  # jaxlm's model.norm
+  norms: tuple[tuple[str, str], ...]  # model-level LayerNorms: (HF name, jaxlm module)
+  attn_norm: str  # per layer: the LayerNorm around attention
+  mlp_norm: str  # per layer: the LayerNorm around the MLP
+  head_dense: str
+  head_norm: str
+  head_biases: tuple[str, ...]  # the decoder bias, stored under one or both names
+  decoder: str
+  # The MLM head's activation when the class fixes it (RoBERTa's `gelu()`), else None: the
+  # model's hidden_act, as BERT's transform uses.
+  head_activation: str | None
+  position_offset: bool  # positions start at pad_token_id + 1 (fairseq's make_positions)
+  type_rows: int  # the token-type rows written for a model without token types (zeros)
+
+  @property
+  def embed_norm(self) -> bool:
+    return any(ours == "backbone.embed_norm" for _, ours in self.norms)
+
+  def plain(self) -> tuple[tuple[str, str], ...]:
+    """Per-layer tensors that map one to one: (HF name, name inside a jaxlm block)."""
+    return (("attention.output.dense.bias", "attn.out.bias"),
+            ("intermediate.dense.bias", "mlp.fc_in.bias"),
+            ("output.dense.bias", "mlp.fc_out.bias"),
+            (f"{self.attn_norm}.weight", "attn_norm.scale"),
+            (f"{self.attn_norm}.bias", "attn_norm.bias"),
+            (f"{self.mlp_norm}.weight", "mlp_norm.scale"),
+            (f"{self.mlp_norm}.bias", "mlp_norm.bias"))
+
+
+_ROBERTA_HEAD = dict(head_dense="lm_head.dense", head_norm="lm_head.layer_norm",
+                     head_biases=("lm_head.bias", "lm_head.decoder.bias"),
+                     decoder="lm_head.decoder.weight", head_activation="gelu_exact",
+                     position_offset=True, type_rows=1)
+BERT = EncoderLayout(
+  model_type="bert", archs=("BertForMaskedLM", "BertModel", "BertForPreTraining"), prefix="bert.",
+  norm="post", norms=(("embeddings.LayerNorm", "backbone.norm"),),
+  attn_norm="attention.output.LayerNorm", mlp_norm="output.LayerNorm",
+  head_dense="cls.predictions.transform.dense", head_norm="cls.predictions.transform.LayerNorm",
+  head_biases=("cls.predictions.bias", "cls.predictions.decoder.bias"),
+  decoder="cls.predictions.decoder.weight", head_activation=None, position_offset=False,
+  type_rows=2)
+ROBERTA_PRELN = EncoderLayout(
+  model_type="roberta-prelayernorm",
+  archs=("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormModel"),
+  prefix="roberta_prelayernorm.", norm="pre",
+  norms=(("embeddings.LayerNorm", "backbone.embed_norm"), ("LayerNorm", "backbone.norm")),
+  attn_norm="attention.LayerNorm", mlp_norm="intermediate.LayerNorm", **_ROBERTA_HEAD)
+XLMR_XL = EncoderLayout(
+  model_type="xlm-roberta-xl", archs=("XLMRobertaXLForMaskedLM", "XLMRobertaXLModel"),
+  prefix="roberta.", norm="pre", norms=(("encoder.LayerNorm", "backbone.norm"),),
+  attn_norm="attention.self_attn_layer_norm", mlp_norm="LayerNorm", **_ROBERTA_HEAD)
+ENCODERS = {layout.model_type: layout for layout in (BERT, ROBERTA_PRELN, XLMR_XL)}
 GPT2_ARCHS = ("GPT2LMHeadModel", "GPT2Model")
+NSP_ARCH = "BertForPreTraining"  # the one class holding BERT's next-sentence head
+TYPES = "embeddings.token_type_embeddings.weight"
 
 # HF activation names -> jaxlm's. "gelu" is erf-based in both BERT and GPT-2; "gelu_new" and
 # "gelu_pytorch_tanh" are the tanh approximation.
@@ -41,15 +125,9 @@ HF_TO_ACTIVATION = {"gelu": "gelu_exact", "gelu_python": "gelu_exact", "gelu_new
                     "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh"}
 ACTIVATION_TO_HF = {"gelu_exact": "gelu", "gelu_tanh": "gelu_new"}
 
-# Per-layer tensors that map one to one: (HF name, jaxlm name); *_LINEAR ones are transposed.
-BERT_PLAIN = (
-  ("attention.output.dense.bias", "attn.out.bias"),
-  ("attention.output.LayerNorm.weight", "attn_norm.scale"),
-  ("attention.output.LayerNorm.bias", "attn_norm.bias"),
-  ("intermediate.dense.bias", "mlp.fc_in.bias"), ("output.dense.bias", "mlp.fc_out.bias"),
-  ("output.LayerNorm.weight", "mlp_norm.scale"), ("output.LayerNorm.bias", "mlp_norm.bias"))
-BERT_LINEAR = (("intermediate.dense.weight", "mlp.fc_in.kernel"),
-                ("output.dense.weight", "mlp.fc_out.kernel"))
+# Per-layer encoder tensors transposed from HF's (out, in): (HF name, jaxlm name).
+ENCODER_LINEAR = (("intermediate.dense.weight", "mlp.fc_in.kernel"),
+                  ("output.dense.weight", "mlp.fc_out.kernel"))
 GPT2_PLAIN = (
   ("ln_1.weight", "attn_norm.scale"), ("ln_1.bias", "attn_norm.bias"),
   ("attn.c_proj.bias", "attn.out.bias"),
@@ -58,26 +136,31 @@ GPT2_PLAIN = (
   ("ln_2.weight", "mlp_norm.scale"), ("ln_2.bias", "mlp_norm.bias"))
 QKV = ("query", "key", "value")
 
-# Weights an HF checkpoint may hold that jaxlm has no use for (NSP head, pooler, buffers).
-_IGNORED_SUFFIXES = ("position_ids", ".attn.bias", ".attn.masked_bias")
-_IGNORED_PREFIXES = ("pooler.", "cls.seq_relationship.")
+# Weights an HF checkpoint may hold that jaxlm has no use for: buffers, and the pooler of a
+# BertModel / RobertaPreLayerNormModel (it feeds only the next-sentence head, loaded with it).
+_IGNORED_SUFFIXES = ("position_ids", "token_type_ids", ".attn.bias", ".attn.masked_bias")
+_IGNORED_PREFIXES = ("pooler.",)
 
 
 # ----------------------------------------------------------------------------- reading
 
 
 def from_hf(hf_dir: str | Path) -> tuple[Config, nnx.State]:
-  """A Hugging Face BERT or GPT-2 directory as (jaxlm Config, parameters for scan_layers=True).
+  """A Hugging Face BERT-family or GPT-2 directory as (jaxlm Config, parameters for
+  scan_layers=True).
 
-  BERT becomes an `mlm` run, GPT-2 a `clm` run. Raises DataError (one line) for pickled
-  checkpoints and for architectures jaxlm cannot represent exactly.
+  BERT, RoBERTa-PreLayerNorm and XLM-R XL become `mlm` runs (`mlm_nsp` when the checkpoint holds
+  BertForPreTraining's next-sentence head), GPT-2 a `clm` run. Raises DataError (one line) for
+  pickled checkpoints and for architectures jaxlm cannot represent exactly.
   """
   hf_dir = Path(hf_dir)
   hf = _read_hf_config(hf_dir)
   weights = {_canonical(k): v for k, v in _read_safetensors(hf_dir).items()}
-  if hf["model_type"] == "bert":
-    config = _bert_config(hf, hf_dir)
-    arrays = _bert_arrays(weights, config, hf_dir)
+  if hf["model_type"] in ENCODERS:
+    layout = ENCODERS[hf["model_type"]]
+    offset = _position_offset(hf, layout, hf_dir)
+    config = _encoder_config(hf, hf_dir, layout, weights, offset)
+    arrays = _encoder_arrays(weights, config, layout, offset, hf_dir)
   else:
     config = _gpt2_config(hf, hf_dir)
     arrays = _gpt2_arrays(weights, config, hf_dir)
@@ -91,10 +174,11 @@ def _read_hf_config(hf_dir: Path) -> dict[str, Any]:
   hf = json.loads(path.read_text())
   model_type = hf.get("model_type")
   archs = hf.get("architectures") or []
-  supported = {"bert": BERT_ARCHS, "gpt2": GPT2_ARCHS}
+  supported = {**{t: layout.archs for t, layout in ENCODERS.items()}, "gpt2": GPT2_ARCHS}
   if model_type not in supported or any(a not in supported[model_type] for a in archs):
+    every = [a for names in supported.values() for a in names]
     raise DataError(f"{path}: model_type={model_type!r}, architectures={archs}; jaxlm reads "
-                    f"only {', '.join(BERT_ARCHS + GPT2_ARCHS)}")
+                    f"only {', '.join(every)}")
   return hf
 
 
@@ -122,7 +206,7 @@ def _read_safetensors(hf_dir: Path) -> dict[str, np.ndarray]:
 
 def _canonical(name: str) -> str:
   """Strips the task wrapper's prefix and renames TF-era LayerNorm gamma/beta."""
-  for prefix in ("bert.", "transformer."):
+  for prefix in ("bert.", "transformer.", "roberta_prelayernorm.", "roberta."):
     if name.startswith(prefix):
       name = name[len(prefix):]
   return name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta",
@@ -161,16 +245,52 @@ def _make_config(objective: str, hf_dir: Path, **model: Any) -> Config:
   return config.validate()
 
 
-def _bert_config(hf: dict[str, Any], hf_dir: Path) -> Config:
+def _position_offset(hf: dict[str, Any], layout: EncoderLayout, hf_dir: Path) -> int:
+  """Rows of the HF position table before jaxlm's position 0: RoBERTa numbers real tokens from
+  pad_token_id + 1 (`create_position_ids_from_input_ids`); BERT from 0."""
+  if not layout.position_offset:
+    return 0
+  pad = hf.get("pad_token_id", 1)  # the RoBERTa config classes' default
+  if not isinstance(pad, int) or pad < 0:
+    raise DataError(f"{hf_dir}/config.json: pad_token_id={pad!r}; {layout.archs[0]} numbers "
+                    "positions from pad_token_id + 1, so it needs an id >= 0")
+  return pad + 1
+
+
+def _type_vocab_size(weights: dict[str, np.ndarray], nsp: bool) -> int:
+  """Rows of the token-type table; 0 for none, or for a table of zeros (what jaxlm writes for a
+  model without token types, which keeps a round trip exact) unless NSP needs the types."""
+  types_NxD = weights.get(TYPES)
+  if types_NxD is None or (not nsp and not np.any(types_NxD)):
+    return 0
+  return types_NxD.shape[0]
+
+
+def _encoder_config(hf: dict[str, Any], hf_dir: Path, layout: EncoderLayout,
+                    weights: dict[str, np.ndarray], offset: int) -> Config:
   _refuse_if(hf, hf_dir, {"position_embedding_type": "absolute", "is_decoder": False,
                           "add_cross_attention": False, "tie_word_embeddings": True})
+  activation = _activation(hf, "hidden_act", hf_dir)
+  if layout.head_activation not in (None, activation):
+    raise DataError(f"{hf_dir}/config.json: hidden_act={hf['hidden_act']!r}; {layout.archs[0]}'s "
+                    "MLM head applies exact GELU whatever hidden_act says, jaxlm's head the "
+                    "model's activation, so only hidden_act='gelu' maps exactly")
+  nsp = "cls.seq_relationship.weight" in weights
+  types = _type_vocab_size(weights, nsp)
+  if nsp and types < 2:
+    raise DataError(f"{hf_dir}: a next-sentence head (cls.seq_relationship) with "
+                    f"type_vocab_size={types}; jaxlm's mlm_nsp needs 2 token types")
+  max_len = hf["max_position_embeddings"] - offset
+  if max_len < 1:
+    raise DataError(f"{hf_dir}/config.json: max_position_embeddings="
+                    f"{hf['max_position_embeddings']} leaves no positions after the "
+                    f"pad_token_id + 1 that {layout.archs[0]} starts at")
   D = hf["hidden_size"]
   return _make_config(
-    "mlm", hf_dir, vocab_size=hf["vocab_size"], max_seq_len=hf["max_position_embeddings"],
+    "mlm_nsp" if nsp else "mlm", hf_dir, vocab_size=hf["vocab_size"], max_seq_len=max_len,
     embed_dim=D, num_heads=hf["num_attention_heads"], num_layers=hf["num_hidden_layers"],
-    mlp_dim=hf.get("intermediate_size", 4 * D), norm="post",
-    layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-    activation=_activation(hf, "hidden_act", hf_dir),
+    mlp_dim=hf.get("intermediate_size", 4 * D), norm=layout.norm, embed_norm=layout.embed_norm,
+    type_vocab_size=types, layer_norm_eps=hf.get("layer_norm_eps", 1e-12), activation=activation,
     # Fine-tuning drops as the checkpoint's authors did (BERT: 0.1 and 0.1).
     dropout=hf.get("hidden_dropout_prob", 0.1),
     attention_dropout=hf.get("attention_probs_dropout_prob", 0.1))
@@ -221,51 +341,60 @@ def _heads_in(w_DxHK: np.ndarray, m: ModelConfig) -> np.ndarray:
   return w_DxHK.reshape(m.embed_dim, m.num_heads, m.head_dim)
 
 
-def _bert_arrays(raw: dict[str, np.ndarray], config: Config, hf_dir: Path) -> dict[str, np.ndarray]:
+def _encoder_arrays(raw: dict[str, np.ndarray], config: Config, layout: EncoderLayout,
+                    offset: int, hf_dir: Path) -> dict[str, np.ndarray]:
   m, w = config.model, _Weights(raw, hf_dir)
   H, K = m.num_heads, m.head_dim
   embed_VxD = w("embeddings.word_embeddings.weight")
-  pos_PxD = w("embeddings.position_embeddings.weight")
-  if "embeddings.token_type_embeddings.weight" in w:
-    # jaxlm has no token types: every input is type 0, whose embedding is a constant per position.
-    pos_PxD = pos_PxD + w("embeddings.token_type_embeddings.weight")[0]
-  arrays = {"backbone.embed.embedding": embed_VxD, "backbone.pos_embed.embedding": pos_PxD,
-            "backbone.norm.scale": w("embeddings.LayerNorm.weight"),
-            "backbone.norm.bias": w("embeddings.LayerNorm.bias")}
+  arrays = {"backbone.embed.embedding": embed_VxD,
+            # RoBERTa's rows up to pad_token_id serve only [PAD] tokens; jaxlm has no such row.
+            "backbone.pos_embed.embedding": w("embeddings.position_embeddings.weight")[offset:]}
+  if TYPES in w:
+    types_NxD = w(TYPES)
+    if m.type_vocab_size:  # else all zeros: adds nothing
+      arrays["backbone.type_embed.embedding"] = types_NxD
+  for hf_name, ours in layout.norms:
+    arrays[f"{ours}.scale"], arrays[f"{ours}.bias"] = w(f"{hf_name}.weight"), w(f"{hf_name}.bias")
   layers = []
   for i in range(m.num_layers):
     p = f"encoder.layer.{i}."
-    layer = {ours: w(p + hf_name) for hf_name, ours in BERT_PLAIN}
-    layer.update({ours: w(p + hf_name).T for hf_name, ours in BERT_LINEAR})
+    layer = {ours: w(p + hf_name) for hf_name, ours in layout.plain()}
+    layer.update({ours: w(p + hf_name).T for hf_name, ours in ENCODER_LINEAR})
     for name in QKV:
       layer[f"attn.{name}.kernel"] = _heads_in(w(f"{p}attention.self.{name}.weight").T, m)
       layer[f"attn.{name}.bias"] = w(f"{p}attention.self.{name}.bias").reshape(H, K)
     layer["attn.out.kernel"] = w(f"{p}attention.output.dense.weight").T.reshape(H, K, m.embed_dim)
     layers.append(layer)
   arrays.update(_stack(layers))
-  if "cls.predictions.transform.dense.weight" in w:
+  if f"{layout.head_dense}.weight" in w:
     arrays.update({
-      "mlm_head.transform.kernel": w("cls.predictions.transform.dense.weight").T,
-      "mlm_head.transform.bias": w("cls.predictions.transform.dense.bias"),
-      "mlm_head.norm.scale": w("cls.predictions.transform.LayerNorm.weight"),
-      "mlm_head.norm.bias": w("cls.predictions.transform.LayerNorm.bias"),
+      "mlm_head.transform.kernel": w(f"{layout.head_dense}.weight").T,
+      "mlm_head.transform.bias": w(f"{layout.head_dense}.bias"),
+      "mlm_head.norm.scale": w(f"{layout.head_norm}.weight"),
+      "mlm_head.norm.bias": w(f"{layout.head_norm}.bias"),
     })
     # The decoder bias is one parameter stored under one or both names.
-    bias_names = [n for n in ("cls.predictions.bias", "cls.predictions.decoder.bias") if n in w]
+    bias_names = [n for n in layout.head_biases if n in w]
     arrays["mlm_head.bias"] = (w(bias_names[0]) if bias_names
                                else np.zeros((m.vocab_size,), np.float32))
     for name in bias_names[1:]:
       w(name)
-    w.check_tied("cls.predictions.decoder.weight", embed_VxD)
+    w.check_tied(layout.decoder, embed_VxD)
   else:
-    # BertModel ships no MLM head: start one as jaxlm would, so the model can train on.
-    warnings.warn(f"{hf_dir}: no MLM head (cls.predictions.*) in the checkpoint; it is freshly "
+    # A base model (BertModel, ...) ships no MLM head: start one as jaxlm would, to train on.
+    warnings.warn(f"{hf_dir}: no MLM head ({layout.head_dense}) in the checkpoint; it is freshly "
                   "initialised, so MLM logits are meaningless until trained", stacklevel=3)
     rng = np.random.default_rng(0)
     arrays.update({
       "mlm_head.transform.kernel": rng.normal(0, 0.02, (m.embed_dim, m.embed_dim)),
       "mlm_head.transform.bias": np.zeros(m.embed_dim), "mlm_head.norm.scale": np.ones(m.embed_dim),
       "mlm_head.norm.bias": np.zeros(m.embed_dim), "mlm_head.bias": np.zeros(m.vocab_size)})
+  if "cls.seq_relationship.weight" in w:  # BertForPreTraining (mlm_nsp): pooler, classifier
+    arrays.update({
+      "nsp_head.pooler.kernel": w("pooler.dense.weight").T,
+      "nsp_head.pooler.bias": w("pooler.dense.bias"),
+      "nsp_head.classifier.kernel": w("cls.seq_relationship.weight").T,
+      "nsp_head.classifier.bias": w("cls.seq_relationship.bias")})
   w.check_all_used()
   return arrays
 
@@ -313,6 +442,3 @@ def _to_state(config: Config, arrays: dict[str, np.ndarray], where: Path) -> nnx
     flat.append((path, variable.replace(np.asarray(value, variable.dtype))))
   assert not arrays, f"unmapped parameters {sorted(arrays)}"  # a bug here, not in the input
   return nnx.from_flat_state(flat)
-
-
-# ----------------------------------------------------------------------------- writing

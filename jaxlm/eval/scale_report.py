@@ -1,0 +1,345 @@
+"""The scaling report: power-law fits per objective, the compute-efficient frontier, downstream
+quality against FLOPs, matched-size differences between objectives, in words and plots.
+
+Everything is computed from the grid points `scale.run` gathers, so `summarize` is also what
+tests call on synthetic points. Held-out losses of different objectives measure different
+things (masked tokens vs next tokens): they are compared through their exponents and through
+downstream scores, never by their values.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from etils import epath  # noqa: E402
+from scipy import stats as scipy_stats  # noqa: E402
+
+from jaxlm import storage  # noqa: E402
+from jaxlm.eval import power_law, stats  # noqa: E402
+
+SKIP_FRAC = 0.25  # the first quarter of each learning curve (warmup, steepest descent) is left out
+
+
+def _score(result: dict) -> tuple[str, dict] | None:
+  """A fine-tuning result's headline split ('test' when it has one) and its score summary."""
+  splits = result["summary"]
+  split = "test" if "test" in splits else next(iter(splits))
+  return split, splits[split]["score"]
+
+
+def _trend(x: list[float], y: list[float]) -> dict | None:
+  """Least-squares slope of y per decade of x, with its 95% t-interval (n - 2 df)."""
+  if len(x) < 3:
+    return None
+  fit = scipy_stats.linregress(np.log10(x), y)
+  t = scipy_stats.t.ppf(0.975, len(x) - 2)
+  return {"slope_per_decade": float(fit.slope),
+          "interval": [float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr)],
+          "points": len(x)}
+
+
+def _objective_summary(pts: list[dict], task_names: list[str]) -> dict:
+  xs, ys, owner = [], [], []
+  for i, p in enumerate(pts):
+    c = p["curve"]
+    last = c["steps"][-1] if c["steps"] else 0
+    for step, flops, loss in zip(c["steps"], c["flops"], c["loss"]):
+      if step >= SKIP_FRAC * last:
+        xs.append(flops)
+        ys.append(loss)
+        owner.append(i)
+  frontier = power_law.lower_envelope(xs, ys) if xs else np.zeros(0, np.int64)
+  out: dict = {"frontier": [
+    {"flops": xs[k], "loss": ys[k], "point": pts[owner[k]]["point"],
+     "tokens_per_param": xs[k] / pts[owner[k]]["curve"]["flops_per_token"]
+     / pts[owner[k]]["non_embedding_params"]} for k in frontier]}
+  if len(frontier) >= 3:
+    out["fit_compute"] = power_law.fit([xs[k] for k in frontier],
+                                       [ys[k] for k in frontier]).to_dict()
+  out["fit_params"] = {}
+  for n in sorted({p["tokens"] for p in pts}):
+    at_n = [p for p in pts if p["tokens"] == n]
+    if len(at_n) >= 3:
+      out["fit_params"][str(n)] = power_law.fit([p["non_embedding_params"] for p in at_n],
+                                                [p["heldout"]["loss"] for p in at_n]).to_dict()
+  out["trends"] = {}
+  for task in task_names:
+    have = [p for p in pts if task in p["scores"]]
+    trend = _trend([p["flops"] for p in have], [p["scores"][task]["mean"] for p in have])
+    if trend:
+      out["trends"][task] = trend
+  return out
+
+
+def _point_scores(p: dict) -> dict:
+  """Each downstream task's headline score for one point (0-100): BLiMP overall with its
+  bootstrap interval; fine-tuning's mean over seeds with min and max."""
+  scores = {}
+  for task, r in p.get("zero_shot", {}).items():
+    scores[task] = {"mean": r["overall"], "low": r["interval"][0], "high": r["interval"][1],
+                    "kind": "zero_shot"}
+  for task, r in p.get("finetune", {}).items():
+    split, score = _score(r)
+    scores[task] = {"mean": score["mean"], "low": score["min"], "high": score["max"],
+                    "split": split, "kind": "finetune", "seeds": len(r["seeds"])}
+  return scores
+
+
+def _matched_differences(points: list[dict], variants: list[str]) -> list[dict]:
+  """First variant minus each other one at the same size and tokens, per downstream task: BLiMP
+  as a paired bootstrap over pairs, fine-tuning as a paired t-interval over seeds."""
+  rows = []
+  if len(variants) < 2:
+    return rows
+  by_key = {(p["variant"], p["point"]): p for p in points}
+  a_name = variants[0]
+  for b_name in variants[1:]:
+    for p in (q for q in points if q["variant"] == a_name):
+      q = by_key.get((b_name, p["point"]))
+      if q is None:
+        continue
+      for task, ra in p.get("zero_shot", {}).items():
+        rb = q.get("zero_shot", {}).get(task)
+        if rb:
+          diff = stats.paired_bootstrap_diff(np.asarray(ra["correct"]) * 100.0,
+                                             np.asarray(rb["correct"]) * 100.0)
+          rows.append({"task": task, "point": p["point"], "a": a_name, "b": b_name,
+                       "interval_over": "pairs", "diff": list(diff),
+                       "flops_ratio": p["flops"] / q["flops"]})
+      for task, ra in p.get("finetune", {}).items():
+        rb = q.get("finetune", {}).get(task)
+        if rb:
+          split, _ = _score(ra)
+          sa = {s["seed"]: s["metrics"][split]["score"] for s in ra["seeds"]}
+          sb = {s["seed"]: s["metrics"][split]["score"] for s in rb["seeds"]}
+          rows.append({"task": task, "point": p["point"], "a": a_name, "b": b_name,
+                       "interval_over": "seeds", "split": split,
+                       "diff": list(stats.seed_spread_diff(sa, sb)),
+                       "flops_ratio": p["flops"] / q["flops"]})
+  for r in rows:
+    r["significant"] = bool(r["diff"][1] > 0 or r["diff"][2] < 0)
+  return rows
+
+
+def summarize(config, points: list[dict]) -> dict:
+  """scale.json: every point (curve, held-out metrics, downstream scores) and every fit."""
+  variants = config.objective_list()
+  tasks = config.zero_shot_list() + config.task_list()
+  clean = []
+  for p in points:
+    q = {k: v for k, v in p.items() if k != "config"}
+    q["flops"] = p["curve"]["flops_per_token"] * p["tokens"]
+    q["params"] = p["curve"]["params"]
+    q["scores"] = _point_scores(p)
+    q["zero_shot"] = {t: {k: r[k] for k in ("overall", "interval", "correct", "pairs")
+                          if k in r} | ({"unigram_floor": r["unigram_floor"]["overall"]}
+                                        if "unigram_floor" in r else {})
+                      for t, r in p.get("zero_shot", {}).items()}
+    clean.append(q)
+  return {
+    "grid": {"objectives": variants, "depths": config.depths,
+             "width_per_layer": config.width_per_layer, "head_dim": config.head_dim,
+             "mlp_ratio": config.mlp_ratio, "tokens": config.tokens,
+             "warmup_frac": config.warmup_frac, "curve_points": config.curve_points,
+             "blimp_per_paradigm": config.blimp_per_paradigm, "tasks": tasks},
+    "pretrain_config": config.pretrain.to_dict(),
+    "points": clean,
+    "objectives": {v: _objective_summary([p for p in clean if p["variant"] == v], tasks)
+                   for v in variants},
+    "differences": _matched_differences(clean, variants),
+  }
+
+
+def _ci(lo: float, hi: float, spec: str = ".3f") -> str:
+  return "n/a" if math.isnan(lo) else f"[{lo:{spec}}, {hi:{spec}}]"
+
+
+def _fit_line(name: str, fit: dict | None, x_name: str) -> str:
+  if not fit:
+    return f"| {name} | {x_name} | – | – | – | fewer than 3 points |"
+  return (f"| {name} | {x_name} | {fit['alpha']:.3f} {_ci(*fit['alpha_interval'])} | "
+          f"{fit['E']:.3f} {_ci(*fit['E_interval'])} | {fit['A']:.3g} | {fit['points']} points, "
+          f"RMS log-residual {fit['rms_log_residual']:.4f} |")
+
+
+def _words(summary: dict) -> list[str]:
+  lines = []
+  fits = {v: o.get("fit_compute") for v, o in summary["objectives"].items()}
+  for v, fit in fits.items():
+    if fit:
+      lines.append(f"- {v}: held-out loss on the compute frontier falls as C^(−α) with "
+                   f"α = {fit['alpha']:.3f} {_ci(*fit['alpha_interval'])} (95%), towards "
+                   f"E = {fit['E']:.2f} {_ci(*fit['E_interval'], '.2f')}.")
+    else:
+      lines.append(f"- {v}: fewer than 3 frontier points; no compute law fitted.")
+  have = [(v, f) for v, f in fits.items() if f and not math.isnan(f["alpha_interval"][0])]
+  for i, (a, fa) in enumerate(have):
+    for b, fb in have[i + 1:]:
+      apart = fa["alpha_interval"][0] > fb["alpha_interval"][1] or \
+        fb["alpha_interval"][0] > fa["alpha_interval"][1]
+      lines.append(f"- Exponents {a} vs {b}: {fa['alpha']:.3f} vs {fb['alpha']:.3f}; their "
+                   f"intervals {'do not overlap' if apart else 'overlap'}, so the grid "
+                   f"{'does' if apart else 'does not'} tell their compute scaling apart.")
+  for v, o in summary["objectives"].items():
+    for task, t in o["trends"].items():
+      lo, hi = t["interval"]
+      sig = lo > 0 or hi < 0
+      lines.append(f"- {v}, {task}: {t['slope_per_decade']:+.1f} points per decade of FLOPs "
+                   f"{_ci(lo, hi, '+.1f')}, {'significant' if sig else 'not significant'} "
+                   f"({t['points']} points).")
+  for r in summary["differences"]:
+    lo, hi = r["diff"][1], r["diff"][2]
+    if math.isnan(lo):
+      sig = f"no interval over {r['interval_over']}"
+    else:
+      sig = ("significant" if r["significant"] else "not significant") + \
+        f" over {r['interval_over']}"
+    lines.append(f"- {r['task']} at {r['point']}: {r['a']} − {r['b']} = {r['diff'][0]:+.1f} "
+                 f"{_ci(lo, hi, '+.1f')}, {sig}; {r['a']} spent {r['flops_ratio']:.2f}× the "
+                 "FLOPs.")
+  return lines
+
+
+def _save(fig, file: epath.Path) -> None:
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=110)
+  plt.close(fig)
+  storage.write_atomic(file, buffer.getvalue())
+
+
+def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
+  variants = list(summary["objectives"])
+  fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 4), squeeze=False)
+  for ax, v in zip(axes[0], variants):
+    pts = [p for p in summary["points"] if p["variant"] == v]
+    for p in pts:
+      ax.plot(p["curve"]["flops"], p["curve"]["loss"], lw=1, alpha=0.8, label=p["point"])
+    o = summary["objectives"][v]
+    if o["frontier"]:
+      ax.scatter([f["flops"] for f in o["frontier"]], [f["loss"] for f in o["frontier"]],
+                 color="k", s=12, zorder=3, label="frontier")
+    if "fit_compute" in o:
+      f = o["fit_compute"]
+      c = np.logspace(np.log10(o["frontier"][0]["flops"]), np.log10(o["frontier"][-1]["flops"]))
+      ax.plot(c, f["E"] + f["A"] * c ** -f["alpha"], "k--", lw=1,
+              label=f"fit α={f['alpha']:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel(f"held-out loss ({v})")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  _save(fig, out / "loss_vs_flops.png")
+  fig, ax = plt.subplots(figsize=(5, 4))
+  for v in variants:
+    for n, f in summary["objectives"][v]["fit_params"].items():
+      pts = [p for p in summary["points"] if p["variant"] == v and str(p["tokens"]) == n]
+      x = np.array([p["non_embedding_params"] for p in pts], float)
+      line = ax.plot(x, [p["heldout"]["loss"] for p in pts], "o", label=f"{v}, {int(n):,} tokens")
+      grid = np.logspace(np.log10(x.min()), np.log10(x.max()))
+      ax.plot(grid, f["E"] + f["A"] * grid ** -f["alpha"], "--", color=line[0].get_color(), lw=1)
+  ax.set_xscale("log")
+  ax.set_xlabel("non-embedding parameters")
+  ax.set_ylabel("final held-out loss (own objective)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  _save(fig, out / "loss_vs_params.png")
+  return ["loss_vs_flops.png", "loss_vs_params.png"]
+
+
+def _plot_downstream(summary: dict, out: epath.Path) -> str | None:
+  tasks = summary["grid"]["tasks"]
+  if not tasks or not any(p["scores"] for p in summary["points"]):
+    return None
+  fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+  for ax, task in zip(axes[0], tasks):
+    for v in summary["objectives"]:
+      pts = [p for p in summary["points"] if p["variant"] == v and task in p["scores"]]
+      if not pts:
+        continue
+      s = [p["scores"][task] for p in pts]
+      ax.errorbar([p["flops"] for p in pts], [x["mean"] for x in s],
+                  yerr=[[x["mean"] - x["low"] for x in s], [x["high"] - x["mean"] for x in s]],
+                  fmt="o-", capsize=3, label=v)
+    floor = next((p["zero_shot"][task].get("unigram_floor") for p in summary["points"]
+                  if task in p.get("zero_shot", {})), None)
+    if floor:
+      ax.axhline(floor, color="0.5", ls=":", label="unigram floor")
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training FLOPs")
+    ax.set_ylabel(f"{task} score (bars: 95% interval or seed range)")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  _save(fig, out / "downstream_vs_flops.png")
+  return "downstream_vs_flops.png"
+
+
+def write(summary: dict, out: str | os.PathLike) -> epath.Path:
+  out = storage.path(out)
+  g = summary["grid"]
+  p = summary["pretrain_config"]
+  plots = _plot_loss(summary, out)
+  downstream = _plot_downstream(summary, out)
+  minutes = sum(pt["curve"]["seconds"] for pt in summary["points"]) / 60
+  lines = [
+    "# jaxlm scaling report", "",
+    f"Objectives {', '.join(g['objectives'])}; sizes L ∈ {{{g['depths']}}} layers with width "
+    f"D = {g['width_per_layer']}·L, heads of {g['head_dim']}, MLP {g['mlp_ratio']}·D; token "
+    f"budgets {g['tokens']}; data `{p['data']['source']}`, tokenizer V={p['data']['vocab_size']} "
+    f"(one, shared), T={p['seq_len']}, batch {p['batch_size']}, {p['optimizer']['schedule']} "
+    f"schedule at lr {p['optimizer']['lr']} with {g['warmup_frac']:.0%} warmup, seed {p['seed']}; "
+    f"{g['curve_points']} held-out evaluations per run. Pre-training took {minutes:.1f} minutes "
+    "(from the runs' logs).", "",
+    "## What the grid shows", "", *_words(summary), "",
+    "## Power laws L = E + A·x^(−α)", "",
+    "| objective | x | α (95%) | E (95%) | A | fit |", "|---|---|---|---|---|---|",
+  ]
+  for v, o in summary["objectives"].items():
+    lines.append(_fit_line(v, o.get("fit_compute"), "FLOPs (frontier)"))
+    for n, f in o["fit_params"].items():
+      lines.append(_fit_line(v, f, f"non-embedding params at {int(n):,} tokens"))
+  lines += [
+    "", "Least squares on log-loss from a grid of starts; 95% Wald intervals with Student t "
+    "quantiles on n − 3 degrees of freedom (`jaxlm/eval/power_law.py`). The compute fit uses the "
+    "lower envelope of all learning curves of the objective (held-out loss at each evaluation, "
+    f"the first {SKIP_FRAC:.0%} of each run left out); the parameter fits use each run's final "
+    "held-out loss over every held-out row. Losses are each objective's own (MLM: masked "
+    "tokens; CLM: next token), so compare exponents, not levels.", "",
+    *[f"![{x}]({x})" for x in plots], "",
+    "## Compute-efficient frontier", "",
+    "| objective | FLOPs | held-out loss | size on the frontier | tokens per non-embedding "
+    "parameter |", "|---|---|---|---|---|",
+  ]
+  for v, o in summary["objectives"].items():
+    for f in o["frontier"]:
+      lines.append(f"| {v} | {f['flops']:.3g} | {f['loss']:.3f} | {f['point']} | "
+                   f"{f['tokens_per_param']:.1f} |")
+  lines += ["", "For reference, Hoffmann et al. (2022) find about 20 tokens per parameter "
+            "compute-optimal for causal LMs far larger than these.", "",
+            "## Grid points", "",
+            "| objective | point | params (non-embedding) | FLOPs | held-out loss | accuracy | "
+            + " | ".join(g["tasks"]) + " |", "|---" * (6 + len(g["tasks"])) + "|"]
+  for pt in summary["points"]:
+    cells = []
+    for task in g["tasks"]:
+      s = pt["scores"].get(task)
+      cells.append("–" if s is None else f"{s['mean']:.1f} [{s['low']:.1f}, {s['high']:.1f}]")
+    h = pt["heldout"]
+    lines.append(f"| {pt['variant']} | {pt['point']} | {pt['params']:,} "
+                 f"({pt['non_embedding_params']:,}) | {pt['flops']:.3g} | {h['loss']:.3f} | "
+                 f"{100 * h['accuracy']:.1f}% | " + " | ".join(cells) + " |")
+  lines += ["", "Zero-shot scores: accuracy over minimal pairs with a 95% bootstrap interval "
+            "over pairs; fine-tuning: mean over seeds [min, max], on the test split where the "
+            "task has one.", ""]
+  if downstream:
+    lines += [f"![downstream]({downstream})", ""]
+  path = out / "scale.md"
+  storage.write_atomic(path, "\n".join(lines))
+  return path
