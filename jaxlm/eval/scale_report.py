@@ -248,7 +248,8 @@ def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
   ax.set_xscale("log")
   ax.set_xlabel("non-embedding parameters")
   ax.set_ylabel("final held-out loss (own objective)")
-  ax.legend(fontsize=7)
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=7)
   fig.tight_layout()
   _save(fig, out / "loss_vs_params.png")
   return ["loss_vs_flops.png", "loss_vs_params.png"]
@@ -266,7 +267,8 @@ def _plot_downstream(summary: dict, out: epath.Path) -> str | None:
         continue
       s = [p["scores"][task] for p in pts]
       ax.errorbar([p["flops"] for p in pts], [x["mean"] for x in s],
-                  yerr=[[x["mean"] - x["low"] for x in s], [x["high"] - x["mean"] for x in s]],
+                  yerr=[[max(x["mean"] - x["low"], 0) for x in s],
+                        [max(x["high"] - x["mean"], 0) for x in s]],
                   fmt="o-", capsize=3, label=v)
     floor = next((p["zero_shot"][task].get("unigram_floor") for p in summary["points"]
                   if task in p.get("zero_shot", {})), None)

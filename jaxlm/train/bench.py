@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm import sharding
+from jaxlm import objectives, sharding
 from jaxlm.config import Config, replace_at
-from jaxlm.data.packing import BATCH_KEYS, Batch
+from jaxlm.data.packing import Batch
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, SpecialTokens, trained_layout
 from jaxlm.train.loop import check_fits
@@ -36,15 +36,22 @@ def with_synthetic_tokenizer(config: Config) -> tuple[Config, SpecialTokens]:
 
 def synthetic_batches(config: Config, batch_sh: jax.sharding.NamedSharding,
                       count: int = NUM_BATCHES) -> list[Batch]:
-  """`count` batches of random ordinary tokens, created sharded on the devices."""
+  """`count` batches of random ordinary tokens, created sharded on the devices; sentence-pair
+  objectives also get token types (the second half of each row is sentence B) and labels."""
   B, T, V = config.batch_size, config.seq_len, config.data.vocab_size
+  pairs = objectives.get(config.objective).rows == "sentence_pairs"
 
   def make(key: jax.Array) -> Batch:
     tokens_BxT = jax.random.randint(key, (B, T), FIRST_ORDINARY_ID, V, dtype=jnp.int32)
-    return Batch(tokens=tokens_BxT, segment_ids=jnp.ones((B, T), jnp.int32),
-                 positions=jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
+    batch = Batch(tokens=tokens_BxT, segment_ids=jnp.ones((B, T), jnp.int32),
+                  positions=jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T)))
+    if pairs:
+      batch.update(token_types=jnp.broadcast_to((jnp.arange(T) >= T // 2).astype(jnp.int32),
+                                                (B, T)),
+                   nsp_labels=jax.random.bernoulli(key, 0.5, (B,)).astype(jnp.int32))
+    return batch
 
-  make = jax.jit(make, out_shardings={k: batch_sh for k in BATCH_KEYS})
+  make = jax.jit(make, out_shardings=batch_sh)
   return [make(jax.random.key(i)) for i in range(count)]
 
 
