@@ -221,7 +221,7 @@ GROUPS = ("model", "mlm", "prefix_lm", "optimizer", "mesh", "data")
 
 @frozen
 class Config:
-  objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, prefix_lm
+  objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, mlm_nsp, prefix_lm
   seed: int = 0  # parameters, data order, MLM masks, prefix splits and dropout all derive from it
   steps: int = 200  # optimizer steps
   batch_size: int = 32  # global, in sequences
