@@ -178,8 +178,11 @@ class Backbone(nnx.Module):
       self.pos_embed = nnx.Embed(cfg.max_seq_len, cfg.embed_dim,
                                  embedding_init=normal_init((None, "embed")), rngs=rngs, **dtypes)
     if cfg.type_vocab_size:
+      # Zeros, not BERT's N(0, 0.02): a random type-0 row is one vector added to every token,
+      # which at jaxlm's CPU scale kept MLM on the unigram plateau (docs/objectives.md); from
+      # zeros a model with token types starts as the same model without them.
       self.type_embed = nnx.Embed(cfg.type_vocab_size, cfg.embed_dim,
-                                  embedding_init=normal_init((None, "embed")), rngs=rngs, **dtypes)
+                                  embedding_init=zeros_init((None, "embed")), rngs=rngs, **dtypes)
     # Post-LN (BERT) normalises the embeddings; pre-LN (GPT-2) normalises the final output, and
     # with embed_norm (RoBERTa-PreLayerNorm) the embeddings too.
     self.norm = layer_norm(cfg, rngs)

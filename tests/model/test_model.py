@@ -158,6 +158,9 @@ def test_token_types_enter_only_where_configured():
   tokens = jnp.asarray(packed_batch(B=2, T=T)["tokens"])
   spec = MaskSpec("bidirectional")
   typed = model(tiny_config("mlm", type_vocab_size=2)).backbone
+  table = typed.type_embed.embedding
+  assert not np.any(table[...])  # zeros at init: the same model as one without types
+  table[...] = jax.random.normal(jax.random.key(0), table[...].shape) * 0.02  # as if trained
   zeros, ones = jnp.zeros_like(tokens), jnp.ones_like(tokens)
   h_none = typed(tokens, spec)
   np.testing.assert_allclose(h_none, typed(tokens, spec, token_types_BxT=zeros), atol=1e-6)
