@@ -57,7 +57,10 @@ def span_starts(key: jax.Array, word_starts_BxT: jax.Array, p: float, max_span: 
     lengths_BxT = jnp.ones((B, T), jnp.int32)
   first_word_BxT = jnp.cumsum(lengths_BxT, axis=1) - lengths_BxT  # the word each span starts at
   word_BxT = _unit_ids(word_starts_BxT)
-  is_first_BxT = jax.vmap(lambda firsts, w: jnp.isin(w, firsts))(first_word_BxT, word_BxT)
+  # The span holding each word (first_word is increasing), and whether the word opens it.
+  span_BxT = jax.vmap(lambda firsts, w: jnp.searchsorted(firsts, w, side="right") - 1)(
+    first_word_BxT, word_BxT)
+  is_first_BxT = jnp.take_along_axis(first_word_BxT, span_BxT, axis=1) == word_BxT
   return word_starts_BxT & is_first_BxT
 
 
