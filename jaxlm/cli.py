@@ -68,21 +68,18 @@ def _parser() -> argparse.ArgumentParser:
   ft.add_argument("--max_train_examples", type=int)
   ft.add_argument("--seeds", type=int)
   _add_distributed(ft)
-  cmp = sub.add_parser("compare", help="pre-train each objective, fine-tune on GLUE, report",
-                       epilog="Override: --config.pretrain.steps=1000 --config.tasks=sst2,cola")
-  cmp.add_argument("--config", default="compare/tiny",
-                   help="a shipped config name (compare/tiny, compare/bert_small) or a file")
-  cmp.add_argument("--workdir", required=True)
-  cmp.add_argument("--quiet", action="store_true", help="no progress bars")
-  _add_distributed(cmp)
-  scale = sub.add_parser("scale", help="scaling laws per objective: a grid of sizes, power-law "
-                         "fits, downstream quality per FLOP",
-                         epilog="Override: --config.depths=1,2,3 --config.tokens=1e6,2e6")
-  scale.add_argument("--config", default="scale/tiny",
-                     help="a shipped config name (scale/tiny, scale/gpu) or a file")
-  scale.add_argument("--workdir", required=True)
-  scale.add_argument("--quiet", action="store_true", help="no progress bars")
-  _add_distributed(scale)
+  for name, help_text, default, shipped, example in (
+      ("compare", "pre-train each objective, fine-tune on GLUE, report", "compare/tiny",
+       "compare/tiny, compare/bert_small", "--config.pretrain.steps=1000 --config.tasks=sst2,cola"),
+      ("scale", "scaling laws per objective: a grid of sizes, power-law fits, downstream quality "
+       "per FLOP", "scale/tiny", "scale/tiny, scale/gpu",
+       "--config.depths=1,2,3 --config.tokens=1e6,2e6")):
+    grid = sub.add_parser(name, help=help_text, epilog=f"Override: {example}")
+    grid.add_argument("--config", default=default,
+                      help=f"a shipped config name ({shipped}) or a file")
+    grid.add_argument("--workdir", required=True)
+    grid.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_distributed(grid)
   bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
                          epilog="Override any config field: --config.batch_size=32")
   bench.add_argument("--config", required=True,

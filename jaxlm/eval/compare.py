@@ -40,6 +40,11 @@ from jaxlm.train.step import make_eval_step
 BASELINE = "none"  # the variant with no pre-training
 
 
+def comma_list(text: str) -> list[str]:
+  """The non-empty, stripped items of a comma-separated config value."""
+  return [item.strip() for item in text.split(",") if item.strip()]
+
+
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
   pretrain: Config = dataclasses.field(default_factory=Config)
@@ -56,13 +61,13 @@ class CompareConfig:
   glue_dir: str = ""  # GLUE TSVs or tfds:DATA_DIR; "" = $GLUE_DIR
 
   def objective_list(self) -> list[str]:
-    return [o.strip() for o in self.objectives.split(",") if o.strip()]
+    return comma_list(self.objectives)
 
   def task_list(self) -> list[str]:
-    return [t.strip() for t in self.tasks.split(",") if t.strip()]
+    return comma_list(self.tasks)
 
   def zero_shot_list(self) -> list[str]:
-    return [t.strip() for t in self.zero_shot.split(",") if t.strip()]
+    return comma_list(self.zero_shot)
 
   def validate(self) -> CompareConfig:
     self.pretrain.validate()

@@ -149,9 +149,10 @@ def _targets(summary: dict) -> list[str]:
   return lines
 
 
-def _save(fig, file: epath.Path) -> None:
+def save_png(fig, file: epath.Path, dpi: int = 120) -> None:
+  """Writes a matplotlib figure as a PNG, atomically (local or gs://), and closes it."""
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=120)
+  fig.savefig(buffer, format="png", dpi=dpi)
   plt.close(fig)
   storage.write_atomic(file, buffer.getvalue())
 
@@ -168,7 +169,7 @@ def plot_curves(summary: dict, out: epath.Path) -> list[str]:
     ax.legend()
     fig.tight_layout()
     name = f"loss_vs_{x_key}.png"
-    _save(fig, out / name)
+    save_png(fig, out / name)
     names.append(name)
   return names
 
@@ -201,7 +202,7 @@ def plot_blimp(result: dict, out: epath.Path) -> str:
   ax.set_ylim(0, 100)
   ax.legend(fontsize=7, ncol=3)
   fig.tight_layout()
-  _save(fig, out / "blimp.png")
+  save_png(fig, out / "blimp.png")
   return "blimp.png"
 
 
@@ -232,7 +233,7 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
   ax.set_ylabel("score (mean; bars: min-max over seeds; dots: seeds)")
   ax.legend()
   fig.tight_layout()
-  _save(fig, out / "finetune.png")
+  save_png(fig, out / "finetune.png")
   return "finetune.png"
 
 

@@ -35,7 +35,7 @@ from jaxlm.train.loop import train
 
 
 def _ints(text: str) -> list[int]:
-  return [int(float(v)) for v in text.split(",") if v.strip()]
+  return [int(float(v)) for v in compare.comma_list(text)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,14 +55,9 @@ class ScaleConfig:
   finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
   glue_dir: str = ""  # GLUE TSVs or tfds:DATA_DIR; "" = $GLUE_DIR
 
-  def objective_list(self) -> list[str]:
-    return [o.strip() for o in self.objectives.split(",") if o.strip()]
-
-  def task_list(self) -> list[str]:
-    return [t.strip() for t in self.tasks.split(",") if t.strip()]
-
-  def zero_shot_list(self) -> list[str]:
-    return [t.strip() for t in self.zero_shot.split(",") if t.strip()]
+  objective_list = compare.CompareConfig.objective_list
+  task_list = compare.CompareConfig.task_list
+  zero_shot_list = compare.CompareConfig.zero_shot_list
 
   def grid(self) -> list[tuple[int, int, int]]:
     """(layers, width, tokens) of every grid point, smallest first."""

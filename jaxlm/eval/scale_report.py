@@ -9,7 +9,6 @@ downstream scores, never by their values.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 
@@ -22,7 +21,7 @@ from etils import epath  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
 from jaxlm import storage  # noqa: E402
-from jaxlm.eval import power_law, stats  # noqa: E402
+from jaxlm.eval import power_law, report, stats  # noqa: E402
 
 SKIP_FRAC = 0.25  # the first quarter of each learning curve (warmup, steepest descent) is left out
 
@@ -207,13 +206,6 @@ def _words(summary: dict) -> list[str]:
   return lines
 
 
-def _save(fig, file: epath.Path) -> None:
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=110)
-  plt.close(fig)
-  storage.write_atomic(file, buffer.getvalue())
-
-
 def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
   variants = list(summary["objectives"])
   fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 4), squeeze=False)
@@ -236,7 +228,7 @@ def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
     ax.set_ylabel(f"held-out loss ({v})")
     ax.legend(fontsize=7)
   fig.tight_layout()
-  _save(fig, out / "loss_vs_flops.png")
+  report.save_png(fig, out / "loss_vs_flops.png")
   fig, ax = plt.subplots(figsize=(5, 4))
   for v in variants:
     for n, f in summary["objectives"][v]["fit_params"].items():
@@ -251,7 +243,7 @@ def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7)
   fig.tight_layout()
-  _save(fig, out / "loss_vs_params.png")
+  report.save_png(fig, out / "loss_vs_params.png")
   return ["loss_vs_flops.png", "loss_vs_params.png"]
 
 
@@ -279,7 +271,7 @@ def _plot_downstream(summary: dict, out: epath.Path) -> str | None:
     ax.set_ylabel(f"{task} score (bars: 95% interval or seed range)")
     ax.legend(fontsize=7)
   fig.tight_layout()
-  _save(fig, out / "downstream_vs_flops.png")
+  report.save_png(fig, out / "downstream_vs_flops.png")
   return "downstream_vs_flops.png"
 
 
