@@ -40,6 +40,10 @@ def test_pairs_are_encoded_bert_style_and_truncated_longest_first(tok):
   expected = [2] + a[:3] + [3] + b[:3] + [3]
   assert enc["tokens"][0].tolist() == expected
   assert enc["segment_ids"][0].tolist() == [1] * 9
+  assert enc["token_types"][0].tolist() == [0] * 5 + [1] * 4  # [CLS] a [SEP] | b [SEP]
+  single = finetune.encode(tok, glue.Examples(texts_a=["the film"], texts_b=None,
+                                              labels=np.array([1]), indices=np.array([0])), 9)
+  assert not single["token_types"].any()
 
 
 def test_clm_classifier_reads_the_last_real_token_and_mlm_reads_cls():
