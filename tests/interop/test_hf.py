@@ -128,29 +128,27 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
   return float(np.max(np.abs(a - b)))
 
 
-@pytest.fixture(scope="module")
-def hf_bert(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+def _saved_bert(factory, cls, seed: int, **config) -> tuple[Path, torch.nn.Module]:
+  """A tiny random transformers BERT of class `cls`, perturbed and saved as safetensors."""
   torch.manual_seed(0)
-  config = transformers.BertConfig(vocab_size=V, hidden_size=D, num_hidden_layers=L,
-                                   num_attention_heads=H, intermediate_size=37,
-                                   max_position_embeddings=P)
-  model = _perturb_torch(transformers.BertForMaskedLM(config), 1)
-  out = tmp_path_factory.mktemp("hf_bert")
+  bert = transformers.BertConfig(vocab_size=V, hidden_size=D, num_hidden_layers=L,
+                                 num_attention_heads=H, intermediate_size=37,
+                                 max_position_embeddings=P, **config)
+  model = _perturb_torch(cls(bert), seed)
+  out = factory.mktemp(cls.__name__)
   model.save_pretrained(out, safe_serialization=True)
   return out, model
+
+
+@pytest.fixture(scope="module")
+def hf_bert(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+  return _saved_bert(tmp_path_factory, transformers.BertForMaskedLM, 1)
 
 
 @pytest.fixture(scope="module")
 def hf_bert_pretraining(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
   """BertForPreTraining: MLM head, pooler and next-sentence head, two token types."""
-  torch.manual_seed(0)
-  config = transformers.BertConfig(vocab_size=V, hidden_size=D, num_hidden_layers=L,
-                                   num_attention_heads=H, intermediate_size=37,
-                                   max_position_embeddings=P, type_vocab_size=2)
-  model = _perturb_torch(transformers.BertForPreTraining(config), 5)
-  out = tmp_path_factory.mktemp("hf_bert_pretraining")
-  model.save_pretrained(out, safe_serialization=True)
-  return out, model
+  return _saved_bert(tmp_path_factory, transformers.BertForPreTraining, 5, type_vocab_size=2)
 
 
 @pytest.fixture(scope="module")
