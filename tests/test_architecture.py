@@ -12,7 +12,8 @@ from jaxlm.objectives import OBJECTIVES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxlm"
 LEAVES = ("jaxlm.errors", "jaxlm.model.masks", "jaxlm.model.cache", "jaxlm.data.special_tokens",
-          "jaxlm.eval.stats", "jaxlm.eval.unigram", "jaxlm.eval.blimp_data", "jaxlm.eval.power_law")
+          "jaxlm.eval.stats", "jaxlm.eval.unigram", "jaxlm.eval.blimp_data", "jaxlm.eval.power_law",
+          "jaxlm.interop.hf_layouts")
 
 
 def _modules() -> dict[str, Path]:
