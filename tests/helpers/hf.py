@@ -1,5 +1,6 @@
-"""Builders and comparisons shared by the Hugging Face interop tests: tiny configs, perturbed
-random models on both sides, token ids and types, and logits compared at TOL."""
+"""Builders, fixtures and comparisons shared by the Hugging Face interop tests: tiny configs,
+perturbed random models on both sides (saved tiny transformers checkpoints as module fixtures:
+import them by name), token ids and types, and logits compared at TOL."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 import transformers
 from flax import nnx
@@ -123,5 +125,27 @@ def saved_bert(factory, cls, seed: int, **config) -> tuple[Path, torch.nn.Module
                                  max_position_embeddings=P, **config)
   model = perturb_torch(cls(bert), seed)
   out = factory.mktemp(cls.__name__)
+  model.save_pretrained(out, safe_serialization=True)
+  return out, model
+
+
+@pytest.fixture(scope="module")
+def hf_bert(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+  return saved_bert(tmp_path_factory, transformers.BertForMaskedLM, 1)
+
+
+@pytest.fixture(scope="module")
+def hf_bert_pretraining(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+  """BertForPreTraining: MLM head, pooler and next-sentence head, two token types."""
+  return saved_bert(tmp_path_factory, transformers.BertForPreTraining, 5, type_vocab_size=2)
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+  torch.manual_seed(0)
+  config = transformers.GPT2Config(vocab_size=V, n_embd=D, n_layer=L, n_head=H, n_positions=P,
+                                   bos_token_id=0, eos_token_id=0)
+  model = perturb_torch(transformers.GPT2LMHeadModel(config), 2)
+  out = tmp_path_factory.mktemp("hf_gpt2")
   model.save_pretrained(out, safe_serialization=True)
   return out, model

@@ -28,6 +28,8 @@ from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
 from jaxlm.train.state import build_model, create_train_state
 
 from helpers.hf import TOL, V, TEXTS, tiny_config, perturb_jaxlm, random_ids, torch_logits, max_diff
+from helpers.hf import hf_bert, hf_gpt2  # noqa: F401,F811 - pytest fixtures, by name
+
 
 @pytest.mark.parametrize("which", ["bert", "gpt2"])
 def test_hf_logits_match_and_round_trip(which, hf_bert, hf_gpt2, tmp_path):

@@ -21,6 +21,7 @@ from jaxlm.train.state import build_model
 
 from helpers.hf import (TOL, V, D, L, H, P, TEXTS, tiny_config, perturb_torch, perturb_jaxlm,
                         random_ids, pair_types, assert_same_outputs, assert_same_params, max_diff)
+from helpers.hf import hf_bert, hf_bert_pretraining  # noqa: F401,F811 - pytest fixtures, by name
 
 
 def test_bert_token_types_load_into_type_embed(hf_bert):
