@@ -15,7 +15,7 @@ import json
 import sys
 
 from jaxlm.config import load_config
-from jaxlm.eval.scale import ScaleConfig, point_config, point_name
+from jaxlm.studies.scale import ScaleConfig, point_config, point_name
 from jaxlm.train.bench import bench
 
 

@@ -22,15 +22,20 @@ from etils import epath
 from flax import nnx
 from tokenizers import Tokenizer
 
-from jaxlm import storage
-from jaxlm import objectives
-from jaxlm.objectives.base import Objective
+from jaxlm import objectives, sharding, storage
 from jaxlm.config import Config, DataError, MeshConfig
+from jaxlm.data import tokenizer
+from jaxlm.data.tokenizer import MASK
+from jaxlm.generate import generate
+from jaxlm.interop import hf_import
 from jaxlm.model import LanguageModel
+from jaxlm.objectives.base import Objective
+from jaxlm.objectives.build import abstract_model
+from jaxlm.train.checkpoint import restore_params
 
 
 @dataclasses.dataclass
-class Loaded:
+class Pretrained:
   """A model ready for inference, with the tokenizer and config it was trained with."""
 
   model: LanguageModel
@@ -69,6 +74,9 @@ class Loaded:
                                        jnp.asarray(prefix_len_B, jnp.int32)))
 
 
+Loaded = Pretrained  # its earlier name, kept for scripts that use it
+
+
 def _make_forward(graphdef: nnx.GraphDef, objective: Objective) -> Callable[..., jax.Array]:
   # The weights are an argument, not closed over: closed-over arrays become program constants.
   # (The graphdef is closed over: it holds the unhashable config, so it cannot be static.)
@@ -79,7 +87,7 @@ def _make_forward(graphdef: nnx.GraphDef, objective: Objective) -> Callable[...,
   return forward
 
 
-def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
+def load(path: str | os.PathLike, *, dtype: str | None = None) -> Pretrained:
   """A jaxlm run directory (its newest checkpoint) or a Hugging Face BERT / GPT-2 directory
   (config.json + model.safetensors). `dtype` overrides the compute dtype (e.g. 'float32' to
   read a bf16-trained run exactly). Raises DataError (one line) on what it cannot load."""
@@ -89,30 +97,28 @@ def load(path: str | os.PathLike, *, dtype: str | None = None) -> Loaded:
     tok_path = path / "tokenizer.json"
     tok = Tokenizer.from_str(tok_path.read_text(encoding="utf-8")) if tok_path.is_file() else None
   elif (path / "config.json").is_file():
-    # noqa below: needs safetensors, only for Hugging Face directories
-    from jaxlm.interop import hf_import as hf_convert  # noqa: PLC0415
-
-    config, params = hf_convert.from_hf(path)
+    config, params = hf_import.from_hf(path)
     tok = _hf_tokenizer(path)
   else:
     raise DataError(f"{path}: neither a jaxlm run directory (with checkpoints/) nor a Hugging "
                     "Face model directory (with config.json)")
-  # Inference needs none of the training machinery, and a GPU-only kernel must not stop a CPU.
-  config = dataclasses.replace(config, model=dataclasses.replace(
-    config.model, attention="auto", remat="none", dtype=dtype or config.model.dtype)).validate()
-  from jaxlm.train.state import abstract_model  # noqa: PLC0415
+  return from_params(config, params, tok, dtype=dtype)
 
+
+def from_params(config: Config, params: nnx.State, tokenizer: Tokenizer | None, *,
+                dtype: str | None = None) -> Pretrained:
+  """A model for inference from parameters already in memory (e.g. a study's restored run),
+  on one device."""
+  # Inference needs none of the training machinery, and a GPU-only kernel must not stop a CPU.
+  config = dataclasses.replace(config, mesh=MeshConfig(1, 1, 1), model=dataclasses.replace(
+    config.model, attention="auto", remat="none", dtype=dtype or config.model.dtype)).validate()
   graphdef, _ = abstract_model(config)
-  device = jax.devices()[0]
-  model = nnx.merge(graphdef, jax.device_put(params, device))
-  return Loaded(model=model, tokenizer=tok, config=config)
+  model = nnx.merge(graphdef, jax.device_put(params, jax.devices()[0]))
+  return Pretrained(model=model, tokenizer=tokenizer, config=config)
 
 
 def _load_run(run_dir: epath.Path) -> tuple[Config, nnx.State]:
   """The run's saved config and its newest checkpoint's parameters, on one device."""
-  from jaxlm import sharding  # noqa: PLC0415
-  from jaxlm.train.checkpoint import restore_params  # noqa: PLC0415
-
   config, params = restore_params(run_dir, sharding.make_mesh(MeshConfig(1, 1, 1),
                                                               jax.devices()[:1]))
   return dataclasses.replace(config, mesh=MeshConfig(1, 1, 1)), params
@@ -123,17 +129,13 @@ def _hf_tokenizer(hf_dir: epath.Path) -> Tokenizer | None:
   if (hf_dir / "tokenizer.json").is_file():
     return Tokenizer.from_str((hf_dir / "tokenizer.json").read_text(encoding="utf-8"))
   if any((hf_dir / n).is_file() for n in ("vocab.txt", "vocab.json")):
-    from jaxlm.data import tokenizer  # noqa: PLC0415
-
     return tokenizer.load_file(hf_dir)
   return None
 
 
-def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, float]]:
+def fill_mask(loaded: Pretrained, text: str, top_k: int = 5) -> list[tuple[str, float]]:
   """The `top_k` likeliest tokens, with probabilities, for the first [MASK] in `text`
   (an mlm model with a tokenizer; the text is encoded with the tokenizer's own template)."""
-  from jaxlm.data.tokenizer import MASK  # noqa: PLC0415
-
   tok = loaded.tokenizer
   if objectives.get(loaded.config.objective).head != "mlm_transform":
     raise ValueError(f"fill_mask: needs an mlm model, this one is {loaded.config.objective}")
@@ -154,11 +156,10 @@ def fill_mask(loaded: Loaded, text: str, top_k: int = 5) -> list[tuple[str, floa
            float(probs_V[i])) for i in best]
 
 
-def generate_text(loaded: Loaded, prompts: list[str], max_new_tokens: int = 50,
+def generate_text(loaded: Pretrained, prompts: list[str], max_new_tokens: int = 50,
                   temperature: float = 0.8, top_k: int = 50, top_p: float = 1.0,
                   seed: int = 0) -> list[str]:
   """Continuations of `prompts` with a CLM model and its tokenizer (KV-cached decoding)."""
-  from jaxlm.generate import generate  # noqa: PLC0415
   if not objectives.get(loaded.config.objective).generates:
     raise DataError(f"generate: this is an {loaded.config.objective} model; use fill-mask "
                     "(generation needs clm or prefix_lm)")

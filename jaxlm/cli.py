@@ -1,15 +1,24 @@
-"""The `jaxlm` command: `train` and `data prepare` (more subcommands arrive with later work)."""
+"""The `jaxlm` command: train, finetune, compare, scale, eval, bench, generate, fill-mask,
+export and data prepare.
+
+Each subcommand is a parser (`_commands`) and a handler (`_handlers`); `main` splits the
+`--config.a.b=value` overrides off, parses, and calls the handler, which loads and preflights
+its config before it imports anything heavy, joins a multi-process job, takes its workdir and
+runs. Heavy modules load inside the handlers, so `--help` and config errors stay instant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 
 from jaxlm.config import ConfigError, load_config
 
 # Exit codes (documented in the README): scripts and schedulers act on them.
-EXIT_BAD_INPUT = 2  # a bad config, data path or restore: fix the command
+EXIT_BAD_INPUT = 2  # a bad config, data path, restore or busy workdir: fix the command
 EXIT_NONFINITE = 3  # too many consecutive NaN/Inf steps: the run stopped, checkpoints are clean
 EXIT_PREEMPTED = 75  # SIGTERM: a checkpoint was committed; rerun the same command to resume
 
@@ -33,6 +42,165 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
+def _join(args) -> None:
+  """Joins the multi-process job the flags (or the environment) describe, if any."""
+  from jaxlm import distributed
+  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                         args.init_timeout)
+
+
+@contextlib.contextmanager
+def _owned(workdir: str, command: str):
+  """Holds `workdir` for this command (process 0 takes the lease for the whole job); a workdir
+  another live process holds, or one that cannot be created, is refused in one line."""
+  import jax
+  import numpy as np
+
+  from jaxlm.lease import Lease
+  lease, error = Lease(workdir, command=command, holder=jax.process_index() == 0), None
+  try:
+    lease.__enter__()
+  except ConfigError as e:
+    error = e
+  if jax.process_count() > 1:  # every process stops if process 0 could not take it
+    from jax.experimental import multihost_utils
+    if not int(multihost_utils.broadcast_one_to_all(np.int32(error is None))) and error is None:
+      error = ConfigError(f"--workdir {workdir}: refused on process 0 (see its error)")
+  if error is not None:
+    raise error
+  try:
+    yield
+  finally:
+    lease.__exit__(None, None, None)
+
+
+def _train(args, overrides: dict[str, str]) -> int:
+  from jaxlm import preflight
+  if args.init_from:
+    overrides["init_from"] = args.init_from
+  config = preflight.pretrain_config(load_config(args.config, overrides))
+  _join(args)
+  from jaxlm.train.loop import NonFiniteLoss, Preempted, train
+  try:
+    with _owned(args.workdir, "train"):
+      train(config, args.workdir, quiet=args.quiet)
+  except Preempted as e:
+    print(f"jaxlm: {e}", file=sys.stderr)
+    return EXIT_PREEMPTED
+  except NonFiniteLoss as e:
+    print(f"jaxlm: error: {e}", file=sys.stderr)
+    return EXIT_NONFINITE
+  return 0
+
+
+def _finetune(args, overrides: dict[str, str]) -> int:
+  for flag in ("epochs", "max_train_examples", "seeds"):
+    if getattr(args, flag) is not None:
+      overrides[f"finetune.{flag}"] = str(getattr(args, flag))
+  from jaxlm.eval import tasks
+  tasks.get(args.task, "finetune")  # a bad name fails before anything loads
+  _join(args)
+  from jaxlm.finetune import trainer
+  config, recipe, params, tok = trainer.load_init(args.init, overrides)
+  with _owned(args.workdir, "finetune"):
+    results = trainer.run(config, recipe, args.task, args.glue_dir or None, args.workdir,
+                          params, tok, init=args.init)
+  for split, metrics in results["summary"].items():
+    shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
+                      for k, v in metrics.items())
+    print(f"{results['task']} {split}: {shown} (median [min-max] of {recipe.seeds} seeds)")
+  return 0
+
+
+def _study(args, overrides: dict[str, str]) -> int:
+  """compare and scale: load, preflight (values, registries, task data), run, point at the
+  report."""
+  from jaxlm.studies.config import CompareConfig, ScaleConfig
+  expected, report = {"compare": (CompareConfig, "report.md"),
+                      "scale": (ScaleConfig, "scale.md")}[args.command]
+  config = load_config(args.config, overrides, expected=expected)
+  if args.command == "compare":
+    from jaxlm.studies import compare as study
+  else:
+    from jaxlm.studies import scale as study
+  study.check(config)
+  _join(args)
+  with _owned(args.workdir, args.command):
+    study.run(config, args.workdir, quiet=args.quiet)
+  print(f"jaxlm {args.command}: report in {args.workdir}/{report}")
+  return 0
+
+
+def _eval(args, overrides: dict[str, str]) -> int:
+  """`jaxlm eval --task NAME`: any zero-shot task of the registry; prints the overall score
+  with its interval, the references and each group's score, and writes TASK.json."""
+  from jaxlm.eval import tasks
+  task = tasks.get(args.task, "zero_shot")
+  groups = tuple(g for g in args.groups.split(",") if g)
+  task.check(args.sample, groups)  # bad options fail before anything loads
+  from jaxlm import api, storage
+  from jaxlm.data import pipeline
+  model = api.load(args.workdir)
+  if model.tokenizer is None:
+    raise ConfigError(f"--workdir {args.workdir}: holds no tokenizer")
+  ids = None
+  if not args.no_reference and (storage.path(args.workdir) / "checkpoints").is_dir():
+    ids = pipeline.training_token_ids(pipeline.load(model.config, lambda _: model.tokenizer),
+                                      model.tokenizer)
+  result = task.evaluate(model, sample=args.sample, groups=groups, train_ids=ids)
+  result["options"] = {"sample": args.sample, "groups": list(groups)}
+  low, high = result["interval"]
+  refs = "".join(f"; {name} {ref['overall']:.1f}" for name, ref in result["references"].items())
+  print(f"{task.name} {result['items']} items: {result['overall']:.1f} [{low:.1f}, {high:.1f}]"
+        + refs)
+  for name, value in result["groups"].items():
+    print(f"  {name}: {value:.1f}")
+  out = storage.path(args.workdir) / f"{task.name}.json"
+  storage.write_atomic(out, json.dumps(result, indent=1))
+  print(f"wrote {out}")
+  return 0
+
+
+def _bench(args, overrides: dict[str, str]) -> int:
+  from jaxlm import preflight
+  config = preflight.pretrain_config(load_config(args.config, overrides))
+  from jaxlm.train.bench import bench
+  print(json.dumps(bench(config, args.steps, args.warmup, name=args.config)))
+  return 0
+
+
+def _generate(args, overrides: dict[str, str]) -> int:
+  from jaxlm import api
+  for text in api.generate_text(api.load(args.workdir), args.prompt, args.max_new_tokens,
+                                args.temperature, args.top_k, args.top_p, args.seed):
+    print(text)
+  return 0
+
+
+def _fill_mask(args, overrides: dict[str, str]) -> int:
+  from jaxlm import api
+  for token, prob in api.fill_mask(api.load(args.workdir), args.text, args.top_k):
+    print(f"{prob:.4f}\t{token}")
+  return 0
+
+
+def _export(args, overrides: dict[str, str]) -> int:
+  from jaxlm import api
+  from jaxlm.interop import hf_export
+  model = api.load(args.workdir)
+  hf_export.to_hf(model.config, model.params, args.out, model.tokenizer)
+  print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
+  return 0
+
+
+def _prepare(args, overrides: dict[str, str]) -> int:
+  from jaxlm.data.prepare import prepare
+  path = prepare(args.source, args.name, args.data_dir, overwrite=args.overwrite)
+  print(f"prepared tfds:{args.name} in {path}; train on it with "
+        f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
+  return 0
+
+
 def _add_distributed(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group(
     "multi-process", "Cloud TPU VMs and SLURM are detected; elsewhere give all three")
@@ -43,10 +211,9 @@ def _add_distributed(parser: argparse.ArgumentParser) -> None:
                      help="seconds to wait for every process to join (default 300)")
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="jaxlm", description=__doc__)
-  sub = parser.add_subparsers(dest="command", required=True)
-  train = sub.add_parser("train", help="pre-train with the clm, mlm or prefix_lm objective",
+def _commands(sub) -> None:
+  """Every subcommand's arguments, and its handler."""
+  train = sub.add_parser("train", help="pre-train one objective (clm, mlm, mlm_nsp, prefix_lm)",
                          epilog="Override any config field: --config.model.num_layers=2")
   train.add_argument("--config", required=True,
                      help="a shipped config name (tiny, gpt2_124m, ...) or a config file")
@@ -54,38 +221,60 @@ def _parser() -> argparse.ArgumentParser:
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
   _add_distributed(train)
-  ft = sub.add_parser("finetune", help="fine-tune a pre-trained run on a task (GLUE, goemotions_sentiment)",
-                      epilog="Override the recipe: --config.finetune.lr=5e-5")
+  train.set_defaults(handler=_train)
+
+  ft = sub.add_parser("finetune", help="fine-tune a run on a task (goemotions_sentiment, GLUE)",
+                      epilog="Override the recipe: --config.finetune.lr=5e-5",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   ft.add_argument("--init", required=True,
                   help="a jaxlm run or a Hugging Face BERT / GPT-2 directory (safetensors)")
-  ft.add_argument("--task", required=True, help="goemotions_sentiment (shipped) or a GLUE task: "
-                  "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli")
+  ft.add_argument("--task", required=True, help="a fine-tuning task of jaxlm.eval.tasks: "
+                  "goemotions_sentiment (shipped) or a GLUE task (cola, sst2, mrpc, ...)")
   ft.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", ""),
                   help="GLUE in the official TSV layout, or tfds:DATA_DIR for TFDS glue/<task> "
-                  "(default $GLUE_DIR; shipped tasks need none)")
+                  "($GLUE_DIR; shipped tasks need none)")
   ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
-  ft.add_argument("--epochs", type=int)
-  ft.add_argument("--max_train_examples", type=int)
-  ft.add_argument("--seeds", type=int)
+  ft.add_argument("--epochs", type=int, help="the recipe's when unset")
+  ft.add_argument("--max_train_examples", type=int, help="the recipe's when unset")
+  ft.add_argument("--seeds", type=int, help="the recipe's when unset")
   _add_distributed(ft)
+  ft.set_defaults(handler=_finetune)
+
   for name, help_text, default, shipped, example in (
-      ("compare", "pre-train each objective, fine-tune on GLUE, report", "compare/tiny",
-       "compare/tiny, compare/bert_small", "--config.pretrain.steps=1000 --config.tasks=sst2,cola"),
+      ("compare", "pre-train each objective, score it zero-shot, fine-tune it, report",
+       "compare/tiny", "compare/tiny, compare/medium, compare/bert_small",
+       "--config.pretrain.steps=1000 --config.objectives=mlm,clm,prefix_lm"),
       ("scale", "scaling laws per objective: a grid of sizes, power-law fits, downstream quality "
        "per FLOP", "scale/tiny", "scale/tiny, scale/gpu",
        "--config.depths=1,2,3 --config.tokens=1e6,2e6")):
-    grid = sub.add_parser(name, help=help_text, epilog=f"Override: {example}")
-    grid.add_argument("--config", default=default,
-                      help=f"a shipped config name ({shipped}) or a file")
-    grid.add_argument("--workdir", required=True)
-    grid.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_distributed(grid)
+    study = sub.add_parser(name, help=help_text, epilog=f"Override: {example}")
+    study.add_argument("--config", default=default,
+                       help=f"a shipped config name ({shipped}) or a file (default {default})")
+    study.add_argument("--workdir", required=True)
+    study.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_distributed(study)
+    study.set_defaults(handler=_study)
+
+  ev = sub.add_parser("eval", help="zero-shot evaluation of a run (BLiMP minimal pairs, ...)",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  ev.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face directory")
+  ev.add_argument("--task", required=True, help="a zero-shot task of jaxlm.eval.tasks (blimp)")
+  ev.add_argument("--groups", "--paradigms", default="",
+                  help="comma-separated groups of the task (BLiMP: paradigms); empty: all")
+  ev.add_argument("--sample", "--per_paradigm", type=int, default=100,
+                  help="a fixed subsample of items per group; 0: all")
+  ev.add_argument("--no_reference", "--no_floor", action="store_true",
+                  help="skip the references fitted on the run's pre-training text")
+  ev.set_defaults(handler=_eval)
+
   bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
                          epilog="Override any config field: --config.batch_size=32")
   bench.add_argument("--config", required=True,
                      help="a shipped config name (gpt2_124m, bert_base, ...) or a config file")
   bench.add_argument("--steps", type=int, default=20, help="timed steps")
   bench.add_argument("--warmup", type=int, default=3, help="untimed steps first; the first compiles")
+  bench.set_defaults(handler=_bench)
+
   gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)")
   gen.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face GPT-2 directory")
   gen.add_argument("--prompt", required=True, action="append", help="repeat for a batch")
@@ -94,22 +283,20 @@ def _parser() -> argparse.ArgumentParser:
   gen.add_argument("--top_k", type=int, default=50, help="0: off")
   gen.add_argument("--top_p", type=float, default=1.0, help="1: off")
   gen.add_argument("--seed", type=int, default=0)
+  gen.set_defaults(handler=_generate)
+
   fill = sub.add_parser("fill-mask", help="top tokens for [MASK] with an MLM model")
   fill.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face BERT directory")
   fill.add_argument("--text", required=True, help='e.g. "The [MASK] sat on the mat."')
   fill.add_argument("--top_k", type=int, default=5)
+  fill.set_defaults(handler=_fill_mask)
+
   export = sub.add_parser("export", help="write a run as a Hugging Face model directory")
   export.add_argument("--workdir", required=True, help="a jaxlm run directory")
   export.add_argument("--format", choices=["hf"], default="hf")
   export.add_argument("--out", required=True)
-  ev = sub.add_parser("eval", help="zero-shot evaluation of a run (BLiMP minimal pairs)")
-  ev.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face directory")
-  ev.add_argument("--task", required=True, choices=["blimp"])
-  ev.add_argument("--paradigms", default="", help="comma-separated BLiMP paradigms (default: all 67)")
-  ev.add_argument("--per_paradigm", type=int, default=100,
-                  help="fixed subsample of pairs per paradigm; 0: all 1,000")
-  ev.add_argument("--no_floor", action="store_true",
-                  help="skip the unigram floor (it reads the run's pre-training text)")
+  export.set_defaults(handler=_export)
+
   data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
                                                                    required=True)
   prepare = data.add_parser("prepare", help="turn local text into a TFDS dataset (array_record)")
@@ -117,94 +304,13 @@ def _parser() -> argparse.ArgumentParser:
   prepare.add_argument("--name", required=True, help="dataset name, e.g. my_books")
   prepare.add_argument("--data_dir", required=True, help="TFDS data dir (local or gs://)")
   prepare.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset")
+  prepare.set_defaults(handler=_prepare)
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="jaxlm", description=__doc__.split("\n\n")[0])
+  _commands(parser.add_subparsers(dest="command", required=True))
   return parser
-
-
-def _finetune(args, overrides: dict[str, str]) -> int:
-  from jaxlm.eval import finetune, tasks
-  for flag in ("epochs", "max_train_examples", "seeds"):
-    if getattr(args, flag) is not None:
-      overrides[f"finetune.{flag}"] = str(getattr(args, flag))
-  tasks.get(args.task, "finetune")  # a bad name fails before anything loads
-  config, recipe, params, tok = finetune.load_init(args.init, overrides)
-  results = finetune.run(config, recipe, args.task, args.glue_dir or None, args.workdir, params,
-                         tok, init=args.init)
-  for split, metrics in results["summary"].items():
-    shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
-                      for k, v in metrics.items())
-    print(f"{results['task']} {split}: {shown} (median [min-max] of {recipe.seeds} "
-          "seeds)")
-  return 0
-
-
-def _train(args, config) -> int:
-  from jaxlm.train.loop import NonFiniteLoss, Preempted, train
-  try:
-    train(config, args.workdir, quiet=args.quiet)
-  except Preempted as e:
-    print(f"jaxlm: {e}", file=sys.stderr)
-    return EXIT_PREEMPTED
-  except NonFiniteLoss as e:
-    print(f"jaxlm: error: {e}", file=sys.stderr)
-    return EXIT_NONFINITE
-  return 0
-
-
-def _inference(args, overrides: dict[str, str]) -> int:
-  """bench, generate, fill-mask and export: one process, no training loop."""
-  import json
-  if args.command == "bench":
-    from jaxlm.train.bench import bench
-    config = load_config(args.config, overrides)
-    print(json.dumps(bench(config, args.steps, args.warmup, name=args.config)))
-    return 0
-  from jaxlm import api
-  loaded = api.load(args.workdir)
-  if args.command == "export":
-    from jaxlm.interop import hf_export
-    hf_export.to_hf(loaded.config, loaded.params, args.out, loaded.tokenizer)
-    print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
-  elif args.command == "fill-mask":
-    for token, prob in api.fill_mask(loaded, args.text, args.top_k):
-      print(f"{prob:.4f}\t{token}")
-  else:
-    for text in api.generate_text(loaded, args.prompt, args.max_new_tokens, args.temperature,
-                                  args.top_k, args.top_p, args.seed):
-      print(text)
-  return 0
-
-
-def _eval(args) -> int:
-  """`jaxlm eval --task blimp`: prints overall and per-phenomenon accuracy, writes blimp.json."""
-  import json
-  from jaxlm import api, storage
-  from jaxlm.eval import blimp_data
-  from jaxlm.eval.tasks import blimp
-  paradigms = [p for p in args.paradigms.split(",") if p] or None
-  try:
-    blimp_data.load_pairs(paradigms, args.per_paradigm or None)  # bad names fail before loading
-  except ValueError as e:
-    raise ConfigError(f"--paradigms: {e}") from None
-  loaded = api.load(args.workdir)
-  if loaded.tokenizer is None:
-    raise ConfigError(f"--workdir {args.workdir}: holds no tokenizer")
-  train_texts = None
-  if not args.no_floor and (storage.path(args.workdir) / "checkpoints").is_dir():
-    from jaxlm.data import sources
-    from jaxlm.data.sources.text import split_documents
-    train_texts = split_documents(sources.read_source(loaded.config),
-                                  loaded.config.data.heldout_frac)[0]
-  result = blimp.evaluate(loaded, paradigms, args.per_paradigm or None, train_texts)
-  low, high = result["interval"]
-  floor = result.get("unigram_floor", {}).get("overall")
-  print(f"BLiMP {result['pairs']} pairs: {result['overall']:.1f} [{low:.1f}, {high:.1f}]"
-        + (f"; unigram floor {floor:.1f}" if floor is not None else ""))
-  for name, value in result["per_phenomenon"].items():
-    print(f"  {name}: {value:.1f}")
-  out = storage.path(args.workdir) / "blimp.json"
-  storage.write_atomic(out, json.dumps(result, indent=1))
-  print(f"wrote {out}")
-  return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,45 +318,7 @@ def main(argv: list[str] | None = None) -> int:
   try:
     rest, overrides = _split_overrides(argv)
     args = _parser().parse_args(rest)
-    # Heavy modules load late, and configs are validated before a process joins a job or
-    # compiles anything: `--help` and config errors stay instant.
-    if args.command == "data":
-      from jaxlm.data.prepare import prepare
-      path = prepare(args.source, args.name, args.data_dir, overwrite=args.overwrite)
-      print(f"prepared tfds:{args.name} in {path}; train on it with "
-            f"--config.data.source=tfds:{args.name} --config.data.tfds_data_dir={args.data_dir}")
-      return 0
-    if args.command == "eval":
-      return _eval(args)
-    if args.command in ("bench", "generate", "fill-mask", "export"):
-      return _inference(args, overrides)
-    config = None
-    if args.command == "train":
-      if args.init_from:
-        overrides["init_from"] = args.init_from
-      config = load_config(args.config, overrides)
-    elif args.command == "compare":
-      from jaxlm.eval.compare import CompareConfig
-      config = load_config(args.config, overrides, expected=CompareConfig)
-    elif args.command == "scale":
-      from jaxlm.eval.scale import ScaleConfig
-      config = load_config(args.config, overrides, expected=ScaleConfig)
-    from jaxlm import distributed
-    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
-                           args.init_timeout)
-    if args.command == "finetune":
-      return _finetune(args, overrides)
-    if args.command == "compare":
-      from jaxlm.eval import compare
-      compare.run(config, args.workdir, quiet=args.quiet)
-      print(f"jaxlm compare: report in {args.workdir}/report.md")
-      return 0
-    if args.command == "scale":
-      from jaxlm.eval import scale
-      scale.run(config, args.workdir, quiet=args.quiet)
-      print(f"jaxlm scale: report in {args.workdir}/scale.md")
-      return 0
-    return _train(args, config)
+    return args.handler(args, overrides)
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

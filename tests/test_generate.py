@@ -12,7 +12,7 @@ from helpers.model import tiny_config
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
 from jaxlm.generate import generate, make_step, sample
-from jaxlm.train.state import build_model
+from jaxlm.objectives.build import build_model
 
 
 def _full_greedy(model, prompt: list[int], n: int) -> tuple[list[int], list[np.ndarray]]:

@@ -4,9 +4,9 @@ overrides, and the path checks that `validate()` leaves to the command's entry."
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.resources
 import importlib.util
-import sys
 import types
 import typing
 from pathlib import Path
@@ -35,12 +35,31 @@ def _parse_value(key: str, text: str, hint: Any) -> Any:
       return hint(text)
     except ValueError:
       raise ConfigError(f"config.{key}={text!r}: expected {hint.__name__}") from None
+  if origin is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+    item = typing.get_args(hint)[0]
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if item is int:  # counts may be written 1e6
+      try:
+        return tuple(int(float(part)) for part in items)
+      except ValueError:
+        raise ConfigError(f"config.{key}={text!r}: expected comma-separated integers") from None
+    return tuple(_parse_value(key, part, item) for part in items)
   raise ConfigError(f"config.{key}: cannot be set from the command line")
 
 
-def apply_override(config: Any, dotted: str, text: str) -> Any:
+def apply_override(config: Any, dotted: str, text: str, *, where: str = "") -> Any:
   """A copy of `config` (any frozen config dataclass) with `<dotted>` set from its text form,
-  e.g. ('model.num_layers', '2')."""
+  e.g. ('model.num_layers', '2'). `where`: the prefix `config` sits at on the command line
+  (e.g. "finetune."), for the error messages."""
+  try:
+    return _apply_override(config, dotted, text)
+  except ConfigError as e:
+    if not where:
+      raise
+    raise ConfigError(str(e).replace("config.", f"config.{where}", 1)) from None
+
+
+def _apply_override(config: Any, dotted: str, text: str) -> Any:
   *parents, name = dotted.split(".")
   node: Any = config
   for i, part in enumerate(parents):
@@ -79,48 +98,41 @@ def _field_names(node: Any) -> list[str]:
   return [f.name for f in dataclasses.fields(node)]
 
 
+def _shipped_root() -> Path:
+  return Path(str(importlib.resources.files("jaxlm.configs")))
+
+
 def named_configs() -> list[str]:
   """The configs that ship with jaxlm, by name (`tiny`, `compare/tiny`, ...)."""
-  root = Path(str(importlib.resources.files("jaxlm") / "configs"))
+  root = _shipped_root()
   return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.py")
                 if p.name != "__init__.py" and p.stem != "base")
 
 
-def resolve_config_path(name: str | Path) -> Path:
-  """A config file, or the name of a shipped config (`tiny`, `compare/tiny`, also
-  `configs/tiny.py`), so commands work from any directory after `pip install`."""
+def _module(name: str | Path) -> types.ModuleType:
+  """A config file's module, or a shipped config's (`tiny`, `compare/tiny`, also
+  `configs/tiny.py`), imported as `jaxlm.configs.<name>` so it may import its siblings
+  (`from jaxlm.configs import base`) and commands work from any directory after install."""
   path = Path(name)
-  if path.is_file():
-    return path
-  root = Path(str(importlib.resources.files("jaxlm") / "configs"))
   stem = str(name).removeprefix("configs/").removesuffix(".py")
-  shipped = root / f"{stem}.py"
-  if shipped.is_file():
-    return shipped
+  if stem in named_configs():
+    return importlib.import_module("jaxlm.configs." + stem.replace("/", "."))
+  if path.is_file():
+    spec = importlib.util.spec_from_file_location(f"jaxlm_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
   raise ConfigError(f"--config {name}: no such config file or shipped config; shipped: "
                     f"{', '.join(named_configs())}")
 
 
 def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
                 expected: type = None) -> Any:
-  """Loads `get_config()` from a config file, applies overrides and validates. `expected` is
-  the dataclass it must return (default: Config); it needs a `validate()` method."""
+  """Loads `get_config()` from a config file or a shipped config, applies overrides and
+  validates. `expected` is the dataclass it must return (default: Config); it needs a
+  `validate()` method."""
   expected = expected or Config
-  path = resolve_config_path(path)
-  spec = importlib.util.spec_from_file_location(f"jaxlm_config_{path.stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  # Config files may import their siblings (`import base`), so their folder is importable
-  # while they load, and no sibling module outlives the load.
-  sys.path.insert(0, str(path.parent.absolute()))
-  before = set(sys.modules)
-  try:
-    spec.loader.exec_module(module)
-  finally:
-    sys.path.remove(str(path.parent.absolute()))
-    for name in set(sys.modules) - before:
-      if getattr(sys.modules[name], "__file__", "") and Path(
-          sys.modules[name].__file__).parent == path.parent.absolute():
-        del sys.modules[name]
+  module = _module(path)
   if not isinstance(getattr(module, "get_config", None), types.FunctionType):
     raise ConfigError(f"--config {path}: the file defines no get_config() function")
   config = module.get_config()
@@ -128,13 +140,11 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
     raise ConfigError(f"--config {path}: get_config() must return "
                       f"{expected.__module__}.{expected.__name__}")
   config = override(config, overrides or {})
-  config.validate()
-  check_paths(getattr(config, "pretrain", config))
-  return config
+  return config.validate()
 
 
 # Groups that runs saved by earlier versions hold and Config no longer has: the fine-tuning
-# recipe moved to jaxlm.eval.recipe.
+# recipe moved to jaxlm.finetune.config.
 _RETIRED = ("finetune",)
 
 
@@ -156,17 +166,3 @@ def from_dict(data: dict[str, Any]) -> Config:
       value = group(**value)
     fields[key] = value
   return Config(**fields).validate()
-
-
-def check_paths(config: Config) -> Config:
-  """The filesystem (or gs://) checks a config needs, done once at a command's entry."""
-  from jaxlm import storage  # noqa: PLC0415 - gs:// support loads only when a path is checked
-
-  tok = config.data.tokenizer
-  if tok not in ("bpe", "wordpiece") and not storage.path(tok).exists():
-    raise ConfigError(
-      f"config.data.tokenizer={tok!r}: allowed: bpe, wordpiece, or an existing tokenizer.json, "
-      "vocab.txt, or directory with vocab.json + merges.txt")
-  if config.init_from and not storage.path(config.init_from).is_dir():
-    raise ConfigError(f"--init_from {config.init_from}: no such run directory")
-  return config

@@ -98,11 +98,6 @@ class ModelConfig:
     if self.position == "rope" and self.head_dim % 2:
       raise ConfigError(f"config.model.position=rope: needs an even head dim, got {self.head_dim}")
     _fraction("model.", dropout=self.dropout, attention_dropout=self.attention_dropout)
-    from jaxlm.model.kernels import KERNELS  # noqa: PLC0415 - the registry is the allowed values
-
-    if self.attention != "auto" and self.attention not in KERNELS:
-      raise ConfigError(f"config.model.attention={self.attention!r}: allowed values are auto, "
-                        f"{', '.join(KERNELS)}")
     return self
 
 
@@ -210,9 +205,6 @@ class DataConfig:
     _fraction("data.", heldout_frac=self.heldout_frac)
     if self.max_chars < 0:
       raise ConfigError(f"config.data.max_chars={self.max_chars}: must be >= 0 (0: all)")
-    from jaxlm.data.sources import scheme  # noqa: PLC0415 - the registry is the allowed values
-
-    scheme(self.source)
     return self
 
 
@@ -271,16 +263,6 @@ class Config:
     if self.mesh.tensor > 1 and m.num_heads % self.mesh.tensor:
       raise ConfigError(
         f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
-    from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415 - the registry is the allowed values
-
-    if self.objective not in OBJECTIVES:
-      raise ConfigError(f"config.objective={self.objective!r}: allowed values are "
-                        f"{', '.join(OBJECTIVES)}")
-    needs = OBJECTIVES[self.objective].token_types
-    if m.type_vocab_size < needs:
-      raise ConfigError(f"config.model.type_vocab_size={m.type_vocab_size}: objective="
-                        f"{self.objective} reads {needs} token types (sentence A / B); set "
-                        f"--config.model.type_vocab_size={needs}")
     return self
 
   def embedding_rows(self, tokenizer_size: int) -> int:

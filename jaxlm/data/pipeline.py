@@ -20,10 +20,8 @@ from etils import epath
 from tokenizers import Tokenizer
 
 from jaxlm import storage
-from jaxlm.data import packing, sentence_pairs, token_classes
-from jaxlm.data import sources
-from jaxlm.data.sources import text as text_data
-from jaxlm.data import tokenizer
+from jaxlm.data import packing, sentence_pairs, sources, token_classes, tokenizer
+from jaxlm.data.sources.text import split_documents
 from jaxlm.config import Config, ConfigError, DataError
 from jaxlm.data.packing import PackedRows
 
@@ -104,6 +102,7 @@ class Data:
   train: PackedRows
   heldout: PackedRows
   tokenizer: Tokenizer
+  heldout_bytes: int = 0  # UTF-8 bytes of the held-out text: bits per byte without a re-read
 
 
 ROW_LAYOUTS = ("packed", "sentence_pairs")
@@ -118,7 +117,7 @@ def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer],
   if layout not in ROW_LAYOUTS:
     raise ValueError(f"layout={layout!r}: allowed: {', '.join(ROW_LAYOUTS)}")
   docs = sources.read_source(config)
-  train_texts, heldout_texts = text_data.split_documents(docs, config.data.heldout_frac)
+  train_texts, heldout_texts = split_documents(docs, config.data.heldout_frac)
   tok = get_tokenizer(train_texts)
   special = tokenizer.special_tokens(tok)
   sep = tok.token_to_id(tokenizer.SEP)
@@ -136,9 +135,18 @@ def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer],
         token_classes.sentence_ends(tok), seed=config.seed * 2 + split))
     else:
       splits.append(to_rows(ids, config.seq_len, special.pad))
-  return Data(splits[0], splits[1], tok)
+  heldout_bytes = sum(len(t.encode("utf-8")) for t in heldout_texts)
+  return Data(splits[0], splits[1], tok, heldout_bytes)
 
 
 def describe(rows: PackedRows) -> dict:
   real = int((rows.segment_ids > 0).sum())
   return {"rows": len(rows), "tokens": real, "padding_frac": 1 - real / rows.tokens.size}
+
+
+def training_token_ids(data: Data, tok: Tokenizer) -> np.ndarray:
+  """Every token id of the packed training rows, special tokens dropped: exactly the text a
+  run pre-trained on, which the zero-shot references are fitted on."""
+  rows = data.train
+  ids = rows.tokens[rows.segment_ids > 0]
+  return ids[~np.isin(ids, np.asarray(tokenizer.special_tokens(tok).special_ids))]

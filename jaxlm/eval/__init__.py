@@ -1,1 +1,3 @@
-"""Evaluation: held-out loss (heldout.py), downstream tasks (tasks/), fine-tuning, the comparison and its report."""
+"""Measuring one model: tasks/ (a registry of fine-tuning and zero-shot tasks, their metrics),
+scoring (sentence scores for every objective), BLiMP's data, and the context-free references
+(unigram, mlm_baseline)."""

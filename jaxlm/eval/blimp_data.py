@@ -4,7 +4,7 @@ published accuracies of the BLiMP paper (Warstadt et al., TACL 2020; see SOURCES
 A pair is right when the model scores `good` above `bad` (summed log-probability for a causal
 LM, pseudo-log-likelihood for a masked LM); an exact tie counts half, so a scorer that cannot
 tell the sentences apart gets 50%, the chance level. Aggregates are on the 0-100 scale, like the
-paper's tables and the GLUE scores in jaxlm.eval.metrics; per-pair credit is 0, 0.5 or 1.
+paper's tables and the GLUE scores in jaxlm.eval.tasks.metrics; per-pair credit is 0, 0.5 or 1.
 
   pairs = load_pairs(per_paradigm=100)              # 6,700 pairs, the same on every machine
   good, bad = score(p.good for p in pairs), score(p.bad for p in pairs)

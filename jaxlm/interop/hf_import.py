@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlm.config import Config, DataConfig, DataError, ModelConfig
+from jaxlm.objectives.build import abstract_model
 from jaxlm.interop.hf_layouts import (ENCODER_LINEAR, ENCODERS, GPT2_ARCHS, GPT2_PLAIN,
                                       HF_TO_ACTIVATION, QKV, TYPES, EncoderLayout)
 
@@ -323,7 +324,6 @@ def _stack(layers: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _to_state(config: Config, arrays: dict[str, np.ndarray], where: Path) -> nnx.State:
   """Fills the model's abstract parameter tree from `arrays`, checking every name and shape."""
-  from jaxlm.train.state import abstract_model  # noqa: PLC0415 - pulls in the model
 
   _, abstract = abstract_model(config)
   flat = []

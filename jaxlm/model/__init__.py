@@ -1,7 +1,7 @@
 """The one Transformer backbone and its heads (Flax NNX).
 
 masks.py (who attends to whom, as data), kernels/ (attention kernels, a registry),
-attention_dropout.py, backbone.py (embeddings, blocks, `Backbone`), heads.py (`LanguageModel`,
+attention_dropout.py, backbone.py (embeddings, blocks, `Backbone`), lm.py (`LanguageModel`,
 `Classifier`). Loaded lazily, so `jaxlm.model.masks` and `jaxlm.model.kernels` import without
 Flax.
 """
@@ -9,6 +9,6 @@ Flax.
 
 def __getattr__(name: str):
   if name in ("LanguageModel", "Classifier", "MLMHead"):
-    from jaxlm.model import heads  # noqa: PLC0415
-    return getattr(heads, name)
+    from jaxlm.model import lm  # noqa: PLC0415 - Flax loads on first use
+    return getattr(lm, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,6 @@
-"""Pre-training: state (state.py), the pure step (step.py), the loop (loop.py), optimizer,
-checkpoints, FLOPs, metrics log, and the synthetic-data benchmark (bench.py)."""
+"""Pre-training: state (state.py), the pure step (step.py), the loop (loop.py), held-out
+evaluation (evaluate.py), optimizer, checkpoints, FLOPs, the metrics logger (logger.py), and the
+synthetic-data benchmark (bench.py)."""
 
 from jaxlm.train.loop import NonFiniteLoss, Preempted, train
 

@@ -20,8 +20,8 @@ from jaxlm.config import Config, replace_at
 from jaxlm.data.packing import Batch
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, SpecialTokens, trained_layout
-from jaxlm.train.loop import check_fits
-from jaxlm.train.state import count_params
+from jaxlm import preflight
+from jaxlm.objectives.build import count_params
 from jaxlm.train.trainer import build_trainer
 
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees exactly its predecessor's data
@@ -74,7 +74,7 @@ def bench(config: Config, steps: int = 20, warmup: int = 3, *, name: str = "") -
                      "(the first warmup step compiles)")
   config, special = with_synthetic_tokenizer(config.validate())
   mesh = sharding.make_mesh(config.mesh)
-  check_fits(config, mesh)
+  preflight.mesh_fit(config, mesh)
   trainer = build_trainer(config, mesh, special)
   state, batch_sh, train_step = trainer.state, trainer.batch_sh, trainer.train_step
 

@@ -16,15 +16,14 @@ import jax
 from etils import epath
 from flax import nnx
 
-from jaxlm import objectives, sharding, storage
-from jaxlm.data import pipeline
-from jaxlm.data import tokenizer
+from jaxlm import objectives, preflight, sharding, storage
+from jaxlm.config import Config, DataError, replace_at
+from jaxlm.data import pipeline, tokenizer
+from jaxlm.objectives.build import count_params, merge_params
 from jaxlm.train.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
-from jaxlm.config import Config, ConfigError, DataError, replace_at
+from jaxlm.train.evaluate import evaluate
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
-from jaxlm.train.metrics import MetricsLogger
-from jaxlm.eval.heldout import evaluate
-from jaxlm.train.state import count_params
+from jaxlm.train.logger import MetricsLogger
 from jaxlm.train.trainer import build_trainer
 
 
@@ -34,16 +33,6 @@ class Preempted(Exception):
 
 class NonFiniteLoss(Exception):
   """Too many consecutive steps had a NaN or Inf loss or gradient."""
-
-
-def check_fits(config: Config, mesh: jax.sharding.Mesh) -> None:
-  """Shape checks that need the mesh; all before anything compiles."""
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
-  micro_batch = config.batch_size // config.grad_accum
-  if micro_batch % shards:
-    raise ConfigError(
-      f"config.batch_size={config.batch_size}: each of the {config.grad_accum} microbatches "
-      f"({micro_batch} sequences) must split evenly over data*fsdp={shards} devices")
 
 
 def _init_from_metadata(config: Config, meta: dict) -> None:
@@ -56,14 +45,6 @@ def _init_from_metadata(config: Config, meta: dict) -> None:
   if config.allow_objective_change:
     saved = {**saved, "objective": meta["objective"]}
   check_compatible(saved, meta, where)
-
-
-def _merge_params(fresh: nnx.State, loaded: nnx.State) -> nnx.State:
-  """Loaded values where the paths match (the backbone), fresh ones elsewhere (a new head)."""
-  loaded_by_path = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
-  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(fresh)
-  return jax.tree_util.tree_unflatten(
-    treedef, [loaded_by_path.get(path, leaf) for path, leaf in paths_leaves])
 
 
 def _load_data(config: Config, workdir: epath.Path):
@@ -112,9 +93,10 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
   Returns {"train": last logged metrics, "eval": final held-out metrics, "config": the resolved
   config (embedding table fitted to the tokenizer, the shared tokenizer file of an --init_from
   run)}, the config a saved run is loaded with."""
+  config = preflight.pretrain_config(config)
   workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
-  check_fits(config, mesh)
+  preflight.mesh_fit(config, mesh)
   config, data, special, meta = _load_data(config, workdir)
   ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period)
   saved = ckpt.latest_metadata()
@@ -134,7 +116,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
     state = restored
   elif config.init_from:
     _, loaded = restore_params(config.init_from, mesh)
-    state = state.replace(params=_merge_params(state.params, loaded))
+    state = state.replace(params=merge_params(state.params, loaded, require="backbone"))
   start = int(state.step)
 
   tokens_per_step = config.batch_size * config.seq_len

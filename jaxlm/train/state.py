@@ -14,9 +14,8 @@ from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxlm import sharding
-from jaxlm.config import Config, ConfigError
-from jaxlm import objectives
-from jaxlm.model import LanguageModel
+from jaxlm.config import Config
+from jaxlm.objectives.build import abstract_model, build_model
 
 
 @struct.dataclass
@@ -25,18 +24,6 @@ class TrainState:
   params: nnx.State
   opt_state: optax.OptState
   nonfinite_streak: jax.Array  # consecutive skipped (non-finite) steps
-
-
-def build_model(config: Config, seed: int) -> LanguageModel:
-  if not config.model.vocab_size:
-    raise ConfigError("config.model.vocab_size=0: the embedding table is fitted to the tokenizer "
-                      "when training starts; building a model outside training needs it set")
-  objective = objectives.get(config.objective)
-  return LanguageModel(config.model, objective.head, objective.nsp, rngs=nnx.Rngs(params=seed))
-
-
-def abstract_model(config: Config) -> tuple[nnx.GraphDef, nnx.State]:
-  return nnx.split(nnx.eval_shape(lambda: build_model(config, config.seed)))
 
 
 def state_shardings(config: Config, mesh: Mesh, tx: optax.GradientTransformation) -> TrainState:
@@ -74,12 +61,3 @@ def create_train_state(config: Config, mesh: Mesh, tx: optax.GradientTransformat
   with jax.set_mesh(mesh):
     state = jax.jit(_init_fn(config, tx), out_shardings=shardings)()
   return graphdef, state, shardings
-
-
-def count_params(params: nnx.State, *, include_positions: bool = True) -> int:
-  total = 0
-  for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-    if not include_positions and "pos_embed" in jax.tree_util.keystr(path):
-      continue
-    total += leaf.size
-  return total

@@ -11,7 +11,7 @@ from conftest import REPO
 from jaxlm.config import (ConfigError, DataConfig, MeshConfig, MLMConfig, ModelConfig,
                           OptimizerConfig, apply_override, load_config)
 from jaxlm.train.bench import with_synthetic_tokenizer
-from jaxlm.train.state import abstract_model, count_params
+from jaxlm.objectives.build import abstract_model, count_params
 
 CONFIGS = sorted(p for p in (REPO / "jaxlm" / "configs").glob("*.py") if p.name != "base.py")
 

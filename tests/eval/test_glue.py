@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxlm.eval.tasks import glue
-from jaxlm.eval import metrics as glue_metrics
+from jaxlm.eval.tasks import metrics
 from jaxlm.config import ConfigError, DataError
 
 # (task, split) -> examples, as in ../shared/data/README.md and the official GLUE sizes.
@@ -145,7 +145,7 @@ def test_bad_inputs_fail_with_one_line(shared_data, tmp_path):
        r"unknown GLUE task 'glue'; allowed: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli$"),
       (ConfigError, lambda: glue.read_tsv_split("rte", shared_data / "glue", "test"),
        r"GLUE rte: unknown split 'test'; allowed: train \(train.tsv\), validation \(dev.tsv\)"),
-      (ConfigError, lambda: glue_metrics.compute_metrics("mnli-mm", [0], [0]),
+      (ConfigError, lambda: metrics.compute_metrics("mnli-mm", [0], [0]),
        r"unknown finetune task 'mnli-mm'; allowed: cola, "),
   ]
   for error, call, pattern in cases:
@@ -158,35 +158,35 @@ def test_bad_inputs_fail_with_one_line(shared_data, tmp_path):
 
 def test_metrics_match_hand_computed_values():
   # CoLA, confusion matrix TP=2 FN=1 TN=1 FP=1: MCC = (2*1 - 1*1) / sqrt(3*3*2*2) = 1/6.
-  cola = glue_metrics.compute_metrics("cola", [1, 1, 0, 0, 1], [1, 1, 1, 0, 0])
+  cola = metrics.compute_metrics("cola", [1, 1, 0, 0, 1], [1, 1, 1, 0, 0])
   assert cola == {"mcc": pytest.approx(100 / 6)}
   # MRPC, TP=2 FN=2 FP=1 TN=1: F1 = 2TP / (2TP + FP + FN) = 4/7, accuracy 3/6.
   labels, preds = [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 1, 0]
-  mrpc = glue_metrics.compute_metrics("mrpc", preds, labels)
+  mrpc = metrics.compute_metrics("mrpc", preds, labels)
   assert mrpc == {"f1": pytest.approx(400 / 7), "accuracy": pytest.approx(50.0)}
   assert list(mrpc) == ["f1", "accuracy"]
-  assert glue_metrics.glue_score("mrpc", mrpc) == pytest.approx((400 / 7 + 50) / 2)
+  assert metrics.glue_score("mrpc", mrpc) == pytest.approx((400 / 7 + 50) / 2)
   # Logits are reduced by argmax.
   logits = np.eye(2)[preds] * 3 - 1
-  assert glue_metrics.compute_metrics("qqp", logits, labels) == mrpc
-  mnli = glue_metrics.compute_metrics("mnli", [0, 1, 2, 2], [0, 1, 2, 1])
+  assert metrics.compute_metrics("qqp", logits, labels) == mrpc
+  mnli = metrics.compute_metrics("mnli", [0, 1, 2, 2], [0, 1, 2, 1])
   assert mnli == {"accuracy": 75.0}
   # STS-B: x = 1..4, y = 1, 2, 3, 10: Pearson = 14 / sqrt(5 * 50); the ranks agree: Spearman 1.
-  stsb = glue_metrics.compute_metrics("stsb", np.array([[1.0], [2], [3], [4]]), [1, 2, 3, 10])
+  stsb = metrics.compute_metrics("stsb", np.array([[1.0], [2], [3], [4]]), [1, 2, 3, 10])
   assert stsb == {"pearson": pytest.approx(100 * 14 / math.sqrt(250)),
                   "spearman": pytest.approx(100.0)}
-  assert glue_metrics.glue_score("stsb", stsb) == pytest.approx((100 * 14 / math.sqrt(250) +
+  assert metrics.glue_score("stsb", stsb) == pytest.approx((100 * 14 / math.sqrt(250) +
                                                                  100) / 2)
-  assert math.isnan(glue_metrics.compute_metrics("stsb", [2.0, 2.0], [1.0, 3.0])["pearson"])
-  assert [glue_metrics.primary_metric(t) for t in ("cola", "sst2", "mrpc", "stsb")] == [
+  assert math.isnan(metrics.compute_metrics("stsb", [2.0, 2.0], [1.0, 3.0])["pearson"])
+  assert [metrics.primary_metric(t) for t in ("cola", "sst2", "mrpc", "stsb")] == [
       "mcc", "accuracy", "f1_accuracy_mean", "pearson_spearman_mean"]
-  assert glue_metrics.glue_score("cola", cola) == pytest.approx(100 / 6)
+  assert metrics.glue_score("cola", cola) == pytest.approx(100 / 6)
   with pytest.raises(ValueError, match="do not match labels"):
-    glue_metrics.compute_metrics("rte", [0, 1], [0])
+    metrics.compute_metrics("rte", [0, 1], [0])
   with pytest.raises(ValueError, match="test splits carry no labels"):
-    glue_metrics.compute_metrics("rte", [0, 1], [0, -1])
+    metrics.compute_metrics("rte", [0, 1], [0, -1])
   with pytest.raises(ValueError, match="metrics lack f1"):
-    glue_metrics.glue_score("qqp", {"accuracy": 90.0})
+    metrics.glue_score("qqp", {"accuracy": 90.0})
 
 
 def test_prediction_files_round_trip(tmp_path):
@@ -194,35 +194,35 @@ def test_prediction_files_round_trip(tmp_path):
   labels = rng.integers(0, 3, 50)
   preds = np.where(rng.random(50) < 0.7, labels, rng.integers(0, 3, 50))
   indices = np.arange(50) * 2
-  path = glue_metrics.write_predictions(tmp_path / "out" / "mnli.tsv", indices, preds, labels,
+  path = metrics.write_predictions(tmp_path / "out" / "mnli.tsv", indices, preds, labels,
                                         task="mnli")
   lines = path.read_text().splitlines()
   assert lines[0] == "index\tprediction\tlabel" and len(lines) == 51
   assert lines[1] == f"0\t{glue.TASKS['mnli'].label_names[preds[0]]}\t" \
                      f"{glue.TASKS['mnli'].label_names[labels[0]]}"
-  i, p, y = glue_metrics.read_predictions(path, task="mnli")
+  i, p, y = metrics.read_predictions(path, task="mnli")
   assert (i.tolist(), p.tolist(), y.tolist()) == (indices.tolist(), preds.tolist(),
                                                    labels.tolist())
-  assert glue_metrics.compute_metrics("mnli", p, y) == glue_metrics.compute_metrics(
+  assert metrics.compute_metrics("mnli", p, y) == metrics.compute_metrics(
       "mnli", preds, labels)
 
   scores = rng.normal(2.5, 1.0, 20).astype(np.float32)
   gold = np.round(rng.uniform(0, 5, 20), 1).astype(np.float32)
-  path = glue_metrics.write_predictions(tmp_path / "stsb.tsv", np.arange(20), scores, gold,
+  path = metrics.write_predictions(tmp_path / "stsb.tsv", np.arange(20), scores, gold,
                                         task="stsb")
   assert path.read_text().splitlines()[1].endswith(f"\t{gold[0]:g}")  # labels read as written
-  _, p, y = glue_metrics.read_predictions(path, task="stsb")
+  _, p, y = metrics.read_predictions(path, task="stsb")
   assert y.dtype == np.float32 and np.array_equal(y, gold) and np.array_equal(p, scores)
-  assert glue_metrics.compute_metrics("stsb", p, y) == glue_metrics.compute_metrics(
+  assert metrics.compute_metrics("stsb", p, y) == metrics.compute_metrics(
       "stsb", scores, gold)
 
   # Unlabelled (test) predictions: the label column is left empty.
-  path = glue_metrics.write_predictions(tmp_path / "test.tsv", [0, 1], [1, 0], [-1, -1],
+  path = metrics.write_predictions(tmp_path / "test.tsv", [0, 1], [1, 0], [-1, -1],
                                         task="rte")
   assert path.read_text().splitlines()[1:] == ["0\tnot_entailment\t", "1\tentailment\t"]
-  assert glue_metrics.read_predictions(path, task="rte")[2].tolist() == [-1, -1]
+  assert metrics.read_predictions(path, task="rte")[2].tolist() == [-1, -1]
   with pytest.raises(DataError, match=r"line 2: 'not_entailment' is not a sst2 prediction"):
-    glue_metrics.read_predictions(path, task="sst2")
+    metrics.read_predictions(path, task="sst2")
 
 
 # -- TFDS: a fake prepared glue/<task>, laid out as TFDS's own glue builder lays it out ---------

@@ -82,7 +82,7 @@ def torch_outputs(model: torch.nn.Module, ids: np.ndarray,
   return out.logits.float().numpy(), None
 
 
-def jaxlm_outputs(loaded: api.Loaded, ids: np.ndarray,
+def jaxlm_outputs(loaded: api.Pretrained, ids: np.ndarray,
                    types: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
   """The same from a jaxlm MLM model: hidden states with `types` as token types, then its heads."""
   model = loaded.model
@@ -92,7 +92,7 @@ def jaxlm_outputs(loaded: api.Loaded, ids: np.ndarray,
   return np.asarray(model.mlm_logits(h_BxTxD), np.float32), nsp_Bx2
 
 
-def assert_same_outputs(hf_model: torch.nn.Module, loaded: api.Loaded, ids: np.ndarray,
+def assert_same_outputs(hf_model: torch.nn.Module, loaded: api.Pretrained, ids: np.ndarray,
                          types_options: tuple[np.ndarray | None, ...], vocab: int) -> None:
   """MLM logits over the first `vocab` ids (and NSP logits) agree for every token-type input."""
   for types in types_options:

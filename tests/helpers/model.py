@@ -7,7 +7,7 @@ import numpy as np
 from jaxlm import objectives
 from jaxlm.config import Config, ModelConfig, OptimizerConfig
 from jaxlm.data.special_tokens import trained_layout
-from jaxlm.train.state import build_model
+from jaxlm.objectives.build import build_model
 
 SPECIAL = trained_layout(256)
 

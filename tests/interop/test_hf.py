@@ -25,7 +25,8 @@ from jaxlm.train.checkpoint import Checkpointer, run_metadata
 from jaxlm.config import DataError, MeshConfig, replace_at
 from jaxlm.train.optim import make_optimizer
 from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
-from jaxlm.train.state import build_model, create_train_state
+from jaxlm.objectives.build import build_model
+from jaxlm.train.state import create_train_state
 
 from helpers.hf import TOL, V, TEXTS, tiny_config, perturb_jaxlm, random_ids, torch_logits, max_diff
 from helpers.hf import hf_bert, hf_gpt2  # noqa: F401,F811 - pytest fixtures, by name
@@ -67,7 +68,7 @@ def test_bert_model_without_head_loads_with_a_fresh_one(hf_bert, tmp_path):
 def _export_and_compare(config, tok, tmp_path: Path, seed: int) -> None:
   model = build_model(config, seed)
   perturb_jaxlm(model, seed)
-  loaded = api.Loaded(model=model, tokenizer=tok, config=config)
+  loaded = api.Pretrained(model=model, tokenizer=tok, config=config)
   hf_export.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
   hf_cfg = json.loads((tmp_path / "config.json").read_text())
   assert hf_cfg["vocab_size"] == config.model.vocab_size  # padded; transformers accepts it

@@ -17,7 +17,7 @@ from jaxlm.interop import hf_import as hf_convert
 from jaxlm.interop import hf_export
 from jaxlm.config import DataError
 from jaxlm.data.tokenizer import train_tokenizer
-from jaxlm.train.state import build_model
+from jaxlm.objectives.build import build_model
 
 from helpers.hf import (TOL, V, D, L, H, P, TEXTS, tiny_config, perturb_torch, perturb_jaxlm,
                         random_ids, pair_types, assert_same_outputs, assert_same_params, max_diff)
@@ -64,7 +64,7 @@ def test_export_jaxlm_bert_with_token_types(objective, tmp_path):
   tok = train_tokenizer("wordpiece", TEXTS, 200)
   model = build_model(config, 6)
   perturb_jaxlm(model, 6)
-  loaded = api.Loaded(model=model, tokenizer=tok, config=config)
+  loaded = api.Pretrained(model=model, tokenizer=tok, config=config)
   hf_export.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
   cls = transformers.BertForPreTraining if objective == "mlm_nsp" else transformers.BertForMaskedLM
   assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [cls.__name__]
@@ -94,7 +94,7 @@ def test_export_jaxlm_pre_ln_mlm(embed_norm, type_vocab_size, cls, tmp_path):
   pad = tok.token_to_id("[PAD]")
   model = build_model(config, 7)
   perturb_jaxlm(model, 7)
-  loaded = api.Loaded(model=model, tokenizer=tok, config=config)
+  loaded = api.Pretrained(model=model, tokenizer=tok, config=config)
   hf_export.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
   hf_cfg = json.loads((tmp_path / "config.json").read_text())
   assert hf_cfg["architectures"] == [cls.__name__] and hf_cfg["pad_token_id"] == pad

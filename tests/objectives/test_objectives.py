@@ -15,7 +15,7 @@ from jaxlm.objectives import objective_sums
 from jaxlm.objectives.mlm import mask_for_mlm
 from jaxlm.objectives.prefix_lm import draw_prefix_len
 from jaxlm.train.optim import decay_mask, schedule
-from jaxlm.train.state import abstract_model, build_model
+from jaxlm.objectives.build import abstract_model, build_model
 
 
 def test_mlm_masking_statistics():

@@ -33,7 +33,7 @@ class FinetuneTask(Protocol):
   kind: Literal["finetune"]
   name: str
   label_names: tuple[str, ...]  # as written in the source, in id order; () for regression
-  metrics: tuple[str, ...]  # keys of jaxlm.eval.metrics.compute_metrics; the score is their mean
+  metrics: tuple[str, ...]  # keys of jaxlm.eval.tasks.metrics.compute_metrics; the score is their mean
   is_regression: bool
   needs_data_dir: bool  # True: its files come from the user (GLUE); False: shipped
 
@@ -49,11 +49,27 @@ class FinetuneTask(Protocol):
 
 
 class ZeroShotTask(Protocol):
-  """A task scored from a pre-trained model without training (`jaxlm eval --task NAME`)."""
+  """A task scored from a pre-trained model without training (`jaxlm eval --task NAME`, and
+  every study's zero-shot section). Its items fall into named groups (BLiMP: paradigms, shown
+  by phenomenon); `sample` items per group is a fixed subsample, the same for every model.
+
+  `evaluate` returns a JSON-able dict with at least `overall` (0-100), `interval` ([low, high],
+  95% over items), `correct` (per item 0, ½ or 1, for paired differences), `items`, `groups`
+  ({group: accuracy}) and `group_intervals`; and `references` ({name: {overall, correct,
+  groups}}): models that need no training, fitted on `train_ids`, the studied run's own
+  pre-training tokens, when given. `render` gives the report's markdown for one result per
+  system (system name -> result)."""
 
   kind: Literal["zero_shot"]
   name: str
 
-  def evaluate(self, loaded, *, train_texts: list[str] | None = None, **options) -> dict:
-    """Scores `loaded` (a jaxlm.api.Loaded); `train_texts` gives the pre-training text for a
-    floor."""
+  def check(self, sample: int, groups: tuple[str, ...] = ()) -> None:
+    """A one-line ConfigError for options the task cannot take, before any model loads."""
+
+  def evaluate(self, model, *, sample: int, groups: tuple[str, ...] = (),
+               train_ids: np.ndarray | None = None) -> dict:
+    """Scores `model` (a jaxlm.api.Pretrained)."""
+
+  def render(self, results: dict[str, dict]) -> list[str]:
+    """Markdown: a table of the systems, the references and any published rows, and a note
+    on how the task is scored."""

@@ -42,7 +42,7 @@ class GlueTask:
   label_names: tuple[str, ...]
   label_meanings: tuple[str, ...]  # what each id means: TFDS's ClassLabel names
   tfds_text_features: tuple[str, ...]  # the text features of TFDS glue/<name>, as text_columns
-  metrics: tuple[str, ...]  # keys of glue_metrics.compute_metrics, in leaderboard order
+  metrics: tuple[str, ...]  # keys of metrics.compute_metrics, in leaderboard order
   columns: tuple[str, ...]  # every column of the dev file, in order
   header: bool = True  # False: CoLA's train/dev files start with data
   is_regression: bool = False

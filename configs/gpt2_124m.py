@@ -8,7 +8,7 @@ CPU smoke test (same code path, toy shape):
     --config.seq_len=128 --config.data.vocab_size=4096 --config.steps=5 --config.model.dtype=float32
 """
 
-import base
+from jaxlm.configs import base
 
 
 def get_config():

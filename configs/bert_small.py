@@ -9,7 +9,7 @@ CPU smoke test:
 
 import dataclasses
 
-import base
+from jaxlm.configs import base
 
 
 def get_config():

@@ -7,12 +7,13 @@ shipped task and GLUE (one GPU; cost in docs/compare.md).
 """
 
 from jaxlm.config import load_config
-from jaxlm.eval.compare import CompareConfig
-from jaxlm.eval.recipe import FinetuneConfig
+from jaxlm.studies.config import CompareConfig
+from jaxlm.finetune.config import FinetuneConfig
 
 
 def get_config() -> CompareConfig:
   return CompareConfig(
-    pretrain=load_config("bert_small"), objectives="mlm,clm,prefix_lm", baseline=True,
-    tasks="goemotions_sentiment,cola,sst2,mrpc,stsb,qqp,mnli,qnli,rte",
+    pretrain=load_config("bert_small"), objectives=("mlm", "clm", "prefix_lm"), baseline=True,
+    tasks=("goemotions_sentiment", "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli",
+           "rte"),
     finetune=FinetuneConfig(lr=1e-4, batch_size=32, epochs=3, seeds=5))

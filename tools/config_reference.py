@@ -1,5 +1,6 @@
 """The config reference (docs/config.md), generated from the schema's dataclasses and their
-comments, so it can never miss a field: `python -m jaxlm.config.reference > docs/config.md`
+comments, so it can never miss a field of any config root (the pre-training config, the
+fine-tuning recipe, the two studies): `python tools/config_reference.py > docs/config.md`
 (tests/config/test_reference.py fails when the committed copy is stale)."""
 
 from __future__ import annotations
@@ -9,6 +10,10 @@ import inspect
 import re
 
 from jaxlm.config.schema import Config
+from jaxlm.finetune.config import FinetuneConfig
+from jaxlm.model import kernels
+from jaxlm.objectives import OBJECTIVES
+from jaxlm.studies.config import CompareConfig, ScaleConfig, StudyConfig
 
 _FIELD = re.compile(r"^\s+(\w+): [^=]+?(?:= (.+?))?(?:\s+#\s*(.*))?$")
 
@@ -28,29 +33,36 @@ def _comments(cls: type) -> dict[str, str]:
   return found
 
 
-def _rows(obj, prefix: str = "", nested: bool = True) -> list[str]:
-  rows, comments = [], _comments(type(obj))
+def _rows(obj, prefix: str = "", nested: bool = True, skip: set[str] | tuple[str, ...] = ()) -> list[str]:
+  comments = {}
+  for cls in reversed(type(obj).__mro__[:-1]):  # a subclass's comments win
+    comments |= _comments(cls)
+  rows = []
   for field in dataclasses.fields(obj):
+    if field.name in skip:
+      continue
     value = getattr(obj, field.name)
     if dataclasses.is_dataclass(value):
       rows += _rows(value, f"{prefix}{field.name}.") if nested else []
       continue
-    shown = f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
+    if isinstance(value, tuple):  # as written on the command line
+      shown = f"`{','.join(map(str, value))}`" if value else "(empty)"
+    else:
+      shown = f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
     meaning = comments.get(field.name, "").replace("|", "\\|")
     rows.append(f"| `{prefix}{field.name}` | {shown} | {meaning} |")
   return rows
 
 
-def markdown() -> str:
-  from jaxlm.eval.compare import CompareConfig  # noqa: PLC0415
-  from jaxlm.eval.recipe import FinetuneConfig  # noqa: PLC0415
-  from jaxlm.model import kernels  # noqa: PLC0415
-  from jaxlm.objectives import OBJECTIVES  # noqa: PLC0415
+def _shared() -> set[str]:
+  return {f.name for f in dataclasses.fields(StudyConfig)}
 
+
+def markdown() -> str:
   return "\n".join([
     "# Config reference",
     "",
-    "Generated from `jaxlm/config/schema.py` by `python -m jaxlm.config.reference`; do not edit.",
+    "Generated from the config dataclasses by `python tools/config_reference.py`; do not edit.",
     "Set any field on the command line: `--config.model.num_layers=4`. Unknown keys and bad",
     "values are one-line errors before anything compiles.",
     "",
@@ -66,20 +78,33 @@ def markdown() -> str:
     "## Fine-tuning recipe",
     "",
     "`jaxlm finetune ... --config.finetune.lr=5e-5` and `jaxlm compare --config.finetune.seeds=5`"
-    " (`jaxlm/eval/recipe.py`; not part of the pre-training config).",
+    " (`jaxlm/finetune/config.py`; not part of the pre-training config).",
     "",
     "| key | default | meaning |",
     "|---|---|---|",
     *_rows(FinetuneConfig(), "finetune."),
     "",
-    "## Comparison",
+    "## Studies",
     "",
-    "`jaxlm compare --config.objectives=mlm,clm,prefix_lm` (`jaxlm/eval/compare.py`); its",
-    "`pretrain.*` keys are the pre-training config above, its `finetune.*` keys the recipe.",
+    "`jaxlm compare` and `jaxlm scale` (`jaxlm/studies/config.py`) share these keys; their",
+    "`pretrain.*` keys are the pre-training config above, their `finetune.*` keys the recipe.",
+    "Lists are comma-separated on the command line: `--config.objectives=mlm,clm,prefix_lm`.",
     "",
     "| key | default | meaning |",
     "|---|---|---|",
-    *_rows(CompareConfig(), nested=False),
+    *_rows(StudyConfig(), nested=False),
+    "",
+    "### Comparison (`jaxlm compare`)",
+    "",
+    "| key | default | meaning |",
+    "|---|---|---|",
+    *_rows(CompareConfig(), nested=False, skip=_shared()),
+    "",
+    "### Scaling laws (`jaxlm scale`)",
+    "",
+    "| key | default | meaning |",
+    "|---|---|---|",
+    *_rows(ScaleConfig(), nested=False, skip=_shared() - {"zero_shot_sample"}),
     "",
     "## Attention kernels",
     "",

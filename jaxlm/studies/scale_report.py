@@ -12,25 +12,23 @@ from __future__ import annotations
 import math
 import os
 
-import matplotlib
+import numpy as np
+from etils import epath
+from scipy import stats as scipy_stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from etils import epath  # noqa: E402
-from scipy import stats as scipy_stats  # noqa: E402
-
-from jaxlm import storage  # noqa: E402
-from jaxlm.eval import power_law, report, stats  # noqa: E402
+from jaxlm import storage
+from jaxlm.studies import power_law
+from jaxlm.studies.plots import plt, save_png
+from jaxlm.studies.results import (Difference, finetune_differences, format_interval,
+                                   headline_split, zero_shot_difference)
 
 SKIP_FRAC = 0.25  # the first quarter of each learning curve (warmup, steepest descent) is left out
 
 
-def _score(result: dict) -> tuple[str, dict] | None:
-  """A fine-tuning result's headline split ('test' when it has one) and its score summary."""
-  splits = result["summary"]
-  split = "test" if "test" in splits else next(iter(splits))
-  return split, splits[split]["score"]
+def _score(result: dict) -> tuple[str, dict]:
+  """A fine-tuning result's headline split and its score summary."""
+  split = headline_split(result)
+  return split, result["summary"][split]["score"]
 
 
 def _trend(x: list[float], y: list[float]) -> dict | None:
@@ -92,54 +90,44 @@ def _point_scores(p: dict) -> dict:
 
 
 def _matched_differences(points: list[dict], variants: list[str]) -> list[dict]:
-  """First variant minus each other one at the same size and tokens, per downstream task: BLiMP
-  as a paired bootstrap over pairs, fine-tuning as a paired t-interval over seeds."""
+  """First variant minus each other one at the same size and tokens, per downstream task:
+  zero-shot over items (paired bootstrap), fine-tuning over seeds (paired t) on the headline
+  split."""
   rows = []
-  if len(variants) < 2:
-    return rows
   by_key = {(p["variant"], p["point"]): p for p in points}
-  a_name = variants[0]
   for b_name in variants[1:]:
-    for p in (q for q in points if q["variant"] == a_name):
+    for p in (q for q in points if q["variant"] == variants[0]):
       q = by_key.get((b_name, p["point"]))
       if q is None:
         continue
+      found: list[Difference] = []
       for task, ra in p.get("zero_shot", {}).items():
-        rb = q.get("zero_shot", {}).get(task)
-        if rb:
-          diff = stats.paired_bootstrap_diff(np.asarray(ra["correct"]) * 100.0,
-                                             np.asarray(rb["correct"]) * 100.0)
-          rows.append({"task": task, "point": p["point"], "a": a_name, "b": b_name,
-                       "interval_over": "pairs", "diff": list(diff),
-                       "flops_ratio": p["flops"] / q["flops"]})
+        if task in q.get("zero_shot", {}):
+          found.append(zero_shot_difference(task, variants[0], b_name, ra["correct"],
+                                            q["zero_shot"][task]["correct"]))
       for task, ra in p.get("finetune", {}).items():
-        rb = q.get("finetune", {}).get(task)
-        if rb:
-          split, _ = _score(ra)
-          sa = {s["seed"]: s["metrics"][split]["score"] for s in ra["seeds"]}
-          sb = {s["seed"]: s["metrics"][split]["score"] for s in rb["seeds"]}
-          rows.append({"task": task, "point": p["point"], "a": a_name, "b": b_name,
-                       "interval_over": "seeds", "split": split,
-                       "diff": list(stats.seed_spread_diff(sa, sb)),
-                       "flops_ratio": p["flops"] / q["flops"]})
-  for r in rows:
-    r["significant"] = bool(r["diff"][1] > 0 or r["diff"][2] < 0)
+        if task in q.get("finetune", {}):
+          found += [d for d in finetune_differences(task, variants[0], b_name, ra,
+                                                    q["finetune"][task], [headline_split(ra)])
+                    if d.over == "seeds"]
+      rows += [{**d.to_json(), "point": p["point"], "flops_ratio": p["flops"] / q["flops"]}
+               for d in found]
   return rows
 
 
 def summarize(config, points: list[dict]) -> dict:
   """scale.json: every point (curve, held-out metrics, downstream scores) and every fit."""
-  variants = config.objective_list()
-  tasks = config.zero_shot_list() + config.task_list()
+  variants = list(config.objectives)
+  tasks = list(config.zero_shot) + list(config.tasks)
   clean = []
   for p in points:
     q = {k: v for k, v in p.items() if k != "config"}
     q["flops"] = p["curve"]["flops_per_token"] * p["tokens"]
     q["params"] = p["curve"]["params"]
     q["scores"] = _point_scores(p)
-    q["zero_shot"] = {t: {k: r[k] for k in ("overall", "interval", "correct", "pairs")
-                          if k in r} | ({"unigram_floor": r["unigram_floor"]["overall"]}
-                                        if "unigram_floor" in r else {})
+    q["zero_shot"] = {t: {k: r[k] for k in ("overall", "interval", "correct", "items")
+                          if k in r} | {"references": {name: ref["overall"] for name, ref in
+                                                       r.get("references", {}).items()}}
                       for t, r in p.get("zero_shot", {}).items()}
     clean.append(q)
   return {
@@ -147,7 +135,7 @@ def summarize(config, points: list[dict]) -> dict:
              "width_per_layer": config.width_per_layer, "head_dim": config.head_dim,
              "mlp_ratio": config.mlp_ratio, "tokens": config.tokens,
              "warmup_frac": config.warmup_frac, "curve_points": config.curve_points,
-             "blimp_per_paradigm": config.blimp_per_paradigm, "tasks": tasks},
+             "zero_shot_sample": config.zero_shot_sample, "tasks": tasks},
     "pretrain_config": config.pretrain.to_dict(),
     "points": clean,
     "objectives": {v: _objective_summary([p for p in clean if p["variant"] == v], tasks)
@@ -156,16 +144,16 @@ def summarize(config, points: list[dict]) -> dict:
   }
 
 
-def _ci(lo: float, hi: float, spec: str = ".3f") -> str:
-  return "n/a" if math.isnan(lo) else f"[{lo:{spec}}, {hi:{spec}}]"
+def _level(fit: dict, key: str, digits: int = 3) -> str:
+  """A fitted value with its interval: "0.530 [0.320, 0.750]"."""
+  return format_interval([fit[key], *fit[f"{key}_interval"]], signed=False, digits=digits)
 
 
 def _fit_line(name: str, fit: dict | None, x_name: str) -> str:
   if not fit:
     return f"| {name} | {x_name} | – | – | – | fewer than 3 points |"
-  return (f"| {name} | {x_name} | {fit['alpha']:.3f} {_ci(*fit['alpha_interval'])} | "
-          f"{fit['E']:.3f} {_ci(*fit['E_interval'])} | {fit['A']:.3g} | {fit['points']} points, "
-          f"RMS log-residual {fit['rms_log_residual']:.4f} |")
+  return (f"| {name} | {x_name} | {_level(fit, 'alpha')} | {_level(fit, 'E')} | {fit['A']:.3g} | "
+          f"{fit['points']} points, RMS log-residual {fit['rms_log_residual']:.4f} |")
 
 
 def _words(summary: dict) -> list[str]:
@@ -174,8 +162,7 @@ def _words(summary: dict) -> list[str]:
   for v, fit in fits.items():
     if fit:
       lines.append(f"- {v}: held-out loss on the compute frontier falls as C^(−α) with "
-                   f"α = {fit['alpha']:.3f} {_ci(*fit['alpha_interval'])} (95%), towards "
-                   f"E = {fit['E']:.2f} {_ci(*fit['E_interval'], '.2f')}.")
+                   f"α = {_level(fit, 'alpha')} (95%), towards E = {_level(fit, 'E', 2)}.")
     else:
       lines.append(f"- {v}: fewer than 3 frontier points; no compute law fitted.")
   have = [(v, f) for v, f in fits.items() if f and not math.isnan(f["alpha_interval"][0])]
@@ -190,19 +177,18 @@ def _words(summary: dict) -> list[str]:
     for task, t in o["trends"].items():
       lo, hi = t["interval"]
       sig = lo > 0 or hi < 0
-      lines.append(f"- {v}, {task}: {t['slope_per_decade']:+.1f} points per decade of FLOPs "
-                   f"{_ci(lo, hi, '+.1f')}, {'significant' if sig else 'not significant'} "
+      lines.append(f"- {v}, {task}: "
+                   f"{format_interval([t['slope_per_decade'], lo, hi])} points per decade of "
+                   f"FLOPs, {'significant' if sig else 'not significant'} "
                    f"({t['points']} points).")
   for r in summary["differences"]:
-    lo, hi = r["diff"][1], r["diff"][2]
-    if math.isnan(lo):
-      sig = f"no interval over {r['interval_over']}"
+    if math.isnan(r["interval"][1]):
+      sig = f"no interval over {r['over']}"
     else:
-      sig = ("significant" if r["significant"] else "not significant") + \
-        f" over {r['interval_over']}"
-    lines.append(f"- {r['task']} at {r['point']}: {r['a']} − {r['b']} = {r['diff'][0]:+.1f} "
-                 f"{_ci(lo, hi, '+.1f')}, {sig}; {r['a']} spent {r['flops_ratio']:.2f}× the "
-                 "FLOPs.")
+      sig = ("significant" if r["significant"] else "not significant") + f" over {r['over']}"
+    lines.append(f"- {r['task']} at {r['point']}: {r['a']} − {r['b']} = "
+                 f"{format_interval(r['interval'])}, {sig}; {r['a']} spent "
+                 f"{r['flops_ratio']:.2f}× the FLOPs.")
   return lines
 
 
@@ -228,7 +214,7 @@ def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
     ax.set_ylabel(f"held-out loss ({v})")
     ax.legend(fontsize=7)
   fig.tight_layout()
-  report.save_png(fig, out / "loss_vs_flops.png")
+  save_png(fig, out / "loss_vs_flops.png")
   fig, ax = plt.subplots(figsize=(5, 4))
   for v in variants:
     for n, f in summary["objectives"][v]["fit_params"].items():
@@ -243,7 +229,7 @@ def _plot_loss(summary: dict, out: epath.Path) -> list[str]:
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7)
   fig.tight_layout()
-  report.save_png(fig, out / "loss_vs_params.png")
+  save_png(fig, out / "loss_vs_params.png")
   return ["loss_vs_flops.png", "loss_vs_params.png"]
 
 
@@ -262,16 +248,16 @@ def _plot_downstream(summary: dict, out: epath.Path) -> str | None:
                   yerr=[[max(x["mean"] - x["low"], 0) for x in s],
                         [max(x["high"] - x["mean"], 0) for x in s]],
                   fmt="o-", capsize=3, label=v)
-    floor = next((p["zero_shot"][task].get("unigram_floor") for p in summary["points"]
-                  if task in p.get("zero_shot", {})), None)
-    if floor:
-      ax.axhline(floor, color="0.5", ls=":", label="unigram floor")
+    references = next((p["zero_shot"][task]["references"] for p in summary["points"]
+                       if task in p.get("zero_shot", {})), {})
+    for name, level in references.items():
+      ax.axhline(level, color="0.5", ls=":", label=name)
     ax.set_xscale("log")
     ax.set_xlabel("pre-training FLOPs")
     ax.set_ylabel(f"{task} score (bars: 95% interval or seed range)")
     ax.legend(fontsize=7)
   fig.tight_layout()
-  report.save_png(fig, out / "downstream_vs_flops.png")
+  save_png(fig, out / "downstream_vs_flops.png")
   return "downstream_vs_flops.png"
 
 
@@ -284,9 +270,9 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   minutes = sum(pt["curve"]["seconds"] for pt in summary["points"]) / 60
   lines = [
     "# jaxlm scaling report", "",
-    f"Objectives {', '.join(g['objectives'])}; sizes L ∈ {{{g['depths']}}} layers with width "
+    f"Objectives {', '.join(g['objectives'])}; sizes L ∈ {{{', '.join(map(str, g['depths']))}}} layers with width "
     f"D = {g['width_per_layer']}·L, heads of {g['head_dim']}, MLP {g['mlp_ratio']}·D; token "
-    f"budgets {g['tokens']}; data `{p['data']['source']}`, tokenizer V={p['data']['vocab_size']} "
+    f"budgets {', '.join(f'{n:,}' for n in g['tokens'])}; data `{p['data']['source']}`, tokenizer V={p['data']['vocab_size']} "
     f"(one, shared), T={p['seq_len']}, batch {p['batch_size']}, {p['optimizer']['schedule']} "
     f"schedule at lr {p['optimizer']['lr']} with {g['warmup_frac']:.0%} warmup, seed {p['seed']}; "
     f"{g['curve_points']} held-out evaluations per run. Pre-training took {minutes:.1f} minutes "
@@ -301,7 +287,7 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
       lines.append(_fit_line(v, f, f"non-embedding params at {int(n):,} tokens"))
   lines += [
     "", "Least squares on log-loss from a grid of starts; 95% Wald intervals with Student t "
-    "quantiles on n − 3 degrees of freedom (`jaxlm/eval/power_law.py`). The compute fit uses the "
+    "quantiles on n − 3 degrees of freedom (`jaxlm/studies/power_law.py`). The compute fit uses the "
     "lower envelope of all learning curves of the objective (held-out loss at each evaluation, "
     f"the first {SKIP_FRAC:.0%} of each run left out); the parameter fits use each run's final "
     "held-out loss over every held-out row. Losses are each objective's own (MLM: masked "

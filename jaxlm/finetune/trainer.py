@@ -1,10 +1,11 @@
 """`jaxlm finetune`: fine-tuning of a pre-trained run (or of a fresh backbone, the
 no-pre-training baseline) on a task of the registry (GLUE, goemotions_sentiment), several seeds,
-one recipe (`jaxlm.eval.recipe.FinetuneConfig`).
+one recipe (`jaxlm.finetune.config.FinetuneConfig`).
 
-Inputs are `[CLS] a [SEP] b [SEP]` for every model: BERT's format, and GPT-1's
-(start, delimiter, extract tokens) with the same ids. The classifier reads [CLS] bidirectionally
-for MLM and prefix-LM models and the last token causally for CLM models (`model.Classifier`).
+Inputs are `[CLS] a [SEP] b [SEP]` for every model (`inputs.py`). The classifier reads [CLS]
+bidirectionally for MLM and prefix-LM models and the last token causally for CLM models
+(`model.Classifier`). The optimizer is pre-training's (`train.optim`: AdamW with its decay mask,
+global-norm clipping, linear warmup and decay to 0) under the recipe's settings.
 Outputs: WORKDIR/results.json (per-seed metrics, median, mean, std) and
 WORKDIR/predictions_<split>_seed<k>.tsv, from which anyone can recompute the metrics.
 """
@@ -23,39 +24,15 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from tokenizers import Tokenizer
 
-from jaxlm import sharding, storage
+from jaxlm import api, objectives, preflight, sharding, storage
+from jaxlm.config import Config, ConfigError, DataError, MeshConfig, OptimizerConfig, apply_override
 from jaxlm.eval import tasks
-from jaxlm.eval.recipe import FinetuneConfig
-from jaxlm.eval.tasks.base import Examples
-from jaxlm.eval import metrics as glue_metrics
-from jaxlm.data import tokenizer as tokenization
-from jaxlm.config import Config, ConfigError, DataError, MeshConfig, apply_override
-from jaxlm import objectives
+from jaxlm.eval.tasks import metrics as task_metrics
+from jaxlm.finetune.config import FinetuneConfig
+from jaxlm.finetune.inputs import encode, padded
 from jaxlm.model import Classifier
-from jaxlm.train.optim import decay_mask
-
-
-def encode(tok: Tokenizer, examples: Examples, max_len: int) -> dict[str, np.ndarray]:
-  """Token ids (N, max_len), segment ids (1 = real, 0 = padding) and token types (0 for
-  [CLS] a [SEP], 1 for b [SEP], 0 for padding), truncated longest-first."""
-  cls_id, sep_id, pad_id = (tok.token_to_id(t) for t in (tokenization.CLS, tokenization.SEP,
-                                                          tokenization.PAD))
-  a_ids = [e.ids for e in tok.encode_batch(examples.texts_a, add_special_tokens=False)]
-  b_ids = ([e.ids for e in tok.encode_batch(examples.texts_b, add_special_tokens=False)]
-           if examples.texts_b is not None else [None] * len(a_ids))
-  tokens = np.full((len(a_ids), max_len), pad_id, np.int32)
-  token_types = np.zeros((len(a_ids), max_len), np.int32)
-  for i, (a, b) in enumerate(zip(a_ids, b_ids)):
-    budget = max_len - (3 if b is not None else 2)
-    a, b = list(a), list(b) if b is not None else None
-    while len(a) + len(b or []) > budget:  # longest-first, as BERT's run_classifier does
-      (a if b is None or len(a) >= len(b) else b).pop()
-    ids = [cls_id] + a + [sep_id] + (b + [sep_id] if b is not None else [])
-    tokens[i, :len(ids)] = ids
-    if b is not None:
-      token_types[i, len(a) + 2:len(ids)] = 1
-  return {"tokens": tokens, "segment_ids": (tokens != pad_id).astype(np.int32) |
-          (np.arange(max_len) == 0)[None].astype(np.int32), "token_types": token_types}
+from jaxlm.objectives.build import merge_params
+from jaxlm.train.optim import make_optimizer
 
 
 def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regression: bool):
@@ -64,16 +41,6 @@ def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regr
   else:
     losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
   return jnp.sum(losses_B * weights_B) / jnp.maximum(jnp.sum(weights_B), 1.0)
-
-
-def _padded(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-  """Pads every array to `size` rows; the padding rows get weight 0."""
-  n = len(batch["tokens"])
-  out = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)]) for k, v in
-         batch.items()}
-  out["weights"] = (np.arange(size) < n).astype(np.float32)
-  out["segment_ids"][n:, 0] = 1  # padding rows hold one [PAD] token, so no row is empty
-  return out
 
 
 class TaskTrainer:
@@ -86,13 +53,7 @@ class TaskTrainer:
     self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._model(0)))
     self.steps_per_epoch = max(num_train // f.batch_size, 1)
     total = self.steps_per_epoch * f.epochs
-    warmup = int(f.warmup_frac * total)
-    lr = optax.join_schedules([optax.linear_schedule(0.0, f.lr, max(warmup, 1)),
-                               optax.linear_schedule(f.lr, 0.0, max(total - warmup, 1))],
-                              [warmup])
-    self.tx = optax.chain(optax.clip_by_global_norm(1.0),
-                          optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-6,
-                                      weight_decay=f.weight_decay, mask=decay_mask))
+    self.tx = make_optimizer(recipe_optimizer(f, total), total)
     self.batch_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch", None)))
     self.vector_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch",)))
     graphdef, tx, regression = self.graphdef, self.tx, task.is_regression
@@ -131,9 +92,7 @@ class TaskTrainer:
     f = self.recipe
     params = nnx.state(self._model(seed))
     if pretrained is not None:  # the backbone by path; the head stays freshly initialised
-      by_path = dict(jax.tree_util.tree_flatten_with_path(pretrained)[0])
-      leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
-      params = jax.tree_util.tree_unflatten(treedef, [by_path.get(p, x) for p, x in leaves])
+      params = merge_params(params, pretrained, require="backbone")
     params = jax.device_put(params, sharding.named(self.mesh, sharding.param_specs(params)))
     params = jax.tree.map(jnp.copy, params)  # own buffers: the step donates them, not `pretrained`
     opt_state = jax.jit(self.tx.init)(params)
@@ -143,7 +102,7 @@ class TaskTrainer:
         order = rng.permutation(n)
         for i in range(self.steps_per_epoch):
           rows = order[i * f.batch_size:(i + 1) * f.batch_size]
-          batch = self._put(_padded({k: v[rows] for k, v in train.items()}, f.batch_size))
+          batch = self._put(padded({k: v[rows] for k, v in train.items()}, f.batch_size))
           params, opt_state, _ = self.step(params, opt_state, batch, jax.random.fold_in(
             key, epoch * self.steps_per_epoch + i))
       outputs = {}
@@ -152,13 +111,22 @@ class TaskTrainer:
         for start in range(0, len(data["tokens"]), f.eval_batch_size):
           part = {k: data[k][start:start + f.eval_batch_size]
                   for k in ("tokens", "segment_ids", "token_types")}
-          batch = self._put(_padded(part, f.eval_batch_size))
+          batch = self._put(padded(part, f.eval_batch_size))
           logits = self.predict(params, batch["tokens"], batch["segment_ids"],
                                 batch["token_types"])
           chunks.append(np.asarray(logits)[:len(part["tokens"])])
         logits = np.concatenate(chunks)
         outputs[split] = logits[:, 0] if self.task.is_regression else logits
     return outputs
+
+
+def recipe_optimizer(recipe: FinetuneConfig, total_steps: int) -> OptimizerConfig:
+  """The recipe as pre-training's optimizer settings: AdamW (0.9, 0.999, eps 1e-6) with the
+  recipe's weight decay, clipping at global norm 1, linear warmup then linear decay to 0."""
+  return OptimizerConfig(lr=recipe.lr, schedule="linear",
+                         warmup_steps=int(recipe.warmup_frac * total_steps), b1=0.9, b2=0.999,
+                         eps=1e-6, weight_decay=recipe.weight_decay, grad_clip=1.0,
+                         end_lr_frac=0.0)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -177,11 +145,8 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
   f = recipe.validate()
   workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
-  shards = mesh.shape["data"] * mesh.shape["fsdp"]
   for key in ("batch_size", "eval_batch_size"):
-    if getattr(f, key) % shards:
-      raise ConfigError(f"config.finetune.{key}={getattr(f, key)}: must split evenly over "
-                        f"data*fsdp={shards} devices")
+    preflight.batch_fits(f"finetune.{key}", getattr(f, key), mesh)
   train_ex = task.read("train", data_dir, f.max_train_examples)
   if len(train_ex) < f.batch_size:
     raise ConfigError(f"config.finetune.batch_size={f.batch_size}: larger than the "
@@ -196,10 +161,10 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
     outputs = trainer.run_seed(train, evals, config.seed + seed, pretrained)
     metrics = {}
     for split, preds in outputs.items():
-      metrics[split] = glue_metrics.compute_metrics(task, preds, eval_ex[split].labels)
-      metrics[split]["score"] = glue_metrics.glue_score(task, metrics[split])
+      metrics[split] = task_metrics.compute_metrics(task, preds, eval_ex[split].labels)
+      metrics[split]["score"] = task_metrics.glue_score(task, metrics[split])
       if jax.process_index() == 0:  # every process holds all predictions; one writes them
-        glue_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
+        task_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
                                        eval_ex[split].indices, preds, eval_ex[split].labels,
                                        task=task)
     entry = {"seed": config.seed + seed, "metrics": metrics}
@@ -222,24 +187,16 @@ def load_init(init: str, overrides: dict[str, str]
   """Config, recipe, parameters and tokenizer of a jaxlm run or a Hugging Face BERT / GPT-2
   directory, with `overrides` applied (`finetune.*` keys to the recipe, the rest to the
   config). Fine-tuning uses every device."""
-  from jaxlm import api  # noqa: PLC0415 - loads safetensors only for Hugging Face directories
   loaded = api.load(init)
   if loaded.tokenizer is None:
     raise DataError(f"--init {init}: holds no tokenizer (tokenizer.json, vocab.txt or "
                     "vocab.json + merges.txt)")
   config = dataclasses.replace(loaded.config, mesh=MeshConfig())
-  recipe = _Recipe()
+  recipe = FinetuneConfig()
   for key, value in overrides.items():
     if key.startswith("finetune."):
-      recipe = apply_override(recipe, key, value)
+      recipe = apply_override(recipe, key.removeprefix("finetune."), value, where="finetune.")
     else:
       config = apply_override(config, key, value)
   config.validate()
-  return config, recipe.finetune.validate(), nnx.state(loaded.model), loaded.tokenizer
-
-
-@dataclasses.dataclass(frozen=True)
-class _Recipe:
-  """Holds the recipe where overrides name it: `finetune.lr`."""
-
-  finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
+  return config, recipe.validate(), nnx.state(loaded.model), loaded.tokenizer

@@ -11,8 +11,8 @@ benchmarks/scale_gpu_cost.py; docs/scale.md has the table).
 import dataclasses
 
 from jaxlm.config import load_config, override
-from jaxlm.eval.compare import CompareConfig
-from jaxlm.eval.scale import ScaleConfig
+from jaxlm.studies.config import CompareConfig
+from jaxlm.studies.config import ScaleConfig
 
 PRETRAIN = {"seq_len": "256", "batch_size": "64", "model.max_seq_len": "256",
             "model.dtype": "bfloat16", "data.vocab_size": "16384", "log_every": "100",
@@ -22,7 +22,7 @@ PRETRAIN = {"seq_len": "256", "batch_size": "64", "model.max_seq_len": "256",
 def get_config() -> ScaleConfig:
   compare = load_config("compare/tiny", expected=CompareConfig)
   return ScaleConfig(
-    pretrain=override(compare.pretrain, PRETRAIN), objectives="mlm,clm", depths="2,4,6,8,10",
-    width_per_layer=64, head_dim=64, mlp_ratio=4, tokens="20000000,80000000,320000000", curve_points=10,
-    warmup_frac=0.05, zero_shot="blimp", blimp_per_paradigm=0, tasks="goemotions_sentiment",
+    pretrain=override(compare.pretrain, PRETRAIN), objectives=("mlm", "clm"), depths=(2, 4, 6, 8, 10),
+    width_per_layer=64, head_dim=64, mlp_ratio=4, tokens=(20_000_000, 80_000_000, 320_000_000), curve_points=10,
+    warmup_frac=0.05, zero_shot=("blimp",), zero_shot_sample=0, tasks=("goemotions_sentiment",),
     finetune=dataclasses.replace(compare.finetune, seeds=3, max_train_examples=0))

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from jaxlm.config import ConfigError, load_config
-from jaxlm.eval import variants
-from jaxlm.eval.compare import CompareConfig
+from jaxlm.studies import variants
+from jaxlm.studies.compare import CompareConfig
 from jaxlm.objectives import OBJECTIVES
 
 

@@ -12,9 +12,9 @@ from conftest import REPO
 from helpers.model import tiny_config
 from jaxlm.eval import compare
 from jaxlm.eval import finetune
-from jaxlm.eval.recipe import FinetuneConfig
+from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.eval.tasks import glue
-from jaxlm.eval import metrics as glue_metrics
+from jaxlm.eval.tasks import metrics
 from jaxlm.data import tokenizer
 from jaxlm.config import load_config
 from jaxlm import objectives
@@ -112,9 +112,9 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
   saved = json.loads((tmp_path / "out/results.json").read_text())
   assert [s["seed"] for s in saved["seeds"]] == [0, 1]
   for seed in (0, 1):
-    indices, predictions, labels = glue_metrics.read_predictions(
+    indices, predictions, labels = metrics.read_predictions(
       tmp_path / f"out/predictions_validation_seed{seed}.tsv", task="sst2")
-    recomputed = glue_metrics.compute_metrics("sst2", predictions, labels)
+    recomputed = metrics.compute_metrics("sst2", predictions, labels)
     assert recomputed["accuracy"] == pytest.approx(saved["seeds"][seed]["metrics"]["validation"]
                                                    ["accuracy"])
   values = [s["metrics"]["validation"]["accuracy"] for s in saved["seeds"]]

@@ -9,8 +9,8 @@ benchmarks/sweep_cpu_recipe.py and its table in docs/results/cpu_recipe_sweep.md
 """
 
 from jaxlm.config import load_config
-from jaxlm.eval.compare import CompareConfig
-from jaxlm.eval.recipe import FinetuneConfig
+from jaxlm.studies.config import CompareConfig
+from jaxlm.finetune.config import FinetuneConfig
 
 # On configs/tiny.py, from the sweep (docs/results/cpu_recipe_sweep.md): RoPE is what takes MLM
 # off the unigram plateau within this budget (held-out MLM accuracy 12.9% with RoPE, 4.2% with
@@ -25,6 +25,7 @@ PRETRAIN = {"steps": "500", "eval_every": "0", "log_every": "20", "model.positio
 def get_config() -> CompareConfig:
   pretrain = load_config("tiny", PRETRAIN)
   return CompareConfig(
-    pretrain=pretrain, objectives="mlm,clm", baseline=True, tasks="goemotions_sentiment",
+    pretrain=pretrain, objectives=("mlm", "clm"), baseline=True,
+    tasks=("goemotions_sentiment",),
     finetune=FinetuneConfig(lr=1e-3, batch_size=32, epochs=2, max_train_examples=2000, seeds=3,
                             max_seq_len=48))

@@ -9,7 +9,7 @@ docs/results/compare_medium.md.
 import dataclasses
 
 from jaxlm.config import load_config, override
-from jaxlm.eval.compare import CompareConfig
+from jaxlm.studies.config import CompareConfig
 
 PRETRAIN = {"batch_size": "32", "log_every": "50", "model.embed_dim": "256",
             "model.num_layers": "4", "model.mlp_dim": "1024", "optimizer.warmup_steps": "100"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxlm.eval import power_law
+from jaxlm.studies import power_law
 
 
 # The reducible term is 0.5-3x E at the smallest C, as in a real grid (else E alone fits).

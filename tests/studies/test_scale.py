@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from jaxlm.config import ConfigError, load_config, override
-from jaxlm.eval import scale, scale_report
-from jaxlm.eval.scale import ScaleConfig
+from jaxlm.studies import scale, scale_report
+from jaxlm.studies.scale import ScaleConfig
 
 
 def _config(**changes) -> ScaleConfig:
@@ -47,7 +47,7 @@ def test_bad_grids_fail_in_one_line(changes, message):
 
 
 def test_non_embedding_params_leave_out_the_tables():
-  from jaxlm.train.state import abstract_model, count_params  # noqa: PLC0415
+  from jaxlm.objectives.build import abstract_model, count_params  # noqa: PLC0415
   config = override(scale.point_config(_config(), "mlm_nsp", 2, 128, 500000),
                     {"model.vocab_size": "2048", "model.position": "learned"})
   total = count_params(abstract_model(config)[1])

@@ -1,4 +1,4 @@
-"""jaxlm.eval.stats against hand computations, direct loops and scipy."""
+"""jaxlm.stats against hand computations, direct loops and scipy."""
 
 import itertools
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from jaxlm.eval import stats
+from jaxlm import stats
 
 T_975_DF4 = 2.7764451051977987  # Student t 97.5% quantile, 4 degrees of freedom (tables: 2.776)
 

@@ -11,14 +11,14 @@ committed report: docs/results/scale_tiny.md.
 import dataclasses
 
 from jaxlm.config import load_config
-from jaxlm.eval.compare import CompareConfig
-from jaxlm.eval.scale import ScaleConfig
+from jaxlm.studies.config import CompareConfig
+from jaxlm.studies.config import ScaleConfig
 
 
 def get_config() -> ScaleConfig:
   compare = load_config("compare/tiny", expected=CompareConfig)
   return ScaleConfig(
-    pretrain=compare.pretrain, objectives="mlm,clm", depths="1,2,3,4", width_per_layer=64,
-    head_dim=32, mlp_ratio=4, tokens="500000", curve_points=8, warmup_frac=0.1,
-    zero_shot="blimp", blimp_per_paradigm=20, tasks="goemotions_sentiment",
+    pretrain=compare.pretrain, objectives=("mlm", "clm"), depths=(1, 2, 3, 4), width_per_layer=64,
+    head_dim=32, mlp_ratio=4, tokens=(500_000,), curve_points=8, warmup_frac=0.1,
+    zero_shot=("blimp",), zero_shot_sample=20, tasks=("goemotions_sentiment",),
     finetune=dataclasses.replace(compare.finetune, seeds=2, max_train_examples=1000))

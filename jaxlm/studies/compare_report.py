@@ -4,29 +4,15 @@ shown here."""
 
 from __future__ import annotations
 
-import io
 import math
 import os
 
-import matplotlib
 from etils import epath
 
 from jaxlm import storage
-from jaxlm.eval import blimp_data
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-
-PUBLISHED = (("ngram", "5-gram (published)"), ("lstm", "LSTM (published)"),
-             ("gpt2", "GPT-2 (published)"), ("human", "human (published)"))
-
-
-def _ci(values, signed: bool = True) -> str:
-  estimate, low, high = values
-  spec = "+.1f" if signed else ".1f"
-  if any(map(math.isnan, (low, high))):
-    return f"{estimate:{spec}} [n/a]"
-  return f"{estimate:{spec}} [{low:{spec}}, {high:{spec}}]"
+from jaxlm.eval import tasks
+from jaxlm.studies.plots import plt, save_png
+from jaxlm.studies.results import format_interval as _ci
 
 
 def _pretrain_rows(summary: dict) -> list[str]:
@@ -53,29 +39,6 @@ def _pretrain_rows(summary: dict) -> list[str]:
   return rows
 
 
-def _blimp_rows(result: dict) -> list[str]:
-  phenomena = blimp_data.PHENOMENA
-  rows = ["| system | pairs | overall | " + " | ".join(p.replace("_", " ") for p in phenomena)
-          + " |", "|---" * (len(phenomena) + 3) + "|"]
-  floor = None
-  for name, r in result.items():
-    cells = [f"{r['per_phenomenon'][p]:.1f}" if p in r["per_phenomenon"] else "–"
-             for p in phenomena]
-    rows.append(f"| {name} | {r['pairs']:,} | {_ci([r['overall'], *r['interval']], False)} | "
-                + " | ".join(cells) + " |")
-    floor = floor or r.get("unigram_floor")
-  if floor:
-    cells = [f"{floor['per_phenomenon'].get(p, math.nan):.1f}" for p in phenomena]
-    rows.append(f"| unigram floor (same text) | {len(floor['correct']):,} | "
-                f"{floor['overall']:.1f} | " + " | ".join(cells) + " |")
-  published = blimp_data.published()
-  for key, label in PUBLISHED:
-    acc = published[key]
-    rows.append(f"| {label} | 67,000 | {acc.overall:.1f} | " + " | ".join(
-      f"{acc.per_phenomenon[p]:.1f}" for p in phenomena) + " |")
-  return rows
-
-
 def _finetune_rows(summary: dict) -> list[str]:
   rows = ["| task | split | variant | mean over seeds [min–max] | seeds |", "|---|---|---|---|---|"]
   for variant, per_task in summary["finetune"].items():
@@ -87,36 +50,42 @@ def _finetune_rows(summary: dict) -> list[str]:
   return rows
 
 
+def _grouped(summary: dict) -> dict[tuple, dict[str, dict]]:
+  """The report's differences by (task, split, a, b), each with its interval over seeds and
+  over examples where it has them."""
+  groups: dict[tuple, dict[str, dict]] = {}
+  for r in summary["comparisons"]:
+    groups.setdefault((r["task"], r.get("split"), r["a"], r["b"]), {})[r["over"]] = r
+  return groups
+
+
 def _difference_rows(summary: dict) -> list[str]:
   rows = ["| task | split | difference | over seeds (paired t, 95%) | over examples, first seed "
           "(paired bootstrap, 95%) | seed ranges apart |", "|---|---|---|---|---|---|"]
-  for r in summary["comparisons"]:
-    seeds = _ci(r["seeds"]) if "seeds" in r else "–"
-    examples = _ci(r["examples"]) if "examples" in r else "–"
-    apart = {True: "yes", False: "no", None: "–"}[r["beyond_seed_range"]]
-    rows.append(f"| {r['task']} | {r.get('split', '–')} | {r['a']} − {r['b']} | {seeds} | "
-                f"{examples} | {apart} |")
+  for (task, split, a, b), by in _grouped(summary).items():
+    seeds = _ci(by["seeds"]["interval"]) if "seeds" in by else "–"
+    examples = _ci(by["examples"]["interval"]) if "examples" in by else "–"
+    apart = {True: "yes", False: "no", None: "–"}[by.get("seeds", {}).get("beyond_seed_range")]
+    rows.append(f"| {task} | {split or '–'} | {a} − {b} | {seeds} | {examples} | {apart} |")
   return rows
 
 
 def _words(summary: dict) -> list[str]:
   """One sentence per comparison: whether its intervals exclude zero."""
   lines = []
-  for r in summary["comparisons"]:
-    where = f"{r['task']}" + (f" ({r['split']})" if "split" in r else "")
+  for (task, split, a, b), by in _grouped(summary).items():
+    where = task + (f" ({split})" if split else "")
     parts = []
     for key, label in (("seeds", "across seeds"), ("examples", "across examples")):
-      if key in r:
-        value = r[key]
-        if any(map(math.isnan, value[1:])):
+      if key in by:
+        if any(map(math.isnan, by[key]["interval"][1:])):
           parts.append(f"no interval {label}")
         else:
-          parts.append(("significant" if r["outside_zero"][key] else "not significant")
+          parts.append(("significant" if by[key]["significant"] else "not significant")
                        + f" {label}")
-    sign = "higher" if r[("seeds" if "seeds" in r else "examples")][0] > 0 else "lower"
-    lines.append(f"- {where}: {r['a']} scores {sign} than {r['b']} by "
-                 f"{abs(r[('seeds' if 'seeds' in r else 'examples')][0]):.1f} points; "
-                 + ", ".join(parts) + ".")
+    estimate = by.get("seeds", by.get("examples"))["interval"][0]
+    lines.append(f"- {where}: {a} scores {'higher' if estimate > 0 else 'lower'} than {b} by "
+                 f"{abs(estimate):.1f} points; " + ", ".join(parts) + ".")
   for name, v in summary["variants"].items():
     h = v["heldout"]
     ratio = h["accuracy"] / h["row_mode_baseline"]
@@ -137,24 +106,19 @@ def _targets(summary: dict) -> list[str]:
                  f"({100 * h['accuracy']:.1f}% vs 2 × {100 * h['row_mode_baseline']:.1f}%): "
                  f"{'met' if met else 'not met'}.")
   baseline = summary.get("baseline")
+  references = {ref for per_run in summary["zero_shot"].values() for result in per_run.values()
+                for ref in result.get("references", {})}
   for r in summary["comparisons"]:
-    if r["kind"] == "finetune" and r["b"] == baseline and r["split"] == "test":
-      met = r["beyond_seed_range"] and r["seeds"][0] > 0
+    if (r["kind"] == "finetune" and r["b"] == baseline and r.get("split") == "test"
+        and r["over"] == "seeds"):
+      met = r["beyond_seed_range"] and r["interval"][0] > 0
       lines.append(f"- {r['a']} beats `{baseline}` on {r['task']} test beyond the seed spread: "
-                   f"{'met' if met else 'not met'} ({r['seeds'][0]:+.1f} points).")
-    if r["kind"] == "zero_shot" and r["b"] == "unigram floor":
-      met = r["examples"][1] > 0
-      lines.append(f"- {r['a']} above the unigram floor on {r['task']}, outside the interval: "
-                   f"{'met' if met else 'not met'} ({_ci(r['examples'])}).")
+                   f"{'met' if met else 'not met'} ({r['interval'][0]:+.1f} points).")
+    if r["kind"] == "zero_shot" and r["b"] in references:
+      met = r["interval"][1] > 0
+      lines.append(f"- {r['a']} above the {r['b']} reference on {r['task']}, outside the "
+                   f"interval: {'met' if met else 'not met'} ({_ci(r['interval'])}).")
   return lines
-
-
-def save_png(fig, file: epath.Path, dpi: int = 120) -> None:
-  """Writes a matplotlib figure as a PNG, atomically (local or gs://), and closes it."""
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=dpi)
-  plt.close(fig)
-  storage.write_atomic(file, buffer.getvalue())
 
 
 def plot_curves(summary: dict, out: epath.Path) -> list[str]:
@@ -174,36 +138,33 @@ def plot_curves(summary: dict, out: epath.Path) -> list[str]:
   return names
 
 
-def plot_blimp(result: dict, out: epath.Path) -> str:
-  phenomena = blimp_data.PHENOMENA
+def plot_zero_shot(task: str, result: dict, out: epath.Path) -> str:
+  """Accuracy per group of a zero-shot task, per system, with the task's references."""
+  phenomena = sorted({g for r in result.values() for g in r["groups"]})
   systems = list(result)
   fig, ax = plt.subplots(figsize=(12, 4.5))
   width = 0.8 / (len(systems) + 1)
   for i, name in enumerate(systems):
     r = result[name]
-    values = [r["per_phenomenon"].get(p, math.nan) for p in phenomena]
-    intervals = [r["per_phenomenon_interval"].get(p, [math.nan, math.nan]) for p in phenomena]
+    values = [r["groups"].get(p, math.nan) for p in phenomena]
+    intervals = [r["group_intervals"].get(p, [math.nan, math.nan]) for p in phenomena]
     err = [[v - lo for v, (lo, _) in zip(values, intervals)],
            [hi - v for v, (_, hi) in zip(values, intervals)]]
     ax.bar([k + i * width for k in range(len(phenomena))], values, width, yerr=err, capsize=2,
            label=name)
-  floor = next((r["unigram_floor"] for r in result.values() if "unigram_floor" in r), None)
-  if floor:
+  references = next((r["references"] for r in result.values() if r.get("references")), {})
+  for name, ref in list(references.items())[:1]:
     ax.bar([k + len(systems) * width for k in range(len(phenomena))],
-           [floor["per_phenomenon"].get(p, math.nan) for p in phenomena], width, color="0.7",
-           label="unigram floor")
-  gpt2 = blimp_data.published()["gpt2"]
-  ax.scatter([k + 0.4 for k in range(len(phenomena))], [gpt2.per_phenomenon[p] for p in phenomena],
-             marker="_", s=200, color="k", label="GPT-2 (published)", zorder=3)
+           [ref["groups"].get(p, math.nan) for p in phenomena], width, color="0.7", label=name)
   ax.axhline(50, color="0.5", lw=0.8, ls=":")
   ax.set_xticks([k + 0.4 for k in range(len(phenomena))],
                 [p.replace("_", "\n") for p in phenomena], fontsize=7)
-  ax.set_ylabel("BLiMP accuracy (bars: 95% bootstrap interval)")
+  ax.set_ylabel(f"{task} accuracy (bars: 95% bootstrap interval)")
   ax.set_ylim(0, 100)
   ax.legend(fontsize=7, ncol=3)
   fig.tight_layout()
-  save_png(fig, out / "blimp.png")
-  return "blimp.png"
+  save_png(fig, out / f"{task}.png")
+  return f"{task}.png"
 
 
 def plot_finetune(summary: dict, out: epath.Path) -> str | None:
@@ -271,13 +232,8 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     *[f"![{c}]({c})" for c in curves], "",
   ]
   for task, result in summary["zero_shot"].items():
-    lines += [f"## {task} (zero-shot)", "", *_blimp_rows(result), "",
-              "Accuracy over minimal pairs (a tie counts half), 95% bootstrap interval over pairs. "
-              "CLM: summed log-probability; prefix-LM: the same with a one-token prefix; MLM: "
-              "word-level pseudo-log-likelihood. The unigram floor is a count-based unigram model "
-              "of the same pre-training text. Published rows are the BLiMP paper's models on all "
-              "67,000 pairs, trained on far more text.", "", f"![{task}]({plot_blimp(result, out)})",
-              ""]
+    lines += [f"## {task} (zero-shot)", "", *tasks.get(task, "zero_shot").render(result), "",
+              f"![{task}]({plot_zero_shot(task, result, out)})", ""]
   if summary["finetune"]:
     plot = plot_finetune(summary, out)
     lines += ["## Fine-tuning", "", *_finetune_rows(summary), "",

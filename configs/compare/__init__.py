@@ -1,0 +1,1 @@
+"""`jaxlm compare` configs."""

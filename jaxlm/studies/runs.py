@@ -1,0 +1,259 @@
+"""The runs a study is made of, each opened once.
+
+Both studies are the same three stages over a list of arms: pre-train every arm on the same
+data with one shared tokenizer (`pretrain`), score each zero-shot (`zero_shot`), fine-tune each
+and the untrained baselines (`finetune`). compare's arms are its variants; scale's are its
+variants at each grid point. A `Run` holds what a stage needs from a finished pre-training
+run: its resolved config, its parameters (restored once), its curve (the log read once) and
+its held-out quality (computed once, on data loaded once per study). Every stage resumes:
+finished runs are not retrained, and zero-shot and fine-tuning results are cached by their
+options and recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from etils import epath
+from flax import nnx
+from tokenizers import Tokenizer
+
+from jaxlm import api, objectives, preflight, sharding, stats, storage
+from jaxlm.config import Config, ConfigError, replace_at
+from jaxlm.data import pipeline, tokenizer
+from jaxlm.eval import mlm_baseline, tasks
+from jaxlm.finetune import trainer as finetune_trainer
+from jaxlm.objectives.build import abstract_model
+from jaxlm.studies import variants
+from jaxlm.studies.config import StudyConfig
+from jaxlm.studies.results import Curve, HeldoutQuality
+from jaxlm.train.checkpoint import restore_params
+from jaxlm.train.evaluate import evaluate
+from jaxlm.train.loop import train
+from jaxlm.train.step import make_eval_step
+
+
+def check(config: StudyConfig) -> str | None:
+  """Everything a study can refuse before it trains: values, variants, tasks and their
+  options, the pre-training config, and where tasks that do not ship read their files.
+  Returns that directory (None when no task needs one)."""
+  config.validate()
+  for name in config.objectives:
+    preflight.pretrain_config(variants.pretrain_config(config.pretrain, name))
+  for name in config.tasks:
+    tasks.get(name, "finetune")
+  for name in config.zero_shot:
+    tasks.get(name, "zero_shot").check(config.zero_shot_sample)
+  return task_data_dir(config.tasks, config.glue_dir)
+
+
+def task_data_dir(task_names, glue_dir: str) -> str | None:
+  """Where tasks that do not ship read their files: `glue_dir`, else $GLUE_DIR. A task that
+  needs them and has none is a one-line error before anything trains."""
+  data_dir = glue_dir or os.environ.get("GLUE_DIR", "")
+  if data_dir and not data_dir.startswith("tfds:") and not storage.path(data_dir).is_dir():
+    raise ConfigError(f"config.glue_dir={data_dir!r}: no such directory")
+  needing = [t for t in task_names if tasks.get(t).needs_data_dir]
+  if needing and not data_dir:
+    raise ConfigError(f"config.tasks={','.join(task_names)!r}: {', '.join(needing)} need GLUE "
+                      "data; set --config.glue_dir or $GLUE_DIR, or use the shipped "
+                      "goemotions_sentiment")
+  return data_dir or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+  """One pre-training run a study asks for: `name` in its results, `variant` (its objective
+  and options), its config and its directory."""
+
+  name: str
+  variant: str
+  config: Config
+  run_dir: epath.Path
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+  """A finished pre-training run, opened once."""
+
+  arm: Arm
+  config: Config  # resolved: the embedding table fitted to the tokenizer
+  params: nnx.State  # the newest checkpoint's, on the config's mesh
+  tokenizer: Tokenizer
+  curve: Curve
+  heldout: HeldoutQuality
+  data: DataCache  # the study's data, shared by its runs
+
+  @property
+  def name(self) -> str:
+    return self.arm.name
+
+  def model(self) -> api.Pretrained:
+    """The run for scoring, on one device, from the parameters already restored."""
+    return api.from_params(self.config, self.params, self.tokenizer)
+
+
+class DataCache:
+  """Each row layout's data, loaded once per study (every arm shares source and tokenizer)."""
+
+  def __init__(self, tok: Tokenizer):
+    self.tok, self.loaded = tok, {}
+
+  def get(self, config: Config, layout: str | None = None) -> pipeline.Data:
+    layout = layout or objectives.get(config.objective).rows
+    key = (layout, json.dumps(dataclasses.asdict(config.data), sort_keys=True), config.seq_len,
+           config.seed)
+    if key not in self.loaded:
+      self.loaded[key] = pipeline.load(config, lambda _: self.tok, layout)
+    return self.loaded[key]
+
+
+def pretrain(arms: list[Arm], study: str, *, quiet: bool = False) -> list[Run]:
+  """Trains (or resumes, or finds finished) every arm in order; the first arm's tokenizer is
+  shared by file with the rest."""
+  runs, shared, cache = [], None, None
+  for arm in arms:
+    config = arm.config
+    if shared is not None:
+      config = replace_at(config, "data.tokenizer", str(shared))
+    print(f"jaxlm {study}: pre-training {arm.name} ({config.steps} steps) in {arm.run_dir}")
+    config = train(config, arm.run_dir, quiet=quiet)["config"]
+    shared = shared or arm.run_dir / "tokenizer.json"
+    if cache is None:
+      cache = DataCache(tokenizer.load_file(shared))
+    _, params = restore_params(arm.run_dir, sharding.make_mesh(config.mesh))
+    runs.append(Run(arm, config, params, cache.tok, Curve.read(arm.run_dir),
+                    heldout_quality(config, params, cache.get(config), cache.tok, arm.run_dir),
+                    cache))
+  return runs
+
+
+def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok: Tokenizer,
+                    where: epath.Path) -> HeldoutQuality:
+  """Held-out metrics over every held-out row, beside the two context-free baselines of
+  `mlm_baseline`; perplexity and bits per byte (nats / ln 2 / UTF-8 bytes of the text the
+  predicted tokens cover, at the held-out text's mean bytes per token) where the objective
+  is a likelihood."""
+  special = tokenizer.special_tokens(tok)
+  mesh = sharding.make_mesh(config.mesh)
+  graphdef = abstract_model(config)[0]
+  eval_step = jax.jit(make_eval_step(graphdef, config, special))
+  rows = data.heldout
+  if len(rows) < config.batch_size:
+    raise ConfigError(f"{where}: fewer held-out rows ({len(rows)}) than one batch "
+                      f"({config.batch_size}); raise data.heldout_frac")
+  num_batches = len(rows) // config.batch_size
+  with jax.set_mesh(mesh):
+    metrics = evaluate(eval_step, params, rows, config, sharding.batch_sharding(mesh),
+                       num_batches=num_batches)
+  objective = objectives.get(config.objective)
+  extra = {}
+  if objective.nsp:  # `loss` is the masked-token part, comparable with plain MLM's
+    extra = {"loss_with_nsp": metrics["loss"], "nsp_loss": metrics["nsp_loss"],
+             "nsp_accuracy": metrics["nsp_accuracy"],
+             "nsp_accuracy_halfwidth": stats.binomial_halfwidth(
+               metrics["nsp_accuracy"], num_batches * config.batch_size)}
+    metrics["loss"] = metrics["mlm_loss"]
+  bits_per_byte = None
+  if objective.reports_perplexity:
+    bytes_per_token = data.heldout_bytes / max(int((rows.segment_ids > 0).sum()), 1)
+    bits_per_byte = metrics["loss"] / math.log(2) / bytes_per_token
+  predicted = max(int(metrics.get("predicted_tokens", 1)), 1)
+  return HeldoutQuality(
+    loss=metrics["loss"], accuracy=metrics["accuracy"],
+    accuracy_halfwidth=stats.binomial_halfwidth(min(max(metrics["accuracy"], 0.0), 1.0),
+                                                predicted),
+    predicted_tokens=int(metrics.get("predicted_tokens", 0)),
+    unigram_baseline=mlm_baseline.unigram_accuracy(data.train, rows, special.special_ids),
+    row_mode_baseline=mlm_baseline.row_mode_accuracy(rows, special.special_ids),
+    perplexity=metrics.get("perplexity"), bits_per_byte=bits_per_byte, extra=extra)
+
+
+def train_ids(run: Run) -> np.ndarray:
+  """Every token id of the packed training rows (special tokens dropped): the text the
+  zero-shot references are fitted on."""
+  return pipeline.training_token_ids(run.data.get(run.config, "packed"), run.tokenizer)
+
+
+def zero_shot(runs: list[Run], names: tuple[str, ...], sample: int, study: str
+              ) -> dict[str, dict[str, dict]]:
+  """{task: {run name: result}} for every zero-shot task and run, each cached in its run
+  directory as TASK.json (redone when the options change). One process scores."""
+  if not names or not runs:
+    return {}
+  if jax.process_count() > 1:
+    print(f"jaxlm {study}: zero-shot tasks run on one process; skipped here (run "
+          "`jaxlm eval --workdir RUN --task NAME` per run)")
+    return {}
+  ids = None
+  out: dict[str, dict[str, dict]] = {}
+  for name in names:
+    task = tasks.get(name, "zero_shot")
+    options = {"sample": sample}
+    for run in runs:
+      file = run.arm.run_dir / f"{name}.json"
+      if file.exists():
+        cached = json.loads(file.read_text())
+        if cached.get("options") == options:
+          out.setdefault(name, {})[run.name] = cached
+          continue
+      print(f"jaxlm {study}: {name} zero-shot for {run.name}")
+      ids = train_ids(runs[0]) if ids is None else ids
+      start = time.perf_counter()
+      result = task.evaluate(run.model(), sample=sample, train_ids=ids)
+      result |= {"seconds": time.perf_counter() - start, "options": options}
+      storage.write_atomic(file, json.dumps(result))
+      out.setdefault(name, {})[run.name] = result
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneArm:
+  """What one fine-tuning arm starts from: a run's backbone, or a fresh one (`run` None) of
+  `config`'s shape and attention."""
+
+  name: str
+  config: Config
+  run: Run | None
+  out: epath.Path  # results go to out/TASK/
+
+
+def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
+             tok: Tokenizer, study: str) -> dict[str, dict[str, dict]]:
+  """{arm name: {task: results.json}}; results of the same recipe are read, not redone."""
+  recipe = dataclasses.asdict(config.finetune)
+  out: dict[str, dict[str, dict]] = {}
+  for arm in arms:
+    for task in config.tasks:
+      folder = arm.out / task
+      if (folder / "results.json").exists():
+        cached = json.loads((folder / "results.json").read_text())
+        if cached.get("recipe") == recipe:
+          out.setdefault(arm.name, {})[task] = cached
+          continue
+      print(f"jaxlm {study}: fine-tuning {arm.name} on {task}")
+      start = time.perf_counter()
+      result = finetune_trainer.run(
+        arm.config, config.finetune, task, data_dir, folder,
+        arm.run.params if arm.run else None, tok,
+        init=str(arm.run.arm.run_dir) if arm.run else "none")
+      result["seconds"] = time.perf_counter() - start
+      out.setdefault(arm.name, {})[task] = result
+  return out
+
+
+def write_json(file: epath.Path, summary: dict[str, Any]) -> None:
+  if is_writer():
+    storage.write_atomic(file, json.dumps(summary, indent=1))
+
+
+def is_writer() -> bool:
+  """Whether this process writes a study's shared files (process 0)."""
+  return jax.process_index() == 0
