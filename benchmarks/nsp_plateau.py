@@ -22,7 +22,7 @@ import jax
 
 from jaxlm import objectives
 from jaxlm.config import load_config, override
-from jaxlm.studies.compare import CompareConfig
+from jaxlm.studies.config import CompareConfig
 from jaxlm.model import backbone
 from jaxlm.objectives import mlm_nsp
 from jaxlm.train.loop import train

@@ -15,7 +15,8 @@ import json
 import sys
 
 from jaxlm.config import load_config
-from jaxlm.studies.scale import ScaleConfig, point_config, point_name
+from jaxlm.studies.config import ScaleConfig
+from jaxlm.studies.scale import point_config, point_name
 from jaxlm.train.bench import bench
 
 

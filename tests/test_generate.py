@@ -79,7 +79,7 @@ def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
             "eval_every": "0", "data.source": f"text:{corpus}/inaugural",
             "data.cache_dir": str(tmp_path / "cache")}
   for objective in ("clm", "mlm"):
-    train(load_config(REPO / "jaxlm/configs/tiny.py", {**common, "objective": objective}),
+    train(load_config(REPO / "configs/tiny.py", {**common, "objective": objective}),
           tmp_path / objective, quiet=True)
 
   def jaxlm(*args):

@@ -16,7 +16,7 @@ from helpers.gcs_emulator import gcs_env
 from helpers.cli import free_port, logged_losses, run_two_processes, train_args
 
 BUCKET = "jaxlm-test"
-TINY = REPO / "jaxlm/configs/tiny.py"
+TINY = REPO / "configs/tiny.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ import pytest
 
 from conftest import REPO
 from helpers.model import tiny_config
-from jaxlm.eval import compare
-from jaxlm.eval import finetune
+from jaxlm.studies import compare
+from jaxlm.finetune import inputs, trainer
 from jaxlm.finetune.config import FinetuneConfig
+from jaxlm.studies.config import CompareConfig
 from jaxlm.eval.tasks import glue
 from jaxlm.eval.tasks import metrics
 from jaxlm.data import tokenizer
@@ -31,7 +32,7 @@ def tok():
 def test_pairs_are_encoded_bert_style_and_truncated_longest_first(tok):
   examples = glue.Examples(texts_a=["the film was good"], texts_b=["the plot is bad and awful"],
                            labels=np.array([1]), indices=np.array([0]))
-  enc = finetune.encode(tok, examples, max_len=9)
+  enc = inputs.encode(tok, examples, max_len=9)
   ids = tok.encode
   a = ids("the film was good", add_special_tokens=False).ids
   b = ids("the plot is bad and awful", add_special_tokens=False).ids
@@ -41,7 +42,7 @@ def test_pairs_are_encoded_bert_style_and_truncated_longest_first(tok):
   assert enc["tokens"][0].tolist() == expected
   assert enc["segment_ids"][0].tolist() == [1] * 9
   assert enc["token_types"][0].tolist() == [0] * 5 + [1] * 4  # [CLS] a [SEP] | b [SEP]
-  single = finetune.encode(tok, glue.Examples(texts_a=["the film"], texts_b=None,
+  single = inputs.encode(tok, glue.Examples(texts_a=["the film"], texts_b=None,
                                               labels=np.array([1]), indices=np.array([0])), 9)
   assert not single["token_types"].any()
 
@@ -105,7 +106,7 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
   glue_dir = _toy_sst2(tmp_path / "glue")
   config = tiny_config("mlm")
   recipe = FinetuneConfig(lr=3e-3, epochs=4, seeds=2, batch_size=16, eval_batch_size=32)
-  results = finetune.run(config, recipe, "sst2", str(glue_dir), tmp_path / "out", None, tok,
+  results = trainer.run(config, recipe, "sst2", str(glue_dir), tmp_path / "out", None, tok,
                          init="none")
   accuracy = results["summary"]["validation"]["accuracy"]
   assert accuracy["min"] > 90.0, results["seeds"]
@@ -130,12 +131,12 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
     "pretrain.data.cache_dir": str(tmp_path / "cache"),
     "finetune.seeds": "2", "finetune.epochs": "1", "finetune.max_train_examples": "64",
     "finetune.max_eval_examples": "48",
-    "finetune.batch_size": "16", "finetune.eval_batch_size": "16", "blimp_per_paradigm": "1",
+    "finetune.batch_size": "16", "finetune.eval_batch_size": "16", "zero_shot_sample": "1",
     "tasks": "goemotions_sentiment,sst2", "glue_dir": str(glue_dir),
     "objectives": "mlm,clm,prefix_lm",
   }
-  config = load_config(REPO / "jaxlm/configs/compare/tiny.py", overrides,
-                       expected=compare.CompareConfig)
+  config = load_config(REPO / "configs/compare/tiny.py", overrides,
+                       expected=CompareConfig)
   summary = compare.run(config, tmp_path / "cmp", quiet=True)
   out = tmp_path / "cmp"
   for name in ("report.md", "report.json", "loss_vs_tokens.png", "loss_vs_flops.png",
@@ -150,22 +151,25 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none"}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
   assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
-  assert summary["zero_shot"]["blimp"]["mlm"]["pairs"] == 67
+  assert summary["zero_shot"]["blimp"]["mlm"]["items"] == 67
   # Every difference carries its intervals; the report shows each one.
-  kinds = {(r["kind"], r["a"], r["b"]) for r in summary["comparisons"]}
-  assert ("finetune", "mlm", "none") in kinds and ("zero_shot", "clm", "unigram floor") in kinds
-  assert ("zero_shot", "mlm", "clm") in kinds
+  kinds = {(r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
+  assert ("finetune", "mlm", "none", "seeds") in kinds
+  assert ("finetune", "mlm", "none", "examples") in kinds
+  assert ("zero_shot", "clm", "unigram (same text)", "examples") in kinds
+  assert ("zero_shot", "mlm", "clm", "examples") in kinds
   for r in summary["comparisons"]:
-    assert len(r["examples"]) == 3 and r["examples"][1] <= r["examples"][0] <= r["examples"][2]
+    low, high = r["interval"][1:]
+    assert len(r["interval"]) == 3 and (np.isnan(low) or low <= r["interval"][0] <= high)
   saved = json.loads((out / "report.json").read_text())
   assert saved["comparisons"] == json.loads(json.dumps(summary["comparisons"]))
   flops = {o: v["flops"] for o, v in summary["variants"].items()}
   assert flops["mlm"] < flops["clm"]  # the MLM head runs on the masked positions only
   assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
   report = (out / "report.md").read_text()
-  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "unigram floor",
+  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "unigram (same text)",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
-              "## Does it learn?", "above the unigram floor on blimp", "tokenizer (V=512)"):
+              "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
     assert row in report, row
   # Rerunning resumes: nothing is trained, scored or fine-tuned again.
   before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}

@@ -41,7 +41,7 @@ def train_args(workdir, corpus, cache, steps: int) -> list[str]:
                "data.vocab_size": 512, "optimizer.warmup_steps": 2, "objective": "mlm",
                "data.source": f"text:{corpus}/inaugural",
                "data.cache_dir": cache, "mesh.data": 2, "mesh.fsdp": 2}
-  return [sys.executable, "-m", "jaxlm", "train", "--config", str(REPO / "jaxlm/configs/tiny.py"),
+  return [sys.executable, "-m", "jaxlm", "train", "--config", str(REPO / "configs/tiny.py"),
           "--workdir", str(workdir), "--quiet",
           *[f"--config.{k}={v}" for k, v in overrides.items()]]
 

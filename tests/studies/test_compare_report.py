@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jaxlm.eval import compare, stats
+from jaxlm import stats
+from jaxlm.studies import compare
 
 
 def _finetune(scores_by_seed, correct_first):
@@ -26,16 +27,20 @@ def test_differences_are_paired_over_seeds_and_examples():
                  "none": {"t": _finetune({0: 60.0, 1: 61.0, 2: 65.0}, b_correct)}},
     "zero_shot": {},
   }
-  (row,) = compare.differences(summary)
-  assert (row["a"], row["b"], row["split"]) == ("mlm", "none", "test")
+  seeds, examples = compare.differences(summary)
+  assert (seeds.a, seeds.b, seeds.split, seeds.over) == ("mlm", "none", "test", "seeds")
   # Paired by seed: the t-interval of the per-seed differences 20, 21, 16.
   want = stats.mean_ci([20.0, 21.0, 16.0])
-  assert row["seeds"] == pytest.approx(list(want))
-  assert row["seeds"][0] == pytest.approx(19.0)
-  assert row["examples"] == pytest.approx(list(stats.paired_bootstrap_diff(
+  assert list(seeds.interval) == pytest.approx(list(want))
+  assert seeds.interval.estimate == pytest.approx(19.0)
+  assert examples.over == "examples"
+  assert list(examples.interval) == pytest.approx(list(stats.paired_bootstrap_diff(
     np.asarray(a_correct) * 100.0, np.asarray(b_correct) * 100.0)))
-  assert row["outside_zero"] == {"seeds": True, "examples": True}
-  assert row["beyond_seed_range"] is True  # 80 > 65
+  assert seeds.significant and examples.significant
+  assert seeds.beyond_seed_range is True  # 80 > 65
+  assert examples.beyond_seed_range is None
+  row = seeds.to_json()
+  assert row["interval"] == pytest.approx(list(want)) and row["beyond_seed_range"] is True
 
 
 def test_overlapping_seeds_are_not_called_apart():
@@ -43,7 +48,7 @@ def test_overlapping_seeds_are_not_called_apart():
   summary = {"objectives": ["mlm", "clm"], "baseline": None, "zero_shot": {},
              "finetune": {"mlm": {"t": _finetune({0: 70.0, 1: 74.0}, same)},
                           "clm": {"t": _finetune({0: 72.0, 1: 71.0}, same)}}}
-  (row,) = compare.differences(summary)
-  assert row["beyond_seed_range"] is False
-  assert row["examples"] == [0.0, 0.0, 0.0]
-  assert row["outside_zero"] == {"seeds": False, "examples": False}
+  seeds, examples = compare.differences(summary)
+  assert seeds.beyond_seed_range is False
+  assert list(examples.interval) == [0.0, 0.0, 0.0]
+  assert not seeds.significant and not examples.significant

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from jaxlm.config import ConfigError, load_config, override
+from jaxlm.objectives.build import abstract_model, count_params, non_embedding_params
 from jaxlm.studies import scale, scale_report
-from jaxlm.studies.scale import ScaleConfig
+from jaxlm.studies.config import ScaleConfig
 
 
 def _config(**changes) -> ScaleConfig:
-  return dataclasses.replace(load_config("scale/tiny", expected=ScaleConfig), **changes)
+  """scale/tiny with `changes` given as they are on the command line."""
+  return load_config("scale/tiny", {k: str(v) for k, v in changes.items()}, expected=ScaleConfig)
 
 
 def test_the_size_rule_and_steps():
@@ -32,27 +34,26 @@ def test_the_size_rule_and_steps():
 
 
 @pytest.mark.parametrize("changes, message", [
-  (dict(depths="1,x"), "config.depths='1,x': a comma-separated list of distinct positive"),
+  (dict(depths="1,x"), "config.depths='1,x': expected comma-separated integers"),
+  (dict(depths="2,2"), "config.depths='2,2': a comma-separated list of distinct positive"),
   (dict(tokens="0"), "config.tokens='0': a comma-separated list"),
   (dict(head_dim=48), "config.head_dim=48: must divide config.width_per_layer=64"),
-  (dict(objectives="mlm,bert"), "config.objectives='mlm,bert': a comma-separated list of "
-                                "distinct variants"),
+  (dict(objectives="mlm,bert"), "config.objectives: 'bert' is not a variant; allowed: "),
   (dict(tokens="10000"), "config.tokens: 10000 tokens make fewer than config.curve_points=8"),
   (dict(warmup_frac=1.0), "config.warmup_frac=1.0: must be in [0, 1)"),
 ])
 def test_bad_grids_fail_in_one_line(changes, message):
   with pytest.raises(ConfigError) as err:
-    _config(**changes).validate()
+    scale.check(_config(**changes))
   assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_non_embedding_params_leave_out_the_tables():
-  from jaxlm.objectives.build import abstract_model, count_params  # noqa: PLC0415
   config = override(scale.point_config(_config(), "mlm_nsp", 2, 128, 500000),
                     {"model.vocab_size": "2048", "model.position": "learned"})
   total = count_params(abstract_model(config)[1])
   tables = (2048 + config.model.max_seq_len + 2) * 128
-  assert scale.non_embedding_params(config) == total - tables
+  assert non_embedding_params(config) == total - tables
 
 
 def _synthetic_points(E=3.0, A=400.0, alpha=0.15):
@@ -78,7 +79,7 @@ def _synthetic_points(E=3.0, A=400.0, alpha=0.15):
         "heldout": {"loss": float(loss[-1]), "accuracy": 0.1},
         "zero_shot": {"blimp": {"overall": 100 * correct.mean(),
                                 "interval": [100 * correct.mean() - 4, 100 * correct.mean() + 4],
-                                "correct": correct.tolist(), "pairs": 500}},
+                                "correct": correct.tolist(), "items": 500}},
         "finetune": {"goemotions_sentiment": {
           "summary": {"test": {"score": {"mean": 60.5 + slope * L, "min": 60 + slope * L,
                                          "max": 61 + slope * L}}}, "seeds": seeds}}})
@@ -99,7 +100,7 @@ def test_the_report_recovers_a_known_law_and_says_what_is_significant(tmp_path):
   flat = summary["objectives"]["mlm"]["trends"]["goemotions_sentiment"]
   assert abs(flat["slope_per_decade"]) < 1e-6
   diffs = {(d["task"], d["point"]): d for d in summary["differences"]}
-  assert diffs[("goemotions_sentiment", "L4")]["diff"][0] == pytest.approx(16.0)
+  assert diffs[("goemotions_sentiment", "L4")]["interval"][0] == pytest.approx(16.0)
   json.dumps(summary)  # scale.json is plain JSON
   text = scale_report.write(summary, tmp_path).read_text()
   assert "clm: held-out loss on the compute frontier falls as C^(−α) with α = 0.150" in text
@@ -111,6 +112,7 @@ def test_the_report_recovers_a_known_law_and_says_what_is_significant(tmp_path):
 def test_a_grid_point_resumes_and_a_finished_one_is_not_redone(tmp_path, corpus):
   config = _config(objectives="clm", depths="1", tokens="32768", curve_points=4, zero_shot="",
                    tasks="")
+  assert config.zero_shot == () and config.tasks == ()
   config = dataclasses.replace(config, pretrain=override(config.pretrain, {
     "checkpoint_every": "8", "data.vocab_size": "512",
     "data.source": f"text:{corpus}/inaugural", "data.cache_dir": str(tmp_path / "cache")}))

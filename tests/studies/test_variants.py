@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from jaxlm.config import ConfigError, load_config
-from jaxlm.studies import variants
-from jaxlm.studies.compare import CompareConfig
+from jaxlm.studies import compare, variants
+from jaxlm.studies.config import CompareConfig
 from jaxlm.objectives import OBJECTIVES
 
 
@@ -41,6 +41,10 @@ def test_every_objective_is_a_variant_under_its_own_name():
 
 
 def test_an_unknown_variant_names_the_allowed_ones():
-  with pytest.raises(ConfigError, match="config.objectives='mlm,bert': a comma-separated list "
-                                        "of distinct variants from clm, mlm, mlm_nsp"):
-    dataclasses.replace(load_config("compare/tiny", expected=CompareConfig), objectives="mlm,bert").validate()
+  config = load_config("compare/tiny", {"objectives": "mlm,bert"}, expected=CompareConfig)
+  with pytest.raises(ConfigError, match="config.objectives: 'bert' is not a variant; allowed: "
+                                        "clm, mlm, mlm_nsp"):
+    compare.check(config)
+  with pytest.raises(ConfigError, match="config.objectives='mlm,mlm': a comma-separated list "
+                                        "of distinct variants"):
+    load_config("compare/tiny", {"objectives": "mlm,mlm"}, expected=CompareConfig)

@@ -22,7 +22,7 @@ FIELDS = ("config", "device_kind", "backend", "jax_version", "device_count", "ba
 
 @pytest.mark.parametrize("objective", ["clm", "mlm"])
 def test_bench_fields_and_consistency(objective):
-  config = load_config(REPO / "jaxlm/configs/tiny.py", {**TINY, "objective": objective})
+  config = load_config(REPO / "configs/tiny.py", {**TINY, "objective": objective})
   result = bench(config, steps=3, warmup=2, name="configs/tiny.py")
   json.dumps(result)  # JSON-able as it is
   assert set(FIELDS) <= set(result)
@@ -41,7 +41,7 @@ def test_bench_fields_and_consistency(objective):
 
 
 def test_bench_rejects_a_batch_that_does_not_split():
-  config = load_config(REPO / "jaxlm/configs/tiny.py", {**TINY, "batch_size": "4"})
+  config = load_config(REPO / "configs/tiny.py", {**TINY, "batch_size": "4"})
   with pytest.raises(ValueError, match="split evenly over data\\*fsdp=8"):
     bench(config, steps=1, warmup=1)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from jaxlm import lease
 from helpers.cli import logged_losses
 from helpers.model import SPECIAL, packed_batch, tiny_config
 from jaxlm import sharding
@@ -28,7 +29,7 @@ from jaxlm.train.step import jit_steps
 from jaxlm.train.loop import NonFiniteLoss, train
 from jaxlm.train.state import create_train_state
 
-TINY = REPO / "jaxlm/configs/tiny.py"
+TINY = REPO / "configs/tiny.py"
 
 
 def _overrides(corpus: Path, tmp_path: Path, **extra) -> dict:
@@ -58,8 +59,9 @@ def _wait_for_step(workdir: Path, step: int, process: subprocess.Popen) -> None:
 
 
 def _tree_digest(path: Path) -> str:
+  """Every file of a run directory but the lease, which records who last held it."""
   digest = hashlib.sha256()
-  for f in sorted(p for p in path.rglob("*") if p.is_file()):
+  for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != lease.FILE):
     digest.update(str(f.relative_to(path)).encode() + f.read_bytes())
   return digest.hexdigest()
 

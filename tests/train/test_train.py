@@ -11,7 +11,7 @@ from conftest import REPO
 from jaxlm.config import load_config
 from jaxlm.train.loop import train
 
-TINY = REPO / "jaxlm/configs/tiny.py"
+TINY = REPO / "configs/tiny.py"
 FAST = {"steps": "60", "batch_size": "8", "seq_len": "64", "log_every": "10",
         "eval_every": "0", "data.vocab_size": "1024", "optimizer.warmup_steps": "10",
         "mesh.data": "-1"}
