@@ -18,8 +18,8 @@ import grain
 import jax
 
 from jaxlm import sharding
-from jaxlm.train.checkpoint import Checkpointer
 from jaxlm.config import load_config
+from jaxlm.train.checkpoint import Checkpointer
 from jaxlm.train.optim import make_optimizer
 from jaxlm.train.state import create_train_state
 

@@ -17,10 +17,8 @@ import time
 import grain
 import numpy as np
 
-from jaxlm.data import packing
-from jaxlm.data import pipeline
+from jaxlm.data import packing, pipeline, tokenizer
 from jaxlm.data.sources import text as text_data
-from jaxlm.data import tokenizer
 
 
 def main() -> None:

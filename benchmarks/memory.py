@@ -18,8 +18,8 @@ import jax.numpy as jnp
 
 from jaxlm import sharding
 from jaxlm.config import load_config
-from jaxlm.train.bench import with_synthetic_tokenizer
 from jaxlm.data.packing import BATCH_KEYS
+from jaxlm.train.bench import with_synthetic_tokenizer
 from jaxlm.train.trainer import build_trainer
 
 VARIANTS = {

@@ -22,9 +22,9 @@ import jax
 
 from jaxlm import objectives
 from jaxlm.config import load_config, override
-from jaxlm.studies.config import CompareConfig
 from jaxlm.model import backbone
 from jaxlm.objectives import mlm_nsp
+from jaxlm.studies.config import CompareConfig
 from jaxlm.train.loop import train
 
 

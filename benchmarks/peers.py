@@ -181,7 +181,7 @@ def bench_peer(name: str, cls_name: str, config, args: argparse.Namespace,
     "attention": model.config._attn_implementation, "compile": args.use_compile,
     "autocast_bf16": args.use_autocast, "fused_adamw": fused, "notes": notes,
   }
-  del model, forward, opt, batches
+  del model, step, batches, groups  # the step's closure holds the model and optimizer
   if cuda:
     torch.cuda.empty_cache()
   return result

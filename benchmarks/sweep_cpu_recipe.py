@@ -78,11 +78,11 @@ def finetune_point(name: str, overrides: dict, workdir: Path, source: Path) -> d
   import dataclasses  # noqa: PLC0415
 
   from jaxlm import sharding  # noqa: PLC0415
+  from jaxlm.config import from_dict  # noqa: PLC0415
   from jaxlm.data import tokenizer  # noqa: PLC0415
   from jaxlm.eval import finetune  # noqa: PLC0415
   from jaxlm.studies.config import CompareConfig  # noqa: PLC0415
   from jaxlm.train.checkpoint import restore_params  # noqa: PLC0415
-  from jaxlm.config import from_dict  # noqa: PLC0415
 
   compare_config = load_config("compare/tiny", expected=CompareConfig)
   recipe = dataclasses.replace(compare_config.finetune, **overrides)

@@ -6,6 +6,6 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
   # Lazy (PEP 562), so `import jaxlm` stays light: JAX loads on first use of jaxlm.load.
   if name == "load":
-    from jaxlm.api import load
+    from jaxlm.api import load  # noqa: PLC0415 - JAX loads on first use
     return load
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 from flax import nnx
 from flax.linen import spmd as linen_spmd
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxlm.config import MeshConfig
 from jaxlm.errors import ConfigError

@@ -11,11 +11,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/jaxlm-tests-jax-cache")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
-import sys  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -1,5 +1,7 @@
-"""The package's shape, checked: no import cycles, leaf modules stay leaves, the data layer never
-loads Flax, and no module outside objectives/ switches on an objective's name."""
+"""The package's shape, checked: the layer order (function-level imports included), no import
+cycles between modules or packages, leaf modules stay leaves, the shipped configs import only
+config schemas, the data layer never loads Flax, and no module outside objectives/ switches on
+an objective's name."""
 
 from __future__ import annotations
 
@@ -14,6 +16,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jaxlm"
 LEAVES = ("jaxlm.errors", "jaxlm.model.masks", "jaxlm.model.cache", "jaxlm.data.special_tokens",
           "jaxlm.stats", "jaxlm.eval.unigram", "jaxlm.eval.blimp_data", "jaxlm.studies.power_law",
           "jaxlm.interop.hf_layouts")
+# Each layer imports only from its own and the layers before it (docs/design.md).
+LAYERS = (
+  ("jaxlm.errors",),
+  ("jaxlm.config",),
+  ("jaxlm.storage", "jaxlm.sharding", "jaxlm.distributed", "jaxlm.stats", "jaxlm.lease"),
+  ("jaxlm.data", "jaxlm.model"),
+  ("jaxlm.objectives",),
+  ("jaxlm.preflight",),
+  ("jaxlm.train",),
+  ("jaxlm.interop",),
+  ("jaxlm.api", "jaxlm.generate"),
+  ("jaxlm.eval",),
+  ("jaxlm.finetune",),
+  ("jaxlm.studies",),
+  ("jaxlm.cli", "jaxlm.__main__", "jaxlm"),
+)
+CONFIGS = PACKAGE.parent / "configs"
 
 
 def _modules() -> dict[str, Path]:
@@ -44,6 +63,46 @@ def _imports(file: Path, *, top_level_only: bool = True) -> set[str]:
         sub = f"{node.module}.{alias.name}"
         found.add(sub if sub in MODULES else node.module)
   return {m for m in found if m in MODULES}
+
+
+def _layer(module: str) -> int:
+  best = max((prefix for layer in LAYERS for prefix in layer
+              if module == prefix or module.startswith(prefix + ".")), key=len)
+  return next(i for i, layer in enumerate(LAYERS) if best in layer)
+
+
+def test_every_module_has_a_layer():
+  assert all(_layer(name) is not None for name in MODULES)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_follow_the_layer_order(name):
+  upward = [m for m in _imports(MODULES[name], top_level_only=False) if _layer(m) > _layer(name)]
+  assert not upward, f"{name} (layer {_layer(name)}) imports from later layers: {upward}"
+
+
+def test_no_package_level_cycles():
+  def package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+  graph: dict[str, set[str]] = {}
+  for name, file in MODULES.items():
+    graph.setdefault(package(name), set()).update(
+      package(m) for m in _imports(file, top_level_only=False) if package(m) != package(name))
+  reach = {p: set(graph[p]) for p in graph}
+  for _ in graph:  # transitive closure
+    for p in reach:
+      reach[p] |= {q for r in list(reach[p]) for q in reach.get(r, ())}
+  cycles = sorted(p for p in reach if p in reach[p])
+  assert not cycles, f"package-level import cycles through {cycles}"
+
+
+@pytest.mark.parametrize("file", sorted(CONFIGS.rglob("*.py")), ids=lambda f: f.name)
+def test_shipped_configs_import_only_config_schemas(file):
+  allowed = ("jaxlm.config", "jaxlm.configs", "jaxlm.finetune.config", "jaxlm.studies.config")
+  for node in ast.walk(ast.parse(file.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jaxlm"):
+      assert node.module in allowed, f"{file.name} imports {node.module}"
 
 
 def test_no_import_cycles():

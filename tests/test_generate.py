@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-
 from helpers.model import tiny_config
+
+from jaxlm.generate import generate, make_step, sample
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
-from jaxlm.generate import generate, make_step, sample
 from jaxlm.objectives.build import build_model
 
 
@@ -71,7 +71,9 @@ def test_sampling_respects_top_k_and_top_p():
 def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
   import subprocess
   import sys
+
   from conftest import REPO
+
   from jaxlm.config import load_config
   from jaxlm.train.loop import train
 

@@ -3,14 +3,14 @@
 import jax
 import numpy as np
 import pytest
+from helpers.model import SPECIAL, objective_batch, tiny_config
 from jax.sharding import PartitionSpec as P
 
-from helpers.model import SPECIAL, objective_batch, tiny_config
 from jaxlm import sharding
 from jaxlm.config import ConfigError, MeshConfig
 from jaxlm.train.optim import make_optimizer
-from jaxlm.train.step import jit_steps
 from jaxlm.train.state import create_train_state
+from jaxlm.train.step import jit_steps
 
 
 def _mesh(data, fsdp, tensor, devices=None):

@@ -7,8 +7,8 @@ shipped task and GLUE (one GPU; cost in docs/compare.md).
 """
 
 from jaxlm.config import load_config
-from jaxlm.studies.config import CompareConfig
 from jaxlm.finetune.config import FinetuneConfig
+from jaxlm.studies.config import CompareConfig
 
 
 def get_config() -> CompareConfig:

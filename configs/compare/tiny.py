@@ -9,8 +9,8 @@ benchmarks/sweep_cpu_recipe.py and its table in docs/results/cpu_recipe_sweep.md
 """
 
 from jaxlm.config import load_config
-from jaxlm.studies.config import CompareConfig
 from jaxlm.finetune.config import FinetuneConfig
+from jaxlm.studies.config import CompareConfig
 
 # On configs/tiny.py, from the sweep (docs/results/cpu_recipe_sweep.md): RoPE is what takes MLM
 # off the unigram plateau within this budget (held-out MLM accuracy 12.9% with RoPE, 4.2% with

@@ -11,8 +11,7 @@ benchmarks/scale_gpu_cost.py; docs/scale.md has the table).
 import dataclasses
 
 from jaxlm.config import load_config, override
-from jaxlm.studies.config import CompareConfig
-from jaxlm.studies.config import ScaleConfig
+from jaxlm.studies.config import CompareConfig, ScaleConfig
 
 PRETRAIN = {"seq_len": "256", "batch_size": "64", "model.max_seq_len": "256",
             "model.dtype": "bfloat16", "data.vocab_size": "16384", "log_every": "100",

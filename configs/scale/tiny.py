@@ -11,8 +11,7 @@ committed report: docs/results/scale_tiny.md.
 import dataclasses
 
 from jaxlm.config import load_config
-from jaxlm.studies.config import CompareConfig
-from jaxlm.studies.config import ScaleConfig
+from jaxlm.studies.config import CompareConfig, ScaleConfig
 
 
 def get_config() -> ScaleConfig:

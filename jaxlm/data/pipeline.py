@@ -20,10 +20,10 @@ from etils import epath
 from tokenizers import Tokenizer
 
 from jaxlm import storage
-from jaxlm.data import packing, sentence_pairs, sources, token_classes, tokenizer
-from jaxlm.data.sources.text import split_documents
 from jaxlm.config import Config, ConfigError, DataError
+from jaxlm.data import packing, sentence_pairs, sources, token_classes, tokenizer
 from jaxlm.data.packing import PackedRows
+from jaxlm.data.sources.text import split_documents
 
 
 def cache_dir(config: Config) -> epath.Path:

@@ -22,8 +22,8 @@ from pathlib import Path
 from etils import epath
 
 from jaxlm import storage
-from jaxlm.errors import DataError
 from jaxlm.data.sources.text import read_documents, source_files
+from jaxlm.errors import DataError
 
 DATASET_VERSION = "1.0.0"
 SPLIT = "train"
@@ -38,7 +38,7 @@ def document_ids(files: list[Path]) -> dict[str, str]:
 
 
 def _builder_cls(name: str, records: list[dict[str, str]], description: str):
-  import tensorflow_datasets as tfds  # Late: slow to import, and only this command needs it.
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - slow to import; only this command needs it
 
   # skip_registration: a class per call, so a second `prepare` in one process (tests) or a name
   # shared with the TFDS catalog never collides in TFDS's registry.
@@ -85,7 +85,7 @@ def prepare(source: str, name: str, data_dir: str | os.PathLike[str], *,
   ids = document_ids(files)
   records = [{"id": ids[path], "text": text} for path, text in docs.items()]
 
-  import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds  # noqa: PLC0415 - as above
   builder = _builder_cls(name, records, f"Text files of {source}, made by `jaxlm data prepare`.")(
       data_dir=data_dir, file_format="array_record")
   dataset_dir = Path(builder.data_dir)

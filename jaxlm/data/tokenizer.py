@@ -16,14 +16,21 @@ from typing import Callable, Iterable
 import jax
 import numpy as np
 from etils import epath
-from tokenizers import (Tokenizer, decoders, implementations, models, normalizers,
-                        pre_tokenizers, trainers)
+from jax.experimental import multihost_utils
+from tokenizers import (
+  Tokenizer,
+  decoders,
+  implementations,
+  models,
+  normalizers,
+  pre_tokenizers,
+  trainers,
+)
 
 from jaxlm import storage
-from jaxlm.errors import DataError
 from jaxlm.data import token_classes
 from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP, SPECIALS, UNK, SpecialTokens  # noqa: F401
-
+from jaxlm.errors import DataError
 
 
 def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -130,7 +137,6 @@ def from_process_zero(make: Callable[[], Tokenizer]) -> Tokenizer:
   (see load_or_train) and hosts need not share a disk, so process 0 makes it and sends it."""
   if jax.process_count() == 1:
     return make()
-  from jax.experimental import multihost_utils
   payload = make().to_str().encode() if jax.process_index() == 0 else b""
   length = int(multihost_utils.broadcast_one_to_all(np.int64(len(payload))))
   buffer = np.frombuffer(payload, np.uint8) if payload else np.zeros(length, np.uint8)

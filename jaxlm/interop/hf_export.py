@@ -27,12 +27,22 @@ import numpy as np
 from flax import nnx
 from tokenizers import Tokenizer
 
-from jaxlm.data import tokenizer as jaxlm_tokenizer
 from jaxlm import objectives
 from jaxlm.config import Config, DataError
+from jaxlm.data import tokenizer as jaxlm_tokenizer
 from jaxlm.interop.hf_import import _stack
-from jaxlm.interop.hf_layouts import (ACTIVATION_TO_HF, BERT, ENCODER_LINEAR, GPT2_PLAIN,
-                                      NSP_ARCH, QKV, ROBERTA_PRELN, TYPES, XLMR_XL, EncoderLayout)
+from jaxlm.interop.hf_layouts import (
+  ACTIVATION_TO_HF,
+  BERT,
+  ENCODER_LINEAR,
+  GPT2_PLAIN,
+  NSP_ARCH,
+  QKV,
+  ROBERTA_PRELN,
+  TYPES,
+  XLMR_XL,
+  EncoderLayout,
+)
 
 Writer = Callable[[Config, dict[str, np.ndarray], Tokenizer | None],
                   tuple[dict, dict[str, np.ndarray]]]

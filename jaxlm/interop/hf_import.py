@@ -26,10 +26,17 @@ import numpy as np
 from flax import nnx
 
 from jaxlm.config import Config, DataConfig, DataError, ModelConfig
+from jaxlm.interop.hf_layouts import (
+  ENCODER_LINEAR,
+  ENCODERS,
+  GPT2_ARCHS,
+  GPT2_PLAIN,
+  HF_TO_ACTIVATION,
+  QKV,
+  TYPES,
+  EncoderLayout,
+)
 from jaxlm.objectives.build import abstract_model
-from jaxlm.interop.hf_layouts import (ENCODER_LINEAR, ENCODERS, GPT2_ARCHS, GPT2_PLAIN,
-                                      HF_TO_ACTIVATION, QKV, TYPES, EncoderLayout)
-
 
 # Weights an HF checkpoint may hold that jaxlm has no use for: buffers, and the pooler of a
 # BertModel / RobertaPreLayerNormModel (it feeds only the next-sentence head, loaded with it).

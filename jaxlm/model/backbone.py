@@ -16,11 +16,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlm import sharding
+from jaxlm.config import ModelConfig
 from jaxlm.model import kernels
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
-from jaxlm.config import ModelConfig
 
 # Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
 # them at creation; train_state.py shards the whole state at once, inside jit, by the rules.

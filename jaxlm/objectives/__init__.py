@@ -17,9 +17,8 @@ import jax
 from jaxlm.data.packing import Batch
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.errors import ConfigError
-from jaxlm.objectives import clm, mlm, mlm_nsp, prefix_lm
+from jaxlm.objectives import clm, losses, mlm, mlm_nsp, prefix_lm
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives import losses
 
 OBJECTIVES: dict[str, Objective] = {
   "clm": clm.OBJECTIVE,

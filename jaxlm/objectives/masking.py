@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm.data.special_tokens import STARTS_WORD, ENDS_WORD
+from jaxlm.data.special_tokens import ENDS_WORD, STARTS_WORD
 
 
 def word_starts(tokens_BxT: jax.Array, eligible_BxT: jax.Array, word_flags: bytes) -> jax.Array:

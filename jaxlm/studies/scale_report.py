@@ -19,8 +19,13 @@ from scipy import stats as scipy_stats
 from jaxlm import storage
 from jaxlm.studies import power_law
 from jaxlm.studies.plots import plt, save_png
-from jaxlm.studies.results import (Difference, finetune_differences, format_interval,
-                                   headline_split, zero_shot_difference)
+from jaxlm.studies.results import (
+  Difference,
+  finetune_differences,
+  format_interval,
+  headline_split,
+  zero_shot_difference,
+)
 
 SKIP_FRAC = 0.25  # the first quarter of each learning curve (warmup, steepest descent) is left out
 

@@ -15,6 +15,7 @@ import sys
 from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.objectives import OBJECTIVES
 
+
 def _described(objective: str) -> str:
   """An objective's own name for itself: its module docstring up to the first colon."""
   module = sys.modules[OBJECTIVES[objective].loss_sums.__module__]

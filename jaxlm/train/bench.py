@@ -15,13 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlm import objectives, sharding
+from jaxlm import objectives, preflight, sharding
 from jaxlm.config import Config, replace_at
 from jaxlm.data.packing import Batch
-from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.data.special_tokens import FIRST_ORDINARY_ID, SpecialTokens, trained_layout
-from jaxlm import preflight
 from jaxlm.objectives.build import count_params
+from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.train.trainer import build_trainer
 
 NUM_BATCHES = 4  # distinct batches cycled through, so no step sees exactly its predecessor's data

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax
 
 from jaxlm import objectives
-from jaxlm.model import kernels
 from jaxlm.config import Config
+from jaxlm.model import kernels
 
 # Dense bf16 peak per device, by substring of `device.device_kind` (datasheets / Cloud TPU docs).
 PEAK_TFLOPS = (

@@ -14,7 +14,6 @@ import time
 
 import jax
 from etils import epath
-from flax import nnx
 
 from jaxlm import objectives, preflight, sharding, storage
 from jaxlm.config import Config, DataError, replace_at

@@ -14,8 +14,13 @@ from jax.sharding import NamedSharding
 from jaxlm import sharding
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.train.optim import make_optimizer
-from jaxlm.train.state import (TrainState, abstract_model, abstract_train_state,
-                               create_train_state, state_shardings)
+from jaxlm.train.state import (
+  TrainState,
+  abstract_model,
+  abstract_train_state,
+  create_train_state,
+  state_shardings,
+)
 from jaxlm.train.step import jit_steps
 
 

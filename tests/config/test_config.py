@@ -6,11 +6,21 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from jaxlm import preflight
-from jaxlm.config import (Config, ConfigError, DataConfig, MeshConfig, MLMConfig, ModelConfig,
-                          OptimizerConfig, apply_override, load_config, named_configs)
+from jaxlm.config import (
+  Config,
+  ConfigError,
+  DataConfig,
+  MeshConfig,
+  MLMConfig,
+  ModelConfig,
+  OptimizerConfig,
+  apply_override,
+  load_config,
+  named_configs,
+)
 from jaxlm.objectives.build import abstract_model, count_params
 from jaxlm.studies import compare, scale
 from jaxlm.studies.config import CompareConfig, ScaleConfig
@@ -138,7 +148,7 @@ def test_cli_rejects_bad_input_with_one_line_and_exit_2(tmp_path):
     workdir = tmp_path / "run"
     result = _jaxlm("train", "--config", "configs/tiny.py", "--workdir", str(workdir), *extra)
     assert result.returncode == 2, (extra, result.stderr, env_note)
-    lines = [l for l in result.stderr.splitlines() if l.startswith("jaxlm: error:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("jaxlm: error:")]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (workdir / "checkpoints").exists()
   result = _jaxlm("train", "--config", str(tmp_path / "missing.py"), "--workdir", "x")

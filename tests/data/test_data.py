@@ -3,11 +3,9 @@
 import numpy as np
 import pytest
 
-from jaxlm.data import packing
-from jaxlm.data import pipeline
-from jaxlm.data.sources import text as text_data
-from jaxlm.data import tokenizer
 from jaxlm.config import ConfigError
+from jaxlm.data import packing, pipeline, tokenizer
+from jaxlm.data.sources import text as text_data
 
 
 def test_gutenberg_header_and_footer_are_stripped():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxlm.data import token_classes, tokenizer
-from jaxlm.data.special_tokens import trained_layout
 from jaxlm.data.sentence_pairs import NEXT, RANDOM, pair_rows, split_sentences
+from jaxlm.data.special_tokens import trained_layout
 
 SPECIAL = trained_layout(4096)
 CLS, SEP = 2, 3

@@ -3,8 +3,8 @@
 import pytest
 
 from jaxlm.data import prepare as data_prepare
-from jaxlm.data.sources import tfds as tfds_source
 from jaxlm.data.sources import text as text_data
+from jaxlm.data.sources import tfds as tfds_source
 from jaxlm.data.sources.text import DataError
 
 GUTENBERG = ("Header\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\nThe tale.\n"

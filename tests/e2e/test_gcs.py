@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
-from helpers.gcs_emulator import gcs_env
 from helpers.cli import free_port, logged_losses, run_two_processes, train_args
+from helpers.gcs_emulator import gcs_env
 
 BUCKET = "jaxlm-test"
 TINY = REPO / "configs/tiny.py"

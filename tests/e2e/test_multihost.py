@@ -29,7 +29,7 @@ def test_two_processes_train_like_one_and_resume_together(corpus, tmp_path):
   assert sorted(losses) == sorted(expected)  # process 0 logs; process 1 writes nothing
   for step, loss in expected.items():
     assert abs(losses[step] - loss) < 1e-5 * max(1.0, abs(loss)), (step, losses[step], loss)
-  setup = [json.loads(l) for l in (multi / "metrics.jsonl").read_text().splitlines()][0]
+  setup = [json.loads(line) for line in (multi / "metrics.jsonl").read_text().splitlines()][0]
   assert setup["devices"] == 4 and setup["mesh"] == {"data": 2, "fsdp": 2, "tensor": 1}
 
   # Both processes saved checkpoint 3 and 6; lose 6 and restart both: they resume at 3.

@@ -9,9 +9,9 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO
 from helpers.cli import logged_losses
+
 from jaxlm import sharding
 from jaxlm.config import MeshConfig, load_config
 from jaxlm.train.checkpoint import restore_params

@@ -7,9 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from jaxlm.eval.tasks import glue
-from jaxlm.eval.tasks import metrics
 from jaxlm.config import ConfigError, DataError
+from jaxlm.eval.tasks import glue, metrics
 
 # (task, split) -> examples, as in ../shared/data/README.md and the official GLUE sizes.
 SIZES = {("sst2", "train"): 67_349, ("sst2", "validation"): 872,
@@ -21,7 +20,7 @@ SIZES = {("sst2", "train"): 67_349, ("sst2", "validation"): 872,
 
 def write_tsv(path, lines, bom=False):
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_bytes(("\ufeff" if bom else "").encode() + "".join(l + "\n" for l in lines).encode())
+  path.write_bytes(("\ufeff" if bom else "").encode() + "".join(line + "\n" for line in lines).encode())
   return path
 
 

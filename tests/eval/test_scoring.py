@@ -6,14 +6,13 @@ import gzip
 
 import numpy as np
 import pytest
+from helpers.model import model, tiny_config
 
 from jaxlm.api import Loaded
 from jaxlm.data import tokenizer as tokenization
-from jaxlm.data.special_tokens import MASK, SEP
 from jaxlm.data.sources.text import CORPUS_DIR
+from jaxlm.data.special_tokens import MASK, SEP
 from jaxlm.eval import scoring
-
-from helpers.model import model, tiny_config
 
 SENTENCES = ["The cats sleep.", "A dog barked loudly at the unfamiliar visitor.", "Who left?"]
 

@@ -7,20 +7,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REPO
+from flax import nnx
 from helpers.model import tiny_config
-from jaxlm.studies import compare
+
+from jaxlm import objectives
+from jaxlm.config import load_config
+from jaxlm.data import tokenizer
+from jaxlm.eval.tasks import glue, metrics
 from jaxlm.finetune import inputs, trainer
 from jaxlm.finetune.config import FinetuneConfig
-from jaxlm.studies.config import CompareConfig
-from jaxlm.eval.tasks import glue
-from jaxlm.eval.tasks import metrics
-from jaxlm.data import tokenizer
-from jaxlm.config import load_config
-from jaxlm import objectives
 from jaxlm.model import Classifier
-from flax import nnx
+from jaxlm.studies import compare
+from jaxlm.studies.config import CompareConfig
 
 
 @pytest.fixture(scope="module")

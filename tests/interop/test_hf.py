@@ -17,19 +17,28 @@ import pytest
 import torch
 import transformers
 from flax import nnx
+from helpers.hf import (  # noqa: F401,F811 - pytest fixtures, by name
+  TEXTS,
+  TOL,
+  V,
+  hf_bert,
+  hf_gpt2,
+  max_diff,
+  perturb_jaxlm,
+  random_ids,
+  tiny_config,
+  torch_logits,
+)
 
 from jaxlm import api, sharding
-from jaxlm.interop import hf_import as hf_convert
-from jaxlm.interop import hf_export
-from jaxlm.train.checkpoint import Checkpointer, run_metadata
 from jaxlm.config import DataError, MeshConfig, replace_at
-from jaxlm.train.optim import make_optimizer
 from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
+from jaxlm.interop import hf_export
+from jaxlm.interop import hf_import as hf_convert
 from jaxlm.objectives.build import build_model
+from jaxlm.train.checkpoint import Checkpointer, run_metadata
+from jaxlm.train.optim import make_optimizer
 from jaxlm.train.state import create_train_state
-
-from helpers.hf import TOL, V, TEXTS, tiny_config, perturb_jaxlm, random_ids, torch_logits, max_diff
-from helpers.hf import hf_bert, hf_gpt2  # noqa: F401,F811 - pytest fixtures, by name
 
 
 @pytest.mark.parametrize("which", ["bert", "gpt2"])

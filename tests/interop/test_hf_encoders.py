@@ -11,17 +11,32 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from helpers.hf import (  # noqa: F401,F811 - pytest fixtures, by name
+  TEXTS,
+  TOL,
+  D,
+  H,
+  L,
+  P,
+  V,
+  assert_same_outputs,
+  assert_same_params,
+  hf_bert,
+  hf_bert_pretraining,
+  max_diff,
+  pair_types,
+  perturb_jaxlm,
+  perturb_torch,
+  random_ids,
+  tiny_config,
+)
 
 from jaxlm import api
-from jaxlm.interop import hf_import as hf_convert
-from jaxlm.interop import hf_export
 from jaxlm.config import DataError
 from jaxlm.data.tokenizer import train_tokenizer
+from jaxlm.interop import hf_export
+from jaxlm.interop import hf_import as hf_convert
 from jaxlm.objectives.build import build_model
-
-from helpers.hf import (TOL, V, D, L, H, P, TEXTS, tiny_config, perturb_torch, perturb_jaxlm,
-                        random_ids, pair_types, assert_same_outputs, assert_same_params, max_diff)
-from helpers.hf import hf_bert, hf_bert_pretraining  # noqa: F401,F811 - pytest fixtures, by name
 
 
 def test_bert_token_types_load_into_type_embed(hf_bert):

@@ -7,8 +7,7 @@ import os
 import subprocess
 
 import pytest
-
-from helpers.launch_fakes import GPU, LOC, SCRIPTS, SLURM, TPU, LAUNCH, lines
+from helpers.launch_fakes import GPU, LAUNCH, LOC, SCRIPTS, SLURM, TPU, lines
 
 
 # ------------------------------------------------------------------------------ all scripts

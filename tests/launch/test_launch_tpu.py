@@ -5,7 +5,6 @@ from __future__ import annotations
 import tarfile
 
 import pytest
-
 from helpers.launch_fakes import FAST, GIT, LOC, RUN_COMMAND, TPU, TRAIN, lines
 
 

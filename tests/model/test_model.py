@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
+
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.kernels import attention as dot_product_attention
 from jaxlm.model.masks import MaskSpec

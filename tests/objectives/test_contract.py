@@ -8,12 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
 
 from jaxlm import objectives
 from jaxlm.model.masks import MaskSpec
 from jaxlm.train.flops import training_flops_per_token
-
-from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
 
 T = 16
 

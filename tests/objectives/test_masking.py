@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers.model import SPECIAL, tiny_config
+
 from jaxlm.config import replace_at
 from jaxlm.data import token_classes, tokenizer
 from jaxlm.data.special_tokens import STARTS_WORD

@@ -7,15 +7,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers.model import SPECIAL, packed_batch, tiny_config
+
 from jaxlm.config import Config, ModelConfig, OptimizerConfig, replace_at
-from jaxlm.train.flops import training_flops_per_token
 from jaxlm.objectives import objective_sums
+from jaxlm.objectives.build import abstract_model, build_model
 from jaxlm.objectives.mlm import mask_for_mlm
 from jaxlm.objectives.prefix_lm import draw_prefix_len
+from jaxlm.train.flops import training_flops_per_token
 from jaxlm.train.optim import decay_mask, schedule
-from jaxlm.objectives.build import abstract_model, build_model
 
 
 def test_mlm_masking_statistics():
@@ -142,8 +142,8 @@ def _one_step(cfg: Config, mesh) -> tuple[float, list, object]:
   """(loss, updated parameters, optimizer state) of one jitted train step on a packed batch."""
   from jaxlm import sharding
   from jaxlm.train.optim import make_optimizer
-  from jaxlm.train.step import jit_steps
   from jaxlm.train.state import create_train_state
+  from jaxlm.train.step import jit_steps
 
   tx = make_optimizer(cfg.optimizer, cfg.steps)
   graphdef, state, state_sh = create_train_state(cfg, mesh, tx)

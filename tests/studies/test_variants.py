@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from jaxlm.config import ConfigError, load_config
+from jaxlm.objectives import OBJECTIVES
 from jaxlm.studies import compare, variants
 from jaxlm.studies.config import CompareConfig
-from jaxlm.objectives import OBJECTIVES
 
 
 def _fields(config, prefix=""):

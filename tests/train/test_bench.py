@@ -8,10 +8,10 @@ import sys
 
 import jax
 import pytest
-
 from conftest import REPO
-from jaxlm.train.bench import bench
+
 from jaxlm.config import load_config
+from jaxlm.train.bench import bench
 
 TINY = {"batch_size": "8", "seq_len": "32", "data.vocab_size": "512", "model.embed_dim": "64",
         "model.num_heads": "2", "model.mlp_dim": "128", "model.num_layers": "2"}

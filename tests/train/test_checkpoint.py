@@ -16,18 +16,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REPO
-from jaxlm import lease
 from helpers.cli import logged_losses
 from helpers.model import SPECIAL, packed_batch, tiny_config
-from jaxlm import sharding
-from jaxlm.train.checkpoint import Checkpointer
+
+from jaxlm import lease, sharding
 from jaxlm.config import MeshConfig, from_dict, load_config
-from jaxlm.train.optim import make_optimizer
-from jaxlm.train.step import jit_steps
+from jaxlm.train.checkpoint import Checkpointer
 from jaxlm.train.loop import NonFiniteLoss, train
+from jaxlm.train.optim import make_optimizer
 from jaxlm.train.state import create_train_state
+from jaxlm.train.step import jit_steps
 
 TINY = REPO / "configs/tiny.py"
 
@@ -120,7 +119,7 @@ def test_a_corrupted_newest_checkpoint_is_set_aside(straight_run, tmp_path):
   assert "checkpoint 60 is unreadable" in result.stderr
   assert [p.name.split("-")[0] for p in (workdir / "checkpoints-unreadable").iterdir()] == ["60"]
   # Resumed from 50 and retrained 51..60 exactly.
-  assert _losses(workdir) == {s: l for s, l in expected.items() if s > 50}
+  assert _losses(workdir) == {s: loss for s, loss in expected.items() if s > 50}
 
 
 def test_restore_onto_another_mesh():

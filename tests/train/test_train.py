@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from jaxlm.config import load_config
 from jaxlm.train.loop import train
 

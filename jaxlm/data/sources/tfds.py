@@ -48,8 +48,9 @@ def open_split(name: str, split: str, data_dir: str | None, features: tuple[str,
   The one opener of jaxlm's TFDS readers (documents here, GLUE in jaxlm.eval.tasks.glue): each
   failure is one DataError naming the dataset, where it looked and `how_to_prepare`.
   """
-  import tensorflow_datasets as tfds  # Late: slow to import, and only TFDS reads need it.
-  from tensorflow_datasets.core import read_only_builder
+  # Late: slow to import, and only TFDS reads need it.
+  import tensorflow_datasets as tfds  # noqa: PLC0415
+  from tensorflow_datasets.core import read_only_builder  # noqa: PLC0415
 
   where = data_dir or tfds.core.constants.get_default_data_dir()
   try:

@@ -29,6 +29,7 @@ from jaxlm import storage
 from jaxlm.errors import DataError
 from jaxlm.eval import tasks
 
+
 def _task(task):
   return tasks.get(task, "finetune")
 

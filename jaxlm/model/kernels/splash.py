@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.tpu.splash_attention import (
   splash_attention_kernel as splash_kernel,
+)
+from jax.experimental.pallas.ops.tpu.splash_attention import (
   splash_attention_mask as splash_mask,
 )
 from jax.sharding import PartitionSpec as P
