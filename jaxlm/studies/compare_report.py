@@ -198,6 +198,12 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
   return "finetune.png"
 
 
+def zero_shot_section(task: str, results: dict[str, dict], out: epath.Path) -> list[str]:
+  """A zero-shot task's section: its own rendering of every system's result, and a plot."""
+  return [f"## {task} (zero-shot)", "", *tasks.get(task, "zero_shot").render(results), "",
+          f"![{task}]({plot_zero_shot(task, results, out)})", ""]
+
+
 def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   out = storage.path(out)
   curves = plot_curves(summary, out)
@@ -232,8 +238,7 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     *[f"![{c}]({c})" for c in curves], "",
   ]
   for task, result in summary["zero_shot"].items():
-    lines += [f"## {task} (zero-shot)", "", *tasks.get(task, "zero_shot").render(result), "",
-              f"![{task}]({plot_zero_shot(task, result, out)})", ""]
+    lines += zero_shot_section(task, result, out)
   if summary["finetune"]:
     plot = plot_finetune(summary, out)
     lines += ["## Fine-tuning", "", *_finetune_rows(summary), "",

@@ -14,8 +14,12 @@ from jaxlm.eval.tasks import goemotions
 def test_every_task_honours_its_protocol(name):
   task = tasks.get(name)
   assert task.name == name and task.kind in ("finetune", "zero_shot")
-  if task.kind == "zero_shot":
-    assert callable(task.evaluate)
+  if task.kind == "zero_shot":  # jaxlm.eval.tasks.base.ZeroShotTask
+    assert all(callable(getattr(task, m)) for m in ("check", "evaluate", "render"))
+    task.check(0)
+    with pytest.raises(ConfigError) as e:
+      task.check(0, ("no_such_group",))
+    assert "\n" not in str(e.value)
     return
   assert task.num_labels == (1 if task.is_regression else len(task.label_names))
   assert task.metrics and task.eval_splits and "train" not in task.eval_splits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jaxlm.data.sources import text
 
+FORM = "default"  # how a source of this scheme is written
 
 def read(source: str, data_config) -> dict[str, str]:
   del source, data_config

@@ -27,6 +27,8 @@ _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THIS|THE) PROJECT GUTENBERG.*
 _GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THIS|THE) PROJECT GUTENBERG.*$", re.M)
 
 
+FORM = "text:PATH[,PATH...]"  # how a source of this scheme is written
+
 def strip_gutenberg(text: str) -> str:
   """Drops the Project Gutenberg licence header and footer, when present."""
   start, end = _GUTENBERG_START.search(text), _GUTENBERG_END.search(text)

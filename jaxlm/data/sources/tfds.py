@@ -12,7 +12,8 @@ import re
 
 from jaxlm.errors import DataError
 
-_FORM = "tfds:NAME[/CONFIG][:SPLIT], e.g. tfds:my_corpus:train[:10%]"
+FORM = "tfds:NAME[/CONFIG][:SPLIT]"  # how a source of this scheme is written
+_EXAMPLE = f"{FORM}, e.g. tfds:my_corpus:train[:10%]"
 _NAME = re.compile(r"[a-z][a-z0-9_]*(/[\w.\-]+)?")
 # One or more `split[slice]` terms joined by `+`; TFDS checks the slice itself.
 _SPLIT = re.compile(r"[A-Za-z_][\w\-]*(\[[^\[\]]*\])?(\+[A-Za-z_][\w\-]*(\[[^\[\]]*\])?)*")
@@ -22,14 +23,14 @@ _BATCH = 1024  # records per array_record read
 def parse_tfds_source(source: str) -> tuple[str, str]:
   """`tfds:NAME[/CONFIG][:SPLIT]` -> (`NAME[/CONFIG]`, split); the split defaults to `train`."""
   if not source.startswith("tfds:"):
-    raise DataError(f"config.data.source={source!r}: not a TFDS source; expected {_FORM}")
+    raise DataError(f"config.data.source={source!r}: not a TFDS source; expected {_EXAMPLE}")
   name, colon, split = source[len("tfds:"):].partition(":")
   split = split if colon else "train"
   if not _NAME.fullmatch(name):
-    raise DataError(f"config.data.source={source!r}: bad dataset name {name!r}; expected {_FORM} "
+    raise DataError(f"config.data.source={source!r}: bad dataset name {name!r}; expected {_EXAMPLE} "
                     "(NAME in snake_case)")
   if not _SPLIT.fullmatch(split):
-    raise DataError(f"config.data.source={source!r}: bad split {split!r}; expected {_FORM}")
+    raise DataError(f"config.data.source={source!r}: bad split {split!r}; expected {_EXAMPLE}")
   return name, split
 
 
