@@ -185,8 +185,9 @@ def _fill_mask(args, overrides: dict[str, str]) -> int:
 
 
 def _export(args, overrides: dict[str, str]) -> int:
-  from jaxlm import api
+  from jaxlm import api, preflight
   from jaxlm.interop import hf_export
+  preflight.output_dir(args.out, "--out")
   model = api.load(args.workdir)
   hf_export.to_hf(model.config, model.params, args.out, model.tokenizer)
   print(f"exported {args.workdir} to {args.out} (Hugging Face format)")

@@ -64,3 +64,13 @@ def batch_fits(key: str, batch_size: int, mesh: jax.sharding.Mesh) -> None:
   if batch_size % shards:
     raise ConfigError(f"config.{key}={batch_size}: must split evenly over data*fsdp={shards} "
                       "devices")
+
+
+def output_dir(path: str, flag: str) -> None:
+  """A directory a command will write into: created now (local or gs://), so a path that
+  cannot be is one line before anything loads."""
+  try:
+    storage.path(path).mkdir(parents=True, exist_ok=True)
+  except (OSError, ValueError) as e:
+    reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+    raise ConfigError(f"{flag} {path}: cannot create it ({reason})") from None

@@ -1,4 +1,4 @@
-"""Loading configs: named configs shipped in `jaxlm/configs/` or files, `--config.a.b=value`
+"""Loading configs: named configs shipped in `configs/` (installed as `jaxlm.configs`) or files, `--config.a.b=value`
 overrides, and the path checks that `validate()` leaves to the command's entry."""
 
 from __future__ import annotations

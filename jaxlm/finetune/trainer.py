@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from jaxlm import api, objectives, preflight, sharding, storage
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig, OptimizerConfig, apply_override
 from jaxlm.eval import tasks
-from jaxlm.eval.tasks import metrics as task_metrics
+from jaxlm.eval.tasks import metrics
 from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.finetune.inputs import encode, padded
 from jaxlm.model import Classifier
@@ -159,15 +159,15 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
   per_seed = []
   for seed in range(f.seeds):
     outputs = trainer.run_seed(train, evals, config.seed + seed, pretrained)
-    metrics = {}
+    scores = {}
     for split, preds in outputs.items():
-      metrics[split] = task_metrics.compute_metrics(task, preds, eval_ex[split].labels)
-      metrics[split]["score"] = task_metrics.glue_score(task, metrics[split])
+      scores[split] = metrics.compute_metrics(task, preds, eval_ex[split].labels)
+      scores[split]["score"] = metrics.glue_score(task, scores[split])
       if jax.process_index() == 0:  # every process holds all predictions; one writes them
-        task_metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
+        metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
                                        eval_ex[split].indices, preds, eval_ex[split].labels,
                                        task=task)
-    entry = {"seed": config.seed + seed, "metrics": metrics}
+    entry = {"seed": config.seed + seed, "metrics": scores}
     if not task.is_regression:  # per-example 0/1, for paired bootstraps between variants
       entry["correct"] = {split: (np.argmax(preds, -1) == eval_ex[split].labels).astype(int)
                           .tolist() for split, preds in outputs.items()}

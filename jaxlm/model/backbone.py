@@ -23,7 +23,7 @@ from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
 
 # Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
-# them at creation; train_state.py shards the whole state at once, inside jit, by the rules.
+# them at creation; train/state.py shards the whole state at once, inside jit, by the rules.
 nnx.use_eager_sharding(False)
 
 ACTIVATIONS = {

@@ -12,7 +12,7 @@ from etils import epath
 from jaxlm import storage
 from jaxlm.eval import tasks
 from jaxlm.studies.plots import plt, save_png
-from jaxlm.studies.results import format_interval as _ci
+from jaxlm.studies.results import format_interval
 
 
 def _pretrain_rows(summary: dict) -> list[str]:
@@ -63,8 +63,8 @@ def _difference_rows(summary: dict) -> list[str]:
   rows = ["| task | split | difference | over seeds (paired t, 95%) | over examples, first seed "
           "(paired bootstrap, 95%) | seed ranges apart |", "|---|---|---|---|---|---|"]
   for (task, split, a, b), by in _grouped(summary).items():
-    seeds = _ci(by["seeds"]["interval"]) if "seeds" in by else "–"
-    examples = _ci(by["examples"]["interval"]) if "examples" in by else "–"
+    seeds = format_interval(by["seeds"]["interval"]) if "seeds" in by else "–"
+    examples = format_interval(by["examples"]["interval"]) if "examples" in by else "–"
     apart = {True: "yes", False: "no", None: "–"}[by.get("seeds", {}).get("beyond_seed_range")]
     rows.append(f"| {task} | {split or '–'} | {a} − {b} | {seeds} | {examples} | {apart} |")
   return rows
@@ -117,7 +117,7 @@ def _targets(summary: dict) -> list[str]:
     if r["kind"] == "zero_shot" and r["b"] in references:
       met = r["interval"][1] > 0
       lines.append(f"- {r['a']} above the {r['b']} reference on {r['task']}, outside the "
-                   f"interval: {'met' if met else 'not met'} ({_ci(r['interval'])}).")
+                   f"interval: {'met' if met else 'not met'} ({format_interval(r['interval'])}).")
   return lines
 
 

@@ -29,7 +29,7 @@ from jaxlm import api, objectives, preflight, sharding, stats, storage
 from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.data import pipeline, tokenizer
 from jaxlm.eval import mlm_baseline, tasks
-from jaxlm.finetune import trainer as finetune_trainer
+from jaxlm.finetune import trainer
 from jaxlm.objectives.build import abstract_model
 from jaxlm.studies import variants
 from jaxlm.studies.config import StudyConfig
@@ -240,7 +240,7 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
           continue
       print(f"jaxlm {study}: fine-tuning {arm.name} on {task}")
       start = time.perf_counter()
-      result = finetune_trainer.run(
+      result = trainer.run(
         arm.config, config.finetune, task, data_dir, folder,
         arm.run.params if arm.run else None, tok,
         init=str(arm.run.arm.run_dir) if arm.run else "none")

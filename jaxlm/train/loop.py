@@ -115,7 +115,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
     state = restored
   elif config.init_from:
     _, loaded = restore_params(config.init_from, mesh)
-    state = state.replace(params=merge_params(state.params, loaded, require="backbone"))
+    state = state.replace(params=merge_params(state.params, loaded))
   start = int(state.step)
 
   tokens_per_step = config.batch_size * config.seq_len

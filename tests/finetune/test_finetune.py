@@ -178,3 +178,23 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   seconds = {o: v["seconds"] for o, v in summary["variants"].items()}
   assert all(s > 0 for s in seconds.values())
   assert seconds == {o: v["seconds"] for o, v in again["variants"].items()}
+
+
+def test_a_pretrained_backbone_must_load_whole():
+  """Every backbone parameter of the model comes from the pre-trained run; one it lacks (here
+  a token-type table the run never had) is an error, never a silently random weight."""
+  from flax import nnx
+
+  from jaxlm.config import ConfigError
+  from jaxlm.objectives.build import build_model, merge_params
+
+  config = tiny_config("mlm")
+  fresh = nnx.state(build_model(config, seed=0))
+  loaded = nnx.state(build_model(config, seed=1))
+  merged = merge_params(fresh, loaded, require="backbone")
+  for a, b in zip(jax.tree.leaves(merged), jax.tree.leaves(loaded)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with_types = nnx.state(build_model(tiny_config("mlm", type_vocab_size=2), seed=0))
+  with pytest.raises(ConfigError, match=r"lack 1 of the model's backbone parameters "
+                                        r"\(first: \['backbone'\]\['type_embed'\]"):
+    merge_params(with_types, loaded, require="backbone")

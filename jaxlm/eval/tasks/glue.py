@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxlm.data.sources import tfds as tfds_source
+from jaxlm.data.sources import tfds
 from jaxlm.errors import ConfigError, DataError
 from jaxlm.eval.tasks.base import Examples
 
@@ -264,7 +264,7 @@ def read_tfds_split(task: GlueTask | str, split: str,
   except ConfigError:
     pass  # not a GLUE file split (test, a slice): TFDS checks it below
   name = f"glue/{task.name}"
-  builder, records = tfds_source.open_split(
+  builder, records = tfds.open_split(
     name, split, str(data_dir) if data_dir else None,
     (*task.tfds_text_features, "label", "idx"),
     f"prepare it with TFDS elsewhere (`tfds build {name} --file_format=array_record`), pass the "
@@ -278,9 +278,9 @@ def read_tfds_split(task: GlueTask | str, split: str,
                   "used as they are", stacklevel=2)
   texts: list[list[str]] = [[] for _ in task.tfds_text_features]
   labels, indices = [], []
-  for _, record in tfds_source.iter_records(records):
+  for _, record in tfds.iter_records(records):
     for column, key in zip(texts, task.tfds_text_features):
-      column.append(tfds_source.as_str(record[key]))
+      column.append(tfds.as_str(record[key]))
     labels.append(record["label"])
     indices.append(record["idx"])
   return Examples(texts_a=texts[0], texts_b=texts[1] if len(texts) > 1 else None,
