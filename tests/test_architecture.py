@@ -14,7 +14,7 @@ from jaxlm.objectives import OBJECTIVES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxlm"
 LEAVES = ("jaxlm.errors", "jaxlm.model.masks", "jaxlm.model.cache", "jaxlm.data.special_tokens",
-          "jaxlm.stats", "jaxlm.eval.unigram", "jaxlm.eval.blimp_data", "jaxlm.studies.power_law",
+          "jaxlm.stats", "jaxlm.eval.ngram", "jaxlm.eval.blimp_data", "jaxlm.studies.power_law",
           "jaxlm.interop.hf_layouts")
 # Each layer imports only from its own and the layers before it (docs/design.md).
 LAYERS = (

@@ -122,3 +122,38 @@ def test_binomial_halfwidth():
   np.testing.assert_allclose(stats.binomial_halfwidth(np.array([0.0, 1.0]), 10), [0.0, 0.0])
   with pytest.raises(ValueError):
     stats.binomial_halfwidth(1.5, 10)
+
+
+def test_holm_matches_a_textbook_example():
+  # Holm (1979) as in Wikipedia's "Holm–Bonferroni method" example: four tests at alpha 0.05;
+  # sorted 0.005, 0.01, 0.03, 0.04 against 0.05/4, 0.05/3, 0.05/2: the first two are rejected,
+  # and stepping down stops at 0.03 > 0.025, so 0.04 (< 0.05) is not rejected either.
+  p = [0.01, 0.04, 0.03, 0.005]
+  adjusted = stats.holm(p)
+  np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+  assert list(adjusted <= 0.05) == [True, False, False, True]
+  # Untested entries are left out of the family; a lone test is its own p.
+  np.testing.assert_allclose(stats.holm([0.2, float("nan"), 0.01]), [0.2, np.nan, 0.02])
+  assert stats.holm([0.7]) == pytest.approx([0.7])
+  assert stats.holm([0.5, 0.9, 0.8]).max() <= 1.0
+
+
+def test_p_values_agree_with_scipy_and_the_bootstrap():
+  from scipy import stats as scipy_stats
+  diffs = [1.2, 0.4, 2.1, 0.9]
+  want = scipy_stats.ttest_1samp(diffs, 0.0).pvalue
+  assert stats.mean_ci(diffs).p_value == pytest.approx(want)
+  a, b = {0: 3.0, 1: 4.0, 2: 6.0}, {0: 1.0, 1: 3.5, 2: 2.0}
+  paired = scipy_stats.ttest_rel(list(a.values()), list(b.values())).pvalue
+  assert stats.seed_spread_diff(a, b).p_value == pytest.approx(paired)
+  welch = scipy_stats.ttest_ind([3.0, 4.0, 6.0], [1.0, 3.5], equal_var=False).pvalue
+  assert stats.seed_spread_diff([3.0, 4.0, 6.0], [1.0, 3.5]).p_value == pytest.approx(welch)
+  rng = np.random.default_rng(0)
+  x = rng.random(300) < 0.7
+  y = rng.random(300) < 0.5
+  far = stats.paired_bootstrap_diff(x * 1.0, y * 1.0)
+  assert far.p_value == pytest.approx(2 / 2001)  # no resample crosses 0: the +1 floor
+  same = stats.paired_bootstrap_diff(x * 1.0, x * 1.0)
+  assert same.p_value == 1.0
+  near = stats.paired_bootstrap_diff(x[:40] * 1.0, (rng.random(40) < 0.65) * 1.0)
+  assert 0.05 < near.p_value <= 1.0 and not near.excludes_zero()

@@ -129,6 +129,11 @@ def recipe_optimizer(recipe: FinetuneConfig, total_steps: int) -> OptimizerConfi
                          end_lr_frac=0.0)
 
 
+def collapsed(outputs: dict[str, np.ndarray]) -> bool:
+  """Whether a classifier predicted one class for every example of every scored split."""
+  return all(len(np.unique(np.argmax(logits, -1))) == 1 for logits in outputs.values())
+
+
 def _summary(values: list[float]) -> dict[str, float]:
   return {"median": float(np.median(values)), "mean": float(np.mean(values)),
           "std": float(np.std(values)), "min": float(np.min(values)),
@@ -165,18 +170,23 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
       scores[split]["score"] = metrics.glue_score(task, scores[split])
       if jax.process_index() == 0:  # every process holds all predictions; one writes them
         metrics.write_predictions(workdir / f"predictions_{split}_seed{seed}.tsv",
-                                       eval_ex[split].indices, preds, eval_ex[split].labels,
-                                       task=task)
+                                  eval_ex[split].indices, preds, eval_ex[split].labels,
+                                  task=task)
     entry = {"seed": config.seed + seed, "metrics": scores}
     if not task.is_regression:  # per-example 0/1, for paired bootstraps between variants
       entry["correct"] = {split: (np.argmax(preds, -1) == eval_ex[split].labels).astype(int)
                           .tolist() for split, preds in outputs.items()}
+      entry["failed"] = collapsed(outputs)
     per_seed.append(entry)
-  summary = {split: {name: _summary([s["metrics"][split][name] for s in per_seed])
-                     for name in per_seed[0]["metrics"][split]} for split in task.eval_splits}
+  # A seed that predicts one class for every example learned nothing of the task: it is kept in
+  # the file, marked, and left out of the summary (unless every seed failed).
+  kept = [s for s in per_seed if not s.get("failed")] or per_seed
+  summary = {split: {name: _summary([s["metrics"][split][name] for s in kept])
+                     for name in kept[0]["metrics"][split]} for split in task.eval_splits}
   results = {"task": task.name, "init": init, "objective": config.objective,
              "train_examples": len(train_ex), "recipe": dataclasses.asdict(f),
-             "seeds": per_seed, "summary": summary}
+             "seeds": per_seed, "summary": summary,
+             "failed_seeds": [s["seed"] for s in per_seed if s.get("failed")]}
   if jax.process_index() == 0:
     storage.write_atomic(workdir / "results.json", json.dumps(results, indent=2))
   return results

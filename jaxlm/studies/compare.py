@@ -18,14 +18,22 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from jaxlm import storage
+from jaxlm import objectives, storage
 from jaxlm.config import replace_at
 from jaxlm.studies import compare_report, runs, variants
 from jaxlm.studies.config import CompareConfig
-from jaxlm.studies.results import Difference, finetune_differences, zero_shot_difference
+from jaxlm.studies.results import Difference, finetune_differences, holm, zero_shot_difference
 
-BASELINE = "none"  # the arm with no pre-training
+BASELINE = "none"  # the arms with no pre-training: `none` (bidirectional), `none_causal`
 check = runs.check  # everything compare can refuse before it trains
+
+
+def baseline_name(config) -> str:
+  """The untrained arm a variant is compared with: a fresh backbone with the attention and
+  read-out its fine-tuning uses (bidirectional at [CLS]: `none`; causal at the last token:
+  `none_causal`), so a difference measures pre-training, not the attention type."""
+  attention = objectives.get(config.objective).classifier_attention
+  return BASELINE if attention == "bidirectional" else f"{BASELINE}_{attention}"
 
 
 def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
@@ -39,16 +47,22 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)
              for r in pretrained]
-  if config.baseline:  # a fresh backbone read at [CLS], as in Cramming's floor
-    fresh = replace_at(replace_at(first.config, "objective", "mlm"), "model.type_vocab_size",
-                       config.pretrain.model.type_vocab_size)
-    ft_arms.append(runs.FinetuneArm(BASELINE, fresh, None, workdir / "finetune" / BASELINE))
+  baselines = {}  # one fresh backbone per fine-tuning attention, as in Cramming's floor
+  if config.baseline:
+    for r in pretrained:
+      name = baseline_name(r.config)
+      if name not in baselines:
+        baselines[name] = replace_at(replace_at(first.config, "objective", r.config.objective),
+                                     "model.type_vocab_size",
+                                     config.pretrain.model.type_vocab_size)
+        ft_arms.append(runs.FinetuneArm(name, baselines[name], None, workdir / "finetune" / name))
   finetuned = runs.finetune(ft_arms, config, data_dir, first.tokenizer, "compare")
 
   summary = {
     "objectives": list(config.objectives), "tasks": list(config.tasks),
     "variant_descriptions": {r.name: variants.VARIANTS[r.name][0] for r in pretrained},
     "zero_shot_tasks": list(scored), "baseline": BASELINE if config.baseline else None,
+    "baselines": {r.name: baseline_name(r.config) for r in pretrained} if config.baseline else {},
     "data_dir": data_dir, "pretrain_config": config.pretrain.to_dict(),
     "finetune_recipe": dataclasses.asdict(config.finetune),
     "variants": {r.name: {"run_dir": str(r.arm.run_dir), "heldout": r.heldout.to_json(),
@@ -71,15 +85,14 @@ def _pairs(summary: dict) -> list[tuple[str, str]]:
   the baseline."""
   names = summary["objectives"]
   pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-  if summary["baseline"]:
-    pairs += [(a, summary["baseline"]) for a in names]
-  return pairs
+  return pairs + [(a, summary["baselines"][a]) for a in names if a in summary.get("baselines", {})]
 
 
 def differences(summary: dict) -> list[Difference]:
-  """Every comparison of the report with its 95% interval (points, 0-100): fine-tuning over
-  seeds and over the first seed's examples; zero-shot over items, between the objectives and
-  against each reference the task gives."""
+  """Every comparison of the report with its 95% interval (points, 0-100) and its p-value
+  after Holm's correction over all of them: fine-tuning over seeds and over the first seed's
+  examples; zero-shot over items, between the objectives and against each reference the task
+  gives."""
   rows = []
   by_task: dict[str, dict] = {}
   for arm, per_task in summary["finetune"].items():
@@ -98,4 +111,4 @@ def differences(summary: dict) -> list[Difference]:
                                          per_run[b]["correct"]))
       for ref, result in per_run[a].get("references", {}).items():
         rows.append(zero_shot_difference(task, a, ref, per_run[a]["correct"], result["correct"]))
-  return rows
+  return holm(rows)

@@ -40,13 +40,16 @@ def _pretrain_rows(summary: dict) -> list[str]:
 
 
 def _finetune_rows(summary: dict) -> list[str]:
-  rows = ["| task | split | variant | mean over seeds [min–max] | seeds |", "|---|---|---|---|---|"]
+  rows = ["| task | split | variant | mean over seeds [min–max] | seeds | failed seeds |",
+          "|---|---|---|---|---|---|"]
   for variant, per_task in summary["finetune"].items():
     for task, result in per_task.items():
+      failed = len(result.get("failed_seeds", []))
       for split, metrics in result["summary"].items():
         score = metrics["score"]
         rows.append(f"| {task} | {split} | {variant} | {score['mean']:.1f} "
-                    f"[{score['min']:.1f}–{score['max']:.1f}] | {len(result['seeds'])} |")
+                    f"[{score['min']:.1f}–{score['max']:.1f}] | {len(result['seeds'])} | "
+                    f"{failed or '–'} |")
   return rows
 
 
@@ -60,13 +63,20 @@ def _grouped(summary: dict) -> dict[tuple, dict[str, dict]]:
 
 
 def _difference_rows(summary: dict) -> list[str]:
-  rows = ["| task | split | difference | over seeds (paired t, 95%) | over examples, first seed "
-          "(paired bootstrap, 95%) | seed ranges apart |", "|---|---|---|---|---|---|"]
+  rows = ["| task | split | difference | over seeds (paired t, 95%) | Holm p | over examples, "
+          "first seed (paired bootstrap, 95%) | Holm p | seed ranges apart |",
+          "|---|---|---|---|---|---|---|---|"]
+
+  def cells(r: dict | None) -> str:
+    if r is None:
+      return "– | –"
+    p = r.get("adjusted_p")
+    return f"{format_interval(r['interval'])} | {'–' if p is None else f'{p:.3g}'}"
+
   for (task, split, a, b), by in _grouped(summary).items():
-    seeds = format_interval(by["seeds"]["interval"]) if "seeds" in by else "–"
-    examples = format_interval(by["examples"]["interval"]) if "examples" in by else "–"
     apart = {True: "yes", False: "no", None: "–"}[by.get("seeds", {}).get("beyond_seed_range")]
-    rows.append(f"| {task} | {split or '–'} | {a} − {b} | {seeds} | {examples} | {apart} |")
+    rows.append(f"| {task} | {split or '–'} | {a} − {b} | {cells(by.get('seeds'))} | "
+                f"{cells(by.get('examples'))} | {apart} |")
   return rows
 
 
@@ -82,7 +92,10 @@ def _words(summary: dict) -> list[str]:
           parts.append(f"no interval {label}")
         else:
           parts.append(("significant" if by[key]["significant"] else "not significant")
-                       + f" {label}")
+                       + f" {label} (Holm p {by[key]['adjusted_p']:.3g})"
+                       if by[key].get("adjusted_p") is not None else
+                       ("interval excludes 0" if by[key]["significant"] else
+                        "interval includes 0") + f" {label}")
     estimate = by.get("seeds", by.get("examples"))["interval"][0]
     lines.append(f"- {where}: {a} scores {'higher' if estimate > 0 else 'lower'} than {b} by "
                  f"{abs(estimate):.1f} points; " + ", ".join(parts) + ".")
@@ -105,19 +118,20 @@ def _targets(summary: dict) -> list[str]:
     lines.append(f"- {name} held-out accuracy at least twice the row-mode baseline "
                  f"({100 * h['accuracy']:.1f}% vs 2 × {100 * h['row_mode_baseline']:.1f}%): "
                  f"{'met' if met else 'not met'}.")
-  baseline = summary.get("baseline")
+  baselines = set(summary.get("baselines", {}).values())
   references = {ref for per_run in summary["zero_shot"].values() for result in per_run.values()
                 for ref in result.get("references", {})}
   for r in summary["comparisons"]:
-    if (r["kind"] == "finetune" and r["b"] == baseline and r.get("split") == "test"
+    if (r["kind"] == "finetune" and r["b"] in baselines and r.get("split") == "test"
         and r["over"] == "seeds"):
       met = r["beyond_seed_range"] and r["interval"][0] > 0
-      lines.append(f"- {r['a']} beats `{baseline}` on {r['task']} test beyond the seed spread: "
-                   f"{'met' if met else 'not met'} ({r['interval'][0]:+.1f} points).")
+      lines.append(f"- {r['a']} beats `{r['b']}` (untrained, same attention) on {r['task']} "
+                   f"test beyond the seed spread: {'met' if met else 'not met'} "
+                   f"({r['interval'][0]:+.1f} points).")
     if r["kind"] == "zero_shot" and r["b"] in references:
-      met = r["interval"][1] > 0
-      lines.append(f"- {r['a']} above the {r['b']} reference on {r['task']}, outside the "
-                   f"interval: {'met' if met else 'not met'} ({format_interval(r['interval'])}).")
+      met = r["significant"] and r["interval"][0] > 0
+      lines.append(f"- {r['a']} above the {r['b']} reference on {r['task']} (after Holm): "
+                   f"{'met' if met else 'not met'} ({format_interval(r['interval'])}).")
   return lines
 
 
@@ -225,8 +239,11 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
                                  summary["variant_descriptions"].items()) + ".")]
       if "variant_descriptions" in summary else []), "",
     "## What is and is not significant", "",
-    "Each line is one difference of the tables below; \"significant\" means its 95% interval "
-    "excludes zero.", "", *_words(summary), "",
+    f"The report makes {len(summary['comparisons'])} comparisons (each line below is one pair "
+    "of arms, over seeds and over examples where it has both). \"Significant\" means at the 5% "
+    "level after Holm's correction for all of them together (Holm 1979: the chance of any false "
+    "claim in the report stays under 5%); the 95% intervals in the tables are each "
+    "difference's own, uncorrected.", "", *_words(summary), "",
     "## Does it learn?", "", *_targets(summary), "",
     "## Pre-training", "", *_pretrain_rows(summary), "",
     "Held-out metrics are each objective's own (MLM: masked tokens; CLM: next token; prefix-LM: "
@@ -246,7 +263,11 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
               f"{f['epochs']} epochs, at most {f['max_train_examples'] or 'all'} training "
               f"examples, sequences of {f['max_seq_len']}; {f['seeds']} seeds. Scores 0–100 "
               "(accuracy; GLUE tasks their GLUE score). `none` is the same backbone fine-tuned "
-              "without pre-training.", ""]
+              "without pre-training, bidirectional and read at [CLS] (what MLM and prefix-LM "
+              "fine-tune with); `none_causal` the same, causal and read at the last token (what "
+              "CLM fine-tunes with): each variant is compared with the untrained arm of its own "
+              "attention. A seed that predicts one class for every example is marked failed and "
+              "left out of the means and of the differences.", ""]
     if plot:
       lines += [f"![fine-tuning]({plot})", ""]
   lines += ["## Differences", "", *_difference_rows(summary), "",

@@ -94,7 +94,8 @@ class HeldoutQuality:
 @dataclasses.dataclass(frozen=True)
 class Difference:
   """a − b on one task, in points (0-100), with its 95% interval `over` seeds, examples or
-  items. Seed differences also carry both arms' seed ranges."""
+  items and its two-sided p-value; `adjusted_p` is that p after Holm's correction over every
+  difference of the report (`holm`). Seed differences also carry both arms' seed ranges."""
 
   kind: Literal["finetune", "zero_shot"]
   task: str
@@ -105,9 +106,14 @@ class Difference:
   split: str | None = None
   a_range: tuple[float, float] | None = None
   b_range: tuple[float, float] | None = None
+  adjusted_p: float | None = None
 
   @property
   def significant(self) -> bool:
+    """At the 5% level after Holm's correction, where it was applied; else whether the 95%
+    interval excludes zero."""
+    if self.adjusted_p is not None:
+      return bool(self.adjusted_p <= 0.05)
     return self.interval.excludes_zero()
 
   @property
@@ -118,13 +124,22 @@ class Difference:
 
   def to_json(self) -> dict[str, Any]:
     out = {"kind": self.kind, "task": self.task, "a": self.a, "b": self.b, "over": self.over,
-           "interval": list(self.interval), "significant": self.significant}
+           "interval": list(self.interval), "p_value": self.interval.p_value,
+           "adjusted_p": self.adjusted_p, "significant": self.significant,
+           "interval_excludes_zero": self.interval.excludes_zero()}
     if self.split is not None:
       out["split"] = self.split
     if self.a_range is not None:
       out |= {"a_range": list(self.a_range), "b_range": list(self.b_range),
               "beyond_seed_range": self.beyond_seed_range}
     return out
+
+
+def holm(differences: list[Difference]) -> list[Difference]:
+  """The differences with Holm-adjusted p-values over all of them (one family: the report)."""
+  adjusted = stats.holm([d.interval.p_value for d in differences])
+  return [dataclasses.replace(d, adjusted_p=None if math.isnan(p) else float(p))
+          for d, p in zip(differences, adjusted)]
 
 
 def headline_split(result: dict) -> str:
@@ -137,9 +152,14 @@ def finetune_differences(task: str, a: str, b: str, ra: dict, rb: dict,
   """Fine-tuning results `ra` − `rb` (results.json of the same task and recipe), per split:
   over seeds, and over examples for the first seed when both recorded per-example outcomes."""
   out = []
+  failed = set(ra.get("failed_seeds", [])) | set(rb.get("failed_seeds", []))
   for split in splits or list(ra["summary"]):
-    sa = {s["seed"]: s["metrics"][split]["score"] for s in ra["seeds"]}
-    sb = {s["seed"]: s["metrics"][split]["score"] for s in rb["seeds"]}
+    # Seeds where either arm predicted one class are left out (unless none is left).
+    sa = {s["seed"]: s["metrics"][split]["score"] for s in ra["seeds"] if s["seed"] not in failed}
+    sb = {s["seed"]: s["metrics"][split]["score"] for s in rb["seeds"] if s["seed"] not in failed}
+    if not sa or not sb:
+      sa = {s["seed"]: s["metrics"][split]["score"] for s in ra["seeds"]}
+      sb = {s["seed"]: s["metrics"][split]["score"] for s in rb["seeds"]}
     out.append(Difference("finetune", task, a, b, "seeds", stats.seed_spread_diff(sa, sb),
                           split, (min(sa.values()), max(sa.values())),
                           (min(sb.values()), max(sb.values()))))

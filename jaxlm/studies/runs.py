@@ -196,7 +196,8 @@ def zero_shot(runs: list[Run], names: tuple[str, ...], sample: int, study: str
   out: dict[str, dict[str, dict]] = {}
   for name in names:
     task = tasks.get(name, "zero_shot")
-    options = {"sample": sample}
+    # A task's `version` changes when what it computes does, so older caches are redone.
+    options = {"sample": sample, "version": getattr(task, "version", 1)}
     for run in runs:
       file = run.arm.run_dir / f"{name}.json"
       if file.exists():

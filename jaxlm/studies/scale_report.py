@@ -24,6 +24,7 @@ from jaxlm.studies.results import (
   finetune_differences,
   format_interval,
   headline_split,
+  holm,
   zero_shot_difference,
 )
 
@@ -97,27 +98,26 @@ def _point_scores(p: dict) -> dict:
 def _matched_differences(points: list[dict], variants: list[str]) -> list[dict]:
   """First variant minus each other one at the same size and tokens, per downstream task:
   zero-shot over items (paired bootstrap), fine-tuning over seeds (paired t) on the headline
-  split."""
-  rows = []
+  split; p-values Holm-corrected over all of them."""
+  found: list[tuple[Difference, dict]] = []
   by_key = {(p["variant"], p["point"]): p for p in points}
   for b_name in variants[1:]:
     for p in (q for q in points if q["variant"] == variants[0]):
       q = by_key.get((b_name, p["point"]))
       if q is None:
         continue
-      found: list[Difference] = []
+      where = {"point": p["point"], "flops_ratio": p["flops"] / q["flops"]}
       for task, ra in p.get("zero_shot", {}).items():
         if task in q.get("zero_shot", {}):
-          found.append(zero_shot_difference(task, variants[0], b_name, ra["correct"],
-                                            q["zero_shot"][task]["correct"]))
+          found.append((zero_shot_difference(task, variants[0], b_name, ra["correct"],
+                                             q["zero_shot"][task]["correct"]), where))
       for task, ra in p.get("finetune", {}).items():
         if task in q.get("finetune", {}):
-          found += [d for d in finetune_differences(task, variants[0], b_name, ra,
-                                                    q["finetune"][task], [headline_split(ra)])
+          found += [(d, where) for d in finetune_differences(
+            task, variants[0], b_name, ra, q["finetune"][task], [headline_split(ra)])
                     if d.over == "seeds"]
-      rows += [{**d.to_json(), "point": p["point"], "flops_ratio": p["flops"] / q["flops"]}
-               for d in found]
-  return rows
+  corrected = holm([d for d, _ in found])
+  return [{**d.to_json(), **where} for d, (_, where) in zip(corrected, found)]
 
 
 def summarize(config, points: list[dict]) -> dict:
@@ -190,7 +190,8 @@ def _words(summary: dict) -> list[str]:
     if math.isnan(r["interval"][1]):
       sig = f"no interval over {r['over']}"
     else:
-      sig = ("significant" if r["significant"] else "not significant") + f" over {r['over']}"
+      sig = (("significant" if r["significant"] else "not significant") + f" over {r['over']} "
+             f"(Holm p {r['adjusted_p']:.3g} over {len(summary['differences'])} differences)")
     lines.append(f"- {r['task']} at {r['point']}: {r['a']} − {r['b']} = "
                  f"{format_interval(r['interval'])}, {sig}; {r['a']} spent "
                  f"{r['flops_ratio']:.2f}× the FLOPs.")

@@ -198,3 +198,9 @@ def test_a_pretrained_backbone_must_load_whole():
   with pytest.raises(ConfigError, match=r"lack 1 of the model's backbone parameters "
                                         r"\(first: \['backbone'\]\['type_embed'\]"):
     merge_params(with_types, loaded, require="backbone")
+
+
+def test_a_seed_predicting_one_class_is_marked_failed():
+  from jaxlm.finetune.trainer import collapsed
+  assert collapsed({"dev": np.array([[2.0, 1.0], [3.0, 0.0]]), "test": np.array([[1.0, 0.0]])})
+  assert not collapsed({"dev": np.array([[2.0, 1.0], [0.0, 3.0]])})

@@ -22,7 +22,7 @@ def test_differences_are_paired_over_seeds_and_examples():
   a_correct = (rng.random(400) < 0.8).astype(int).tolist()
   b_correct = (rng.random(400) < 0.6).astype(int).tolist()
   summary = {
-    "objectives": ["mlm"], "baseline": "none",
+    "objectives": ["mlm"], "baseline": "none", "baselines": {"mlm": "none"},
     "finetune": {"mlm": {"t": _finetune({0: 80.0, 1: 82.0, 2: 81.0}, a_correct)},
                  "none": {"t": _finetune({0: 60.0, 1: 61.0, 2: 65.0}, b_correct)}},
     "zero_shot": {},
@@ -37,6 +37,10 @@ def test_differences_are_paired_over_seeds_and_examples():
   assert list(examples.interval) == pytest.approx(list(stats.paired_bootstrap_diff(
     np.asarray(a_correct) * 100.0, np.asarray(b_correct) * 100.0)))
   assert seeds.significant and examples.significant
+  # Two comparisons in the family: Holm multiplies the smaller p by 2, then keeps the order.
+  small, large = sorted([seeds.interval.p_value, examples.interval.p_value])
+  adjusted = sorted([seeds.adjusted_p, examples.adjusted_p])
+  assert adjusted == pytest.approx([min(1, 2 * small), max(min(1, 2 * small), large)])
   assert seeds.beyond_seed_range is True  # 80 > 65
   assert examples.beyond_seed_range is None
   row = seeds.to_json()
@@ -52,3 +56,23 @@ def test_overlapping_seeds_are_not_called_apart():
   assert seeds.beyond_seed_range is False
   assert list(examples.interval) == [0.0, 0.0, 0.0]
   assert not seeds.significant and not examples.significant
+
+
+def test_failed_seeds_are_left_out_of_the_difference():
+  summary = {"objectives": ["mlm", "clm"], "baseline": None, "zero_shot": {},
+             "finetune": {"mlm": {"t": _finetune({0: 70.0, 1: 74.0, 2: 50.0}, [1, 0] * 50)},
+                          "clm": {"t": _finetune({0: 72.0, 1: 71.0, 2: 73.0}, [1, 0] * 50)}}}
+  summary["finetune"]["mlm"]["t"]["failed_seeds"] = [2]  # predicted one class everywhere
+  seeds, _ = compare.differences(summary)
+  assert seeds.interval.estimate == pytest.approx(((70 - 72) + (74 - 71)) / 2)
+  assert seeds.a_range == (70.0, 74.0)
+
+
+def test_each_variant_is_compared_with_the_untrained_arm_of_its_attention():
+  same = [1, 0] * 50
+  summary = {"objectives": ["mlm", "clm"], "baseline": "none", "zero_shot": {},
+             "baselines": {"mlm": "none", "clm": "none_causal"},
+             "finetune": {name: {"t": _finetune({0: 70.0, 1: 71.0}, same)}
+                          for name in ("mlm", "clm", "none", "none_causal")}}
+  pairs = {(d.a, d.b) for d in compare.differences(summary)}
+  assert pairs == {("mlm", "clm"), ("mlm", "none"), ("clm", "none_causal")}
