@@ -149,7 +149,10 @@ _RETIRED = ("finetune",)
 
 
 def from_dict(data: dict[str, Any]) -> Config:
-  """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json)."""
+  """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json). A run saved before
+  `data.doc_start` existed opened no document with a token: it loads as `none`."""
+  if isinstance(data.get("data"), dict) and "doc_start" not in data["data"]:
+    data = {**data, "data": {**data["data"], "doc_start": "none"}}
   types_ = typing.get_type_hints(Config)
   fields = {}
   for key, value in data.items():

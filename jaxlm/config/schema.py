@@ -199,6 +199,11 @@ class DataConfig:
   heldout_frac: float = 0.05  # documents held out for evaluation, chosen by hash of their name
   max_chars: int = 0  # read at most this many characters per split (0: all)
   cache_dir: str = ""  # token cache (local or gs://); "" = $JAXLM_CACHE_DIR or ~/.cache/jaxlm
+  # How a document opens. `cls`: with [CLS], inside the document, so later tokens attend to it,
+  # its position learns to predict the first word (as GPT-2's <|endoftext|> and RoBERTa's <s>),
+  # zero-shot scores condition on it and fine-tuning reads a token pre-training saw. `none`:
+  # documents are only closed by [SEP] (runs made before this option load as `none`).
+  doc_start: Literal["cls", "none"] = "cls"
 
   def validate(self) -> DataConfig:
     _positive("data.", vocab_size=self.vocab_size)

@@ -33,8 +33,10 @@ def cache_dir(config: Config) -> epath.Path:
   return storage.path(os.environ.get("JAXLM_CACHE_DIR", Path.home() / ".cache" / "jaxlm"))
 
 
-def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0) -> list[np.ndarray]:
-  """Token ids per document, each closed by [SEP]; paragraphs are encoded in parallel batches."""
+def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0,
+             start_id: int | None = None) -> list[np.ndarray]:
+  """Token ids per document, each opened by `start_id` (when given) and closed by [SEP];
+  paragraphs are encoded in parallel batches."""
   out = []
   budget = max_chars or None
   for text in texts:
@@ -44,22 +46,25 @@ def tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int = 0) 
       text, budget = text[:budget], budget - len(text)
     paragraphs = [p + "\n\n" for p in text.split("\n\n")]
     ids = [np.asarray(e.ids, np.int32) for e in tok.encode_batch(paragraphs)]
-    out.append(np.concatenate(ids + [np.asarray([sep_id], np.int32)]))
+    start = [np.asarray([start_id], np.int32)] if start_id is not None else []
+    out.append(np.concatenate(start + ids + [np.asarray([sep_id], np.int32)]))
   return out
 
 
 def cached_tokenize(tok: Tokenizer, texts: list[str], sep_id: int, max_chars: int,
-                    directory: epath.Path) -> list[np.ndarray]:
+                    directory: epath.Path, start_id: int | None = None) -> list[np.ndarray]:
   """`tokenize`, memoised on disk by (tokenizer, texts, max_chars): reruns skip the work."""
   digest = hashlib.sha256(tokenizer.tokenizer_hash(tok).encode())
-  digest.update(f"{max_chars}:{sep_id}:{len(texts)}".encode())
+  # Without a start token the key is what it was before start tokens existed: caches stay valid.
+  opening = "" if start_id is None else f":start{start_id}"
+  digest.update(f"{max_chars}:{sep_id}:{len(texts)}{opening}".encode())
   for text in texts:
     digest.update(hashlib.sha256(text.encode("utf-8", "replace")).digest())
   path = directory / f"{digest.hexdigest()[:32]}.npz"
   if path.exists():
     with np.load(io.BytesIO(path.read_bytes())) as f:
       return np.split(f["ids"], np.cumsum(f["lengths"])[:-1])
-  docs = tokenize(tok, texts, sep_id, max_chars)
+  docs = tokenize(tok, texts, sep_id, max_chars, start_id)
   buffer = io.BytesIO()
   np.savez(buffer, ids=np.concatenate(docs), lengths=np.array([len(d) for d in docs]))
   storage.write_atomic(path, buffer.getvalue())  # a concurrent or killed run never sees half
@@ -124,7 +129,8 @@ def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer],
   to_rows = packing.pack if config.data.packing == "pack" else packing.pad
   splits = []
   for split, texts in enumerate((train_texts, heldout_texts or train_texts[-1:])):
-    ids = cached_tokenize(tok, texts, sep, config.data.max_chars, cache_dir(config) / "tokens")
+    ids = cached_tokenize(tok, texts, sep, config.data.max_chars, cache_dir(config) / "tokens",
+                          start_id(config, tok))
     if layout == "sentence_pairs":
       if len(ids) < 2:
         raise DataError(f"config.data.source={config.data.source!r}: next-sentence pairs need "
@@ -142,6 +148,11 @@ def load(config: Config, get_tokenizer: Callable[[list[str]], Tokenizer],
 def describe(rows: PackedRows) -> dict:
   real = int((rows.segment_ids > 0).sum())
   return {"rows": len(rows), "tokens": real, "padding_frac": 1 - real / rows.tokens.size}
+
+
+def start_id(config: Config, tok: Tokenizer) -> int | None:
+  """The token a document opens with (`data.doc_start`), or None."""
+  return tok.token_to_id(tokenizer.CLS) if config.data.doc_start == "cls" else None
 
 
 def training_token_ids(data: Data, tok: Tokenizer) -> np.ndarray:

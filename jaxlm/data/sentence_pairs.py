@@ -51,13 +51,16 @@ def _truncate(a: list[int], b: list[int], budget: int, rng: np.random.Generator)
 def pair_rows(docs: list[np.ndarray], seq_len: int, special: SpecialTokens, cls_id: int,
               sep_id: int, ends_V: np.ndarray, seed: int,
               short_seq_prob: float = SHORT_SEQ_PROB) -> PackedRows:
-  """Sentence-pair rows from `docs` (token ids, each closed by [SEP]); at least two documents."""
+  """Sentence-pair rows from `docs` (token ids, each closed by [SEP], maybe opened by [CLS]); at
+  least two documents."""
   if len(docs) < 2:
     raise ValueError(f"next-sentence pairs need at least 2 documents, got {len(docs)}")
   rng = np.random.default_rng(seed)
   max_tokens = seq_len - 3
+  # Documents may open with [CLS] (data.doc_start) and close with [SEP]: the pairs add their own.
+  bare = [d[1:] if len(d) and d[0] == cls_id else d for d in docs]
   sentences = [split_sentences(d[:-1] if len(d) and d[-1] == sep_id else d, ends_V, max_tokens)
-               for d in docs]
+               for d in bare]
   rows: list[tuple[list[int], list[int], int]] = []
   for d, doc in enumerate(sentences):
     target = max_tokens

@@ -1,9 +1,11 @@
 """Sentence scores from a loaded model, for zero-shot minimal pairs (BLiMP).
 
 Every objective scores a sentence by a sum of token log-probabilities, in nats:
-- CLM: sum_i log p(w_i | [SEP] w_<i); [SEP] stands where the previous document ended, as in
-  the packed pre-training rows.
-- prefix-LM: the same causal continuation with the one-token prefix [SEP] (prefix_len=1).
+- CLM: sum_i log p(w_i | <s> w_<i), where <s> is the token a pre-training document opens with
+  (`data.doc_start=cls`: [CLS], whose position learned to predict a document's first word).
+  Runs made with `doc_start=none` condition on [SEP], where the previous document ended, as
+  they always did (its next-token distribution was never trained: such scores mean less).
+- prefix-LM: the same causal continuation with the one-token prefix <s> (prefix_len=1).
 - MLM: pseudo-log-likelihood (Salazar et al., ACL 2020) in the word-level variant of Kauf &
   Ivanova (2023, "PLL-word-l2r"): token i is predicted with itself and the rest of its word
   masked, so a word split into several tokens is not scored from its own pieces.
@@ -24,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from jaxlm import objectives
-from jaxlm.data.special_tokens import MASK, PAD, SEP
+from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP
 
 ROWS = 128  # rows per forward call
 _SCORERS: dict[int, tuple] = {}  # id(model) -> (graphdef, jitted scorer)
@@ -81,9 +83,14 @@ def _vocab(loaded) -> int:
   return min(loaded.tokenizer.get_vocab_size(), loaded.config.model.vocab_size)
 
 
+def context_token(loaded) -> str:
+  """The token a sentence is scored after: the one the run's documents open with."""
+  return CLS if loaded.config.data.doc_start == "cls" else SEP
+
+
 def causal_scores(loaded, sentences: Sequence[str], prefix_len: int | None = None) -> np.ndarray:
-  """sum_i log p(w_i | [SEP] w_<i) per sentence."""
-  sep, pad = (loaded.tokenizer.token_to_id(t) for t in (SEP, PAD))
+  """sum_i log p(w_i | <s> w_<i) per sentence (<s>: `context_token`)."""
+  sep, pad = (loaded.tokenizer.token_to_id(t) for t in (context_token(loaded), PAD))
   encoded = encode(loaded, sentences)
   scores = np.zeros(len(sentences))
   by_length: dict[int, list[int]] = defaultdict(list)

@@ -27,9 +27,9 @@ from tokenizers import Tokenizer
 from jaxlm import api, objectives, preflight, sharding, storage
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig, OptimizerConfig, apply_override
 from jaxlm.eval import tasks
+from jaxlm.eval.inputs import encode, padded
 from jaxlm.eval.tasks import metrics
 from jaxlm.finetune.config import FinetuneConfig
-from jaxlm.finetune.inputs import encode, padded
 from jaxlm.model import Classifier
 from jaxlm.objectives.build import merge_params
 from jaxlm.train.optim import make_optimizer

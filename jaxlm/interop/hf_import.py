@@ -140,7 +140,7 @@ def _make_config(objective: str, hf_dir: Path, **model: Any) -> Config:
               if (hf_dir / n).is_file()), "bpe")
   # Sequence lengths must fit the position table; the rest of Config keeps its defaults.
   config = Config(objective=objective, seq_len=min(128, model_cfg.max_seq_len), model=model_cfg,
-                  data=DataConfig(tokenizer=tok))
+                  data=DataConfig(tokenizer=tok, doc_start="none"))
   finetune = getattr(config, "finetune", None)
   if finetune is not None:
     finetune.max_seq_len = min(finetune.max_seq_len, model_cfg.max_seq_len)

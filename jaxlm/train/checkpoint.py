@@ -46,6 +46,12 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
     raise DataError(f"{where}: made with data.tokenizer={asked['tokenizer']!r}, "
                     f"data.vocab_size={asked['vocab_size']}; this run asks for "
                     f"{now['tokenizer']!r}, {now['vocab_size']}")
+  opened = {k: (m.get("config") or {}).get("data", {}).get("doc_start", "none")
+            for k, m in (("saved", saved), ("current", current))}
+  if opened["saved"] != opened["current"] and not where.startswith("--init_from"):
+    raise DataError(f"{where}: its documents open with data.doc_start={opened['saved']}, this "
+                    f"run's with {opened['current']}; resume with "
+                    f"--config.data.doc_start={opened['saved']} or use a new workdir")
   if saved["objective"] != current["objective"]:
     hint = ("add --config.allow_objective_change=true" if where.startswith("--init_from") else
             "to continue with another objective, start a new workdir with --init_from this one "

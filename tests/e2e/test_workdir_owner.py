@@ -2,6 +2,8 @@
 in one line naming the holder, and the first run ends exactly as an undisturbed one."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ import pytest
 from conftest import REPO
 from helpers.cli import logged_losses
 
-from jaxlm import sharding
+from jaxlm import lease, sharding
 from jaxlm.config import MeshConfig, load_config
 from jaxlm.train.checkpoint import restore_params
 from jaxlm.train.loop import train
@@ -29,6 +31,14 @@ def _command(workdir, overrides) -> list[str]:
           "--quiet", *[f"--config.{k}={v}" for k, v in overrides.items()]]
 
 
+def _holder(workdir) -> int | None:
+  """The pid the workdir's lease names, once it is written whole."""
+  try:
+    return json.loads((workdir / lease.FILE).read_text())["pid"]
+  except (OSError, ValueError, KeyError):
+    return None
+
+
 def _params(run_dir):
   mesh = sharding.make_mesh(MeshConfig(1, 1, 1), jax.devices()[:1])
   return jax.tree.leaves(restore_params(run_dir, mesh)[1])
@@ -40,14 +50,19 @@ def test_a_second_process_is_refused_and_the_first_run_is_undisturbed(tmp_path, 
   workdir = tmp_path / "run"
   first = subprocess.Popen(_command(workdir, overrides), cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
+  # Once the first run holds the workdir, pause it (SIGSTOP keeps its lock; the pause changes
+  # nothing it computes), start the second, and let the first go on: no race on who is faster.
   deadline = time.time() + 240
-  while not (workdir / "metrics.jsonl").exists() or not logged_losses(
-      (workdir / "metrics.jsonl").read_text()):
+  while _holder(workdir) != first.pid:
     assert first.poll() is None, first.stderr.read()
-    assert time.time() < deadline, "the first run never logged a step"
-    time.sleep(0.05)
-  second = subprocess.run(_command(workdir, overrides), cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    assert time.time() < deadline, "the first run never took its workdir"
+    time.sleep(0.02)
+  os.kill(first.pid, signal.SIGSTOP)
+  try:
+    second = subprocess.run(_command(workdir, overrides), cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+  finally:
+    os.kill(first.pid, signal.SIGCONT)
   assert second.returncode == 2, second.stderr
   lines = [line for line in second.stderr.splitlines() if line.startswith("jaxlm: error:")]
   assert len(lines) == 1 and f"pid {first.pid}" in lines[0] and "in use by jaxlm train" in lines[0]

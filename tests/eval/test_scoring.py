@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import numpy as np
@@ -11,7 +12,7 @@ from helpers.model import model, tiny_config
 from jaxlm.api import Loaded
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.sources.text import CORPUS_DIR
-from jaxlm.data.special_tokens import MASK, SEP
+from jaxlm.data.special_tokens import CLS, MASK, SEP
 from jaxlm.eval import scoring
 
 SENTENCES = ["The cats sleep.", "A dog barked loudly at the unfamiliar visitor.", "Who left?"]
@@ -34,12 +35,18 @@ def _log_softmax(x):
 
 
 @pytest.mark.parametrize("objective", ["clm", "prefix_lm"])
-def test_causal_score_is_the_summed_next_token_log_probability(objective, tok):
+@pytest.mark.parametrize("doc_start, context", [("cls", CLS), ("none", SEP)])
+def test_causal_score_is_the_summed_next_token_log_probability(objective, doc_start, context,
+                                                               tok):
+  """Scored after the token the run's documents open with ([CLS]); a run made before documents
+  opened with a token is scored after [SEP], as it always was."""
   lm = _loaded(objective, tok)
+  lm = dataclasses.replace(lm, config=dataclasses.replace(
+    lm.config, data=dataclasses.replace(lm.config.data, doc_start=doc_start)))
   got = scoring.sentence_scores(lm, SENTENCES)
-  sep = tok.token_to_id(SEP)
+  start = tok.token_to_id(context)
   for sentence, score in zip(SENTENCES, got):
-    ids = [sep] + tok.encode(sentence, add_special_tokens=False).ids
+    ids = [start] + tok.encode(sentence, add_special_tokens=False).ids
     logits = lm.logits(np.asarray([ids]), 1 if objective == "prefix_lm" else None)[0]
     want = sum(_log_softmax(logits[i])[ids[i + 1]] for i in range(len(ids) - 1))
     assert score == pytest.approx(want, abs=1e-4)

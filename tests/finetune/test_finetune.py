@@ -14,8 +14,9 @@ from helpers.model import tiny_config
 from jaxlm import objectives
 from jaxlm.config import load_config
 from jaxlm.data import tokenizer
+from jaxlm.eval import inputs
 from jaxlm.eval.tasks import glue, metrics
-from jaxlm.finetune import inputs, trainer
+from jaxlm.finetune import trainer
 from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.model import Classifier
 from jaxlm.studies import compare

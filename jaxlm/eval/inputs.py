@@ -1,5 +1,6 @@
-"""Fine-tuning inputs: `[CLS] a [SEP] b [SEP]` rows for every model (BERT's format, and GPT-1's
-start, delimiter and extract tokens with the same ids), padded batches with weights."""
+"""Classifier inputs: `[CLS] a [SEP] b [SEP]` rows for every model (BERT's format, and GPT-1's
+start, delimiter and extract tokens with the same ids), padded batches with weights. Fine-tuning
+(`jaxlm.finetune`) and the frozen-feature probe (`jaxlm.eval.probe`) read the same rows."""
 
 from __future__ import annotations
 
