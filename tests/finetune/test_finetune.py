@@ -148,7 +148,8 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   hashes = {tokenizer.tokenizer_hash(tokenizer.load_file(out / f"pretrain/{o}/tokenizer.json"))
             for o in ("mlm", "clm", "prefix_lm")}
   assert len(hashes) == 1
-  assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none"}
+  assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none", "none_causal"}
+  assert summary["baselines"] == {"mlm": "none", "clm": "none_causal", "prefix_lm": "none"}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
   assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
   assert summary["zero_shot"]["blimp"]["mlm"]["items"] == 67
@@ -167,7 +168,8 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert flops["mlm"] < flops["clm"]  # the MLM head runs on the masked positions only
   assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
   report = (out / "report.md").read_text()
-  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "unigram (same text)",
+  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "| none_causal |", "unigram (same text)", "bigram (same text)",
+              "clm − none_causal", "after Holm's correction",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
               "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
     assert row in report, row
