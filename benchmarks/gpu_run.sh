@@ -102,7 +102,7 @@ json.dump(env, open(sys.argv[1], "w"), indent=1)
 print(json.dumps(env, indent=1))
 EOF
   # What every later stage imports, from where.
-  "$PY" -c "import jaxlm, jaxlm.configs, grain, tensorboardX, jax; print('jaxlm from', jaxlm.__file__); print('jax devices', jax.devices())"
+  "$PY" -c "import jaxlm, grain, tensorboardX, jax; from jaxlm.config import named_configs; print('jaxlm from', jaxlm.__file__, 'configs', named_configs()); print('jax devices', jax.devices())"
 }
 
 stage_corpus() {
@@ -190,14 +190,9 @@ else
   export JAX_PLATFORM=cuda CORPUS_ROOT=$REPO/.corpus
 fi
 export PYTHONUNBUFFERED=1 JAXLM_CACHE_DIR=$WORK/cache
-# jaxlm.configs is the top-level configs/ folder, mapped into the package at install time; here
-# nothing is installed, so a folder of links stands for the installed package. PYTHONSAFEPATH:
-# `python -m` must not put the checkout's own jaxlm/ (which lacks configs) first on the path.
-PKG=$WORK/pkg
-rm -rf "$PKG" && mkdir -p "$PKG/jaxlm"
-for entry in "$REPO"/jaxlm/*; do ln -s "$entry" "$PKG/jaxlm/"; done
-ln -s "$REPO/configs" "$PKG/jaxlm/configs"
-export PYTHONSAFEPATH=1 PYTHONPATH="$PKG:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# Nothing is installed here: the checkout is on the path, and jaxlm registers its top-level
+# configs/ folder as jaxlm.configs itself when it is not installed (jaxlm/config/loading.py).
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 [ "$SMOKE" = 1 ] || export PYTHONPATH="$SITE:$PYTHONPATH"
 
 want() {

@@ -243,7 +243,7 @@ def _commands(sub) -> None:
 
   for name, help_text, default, shipped, example in (
       ("compare", "pre-train each objective, score it zero-shot, fine-tune it, report",
-       "compare/tiny", "compare/tiny, compare/medium, compare/bert_small",
+       "compare/tiny", "compare/tiny, compare/medium, compare/bert_small, compare/gpu",
        "--config.pretrain.steps=1000 --config.objectives=mlm,clm,prefix_lm"),
       ("scale", "scaling laws per objective: a grid of sizes, power-law fits, downstream quality "
        "per FLOP", "scale/tiny", "scale/tiny, scale/gpu",

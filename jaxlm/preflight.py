@@ -22,8 +22,7 @@ def pretrain_config(config: Config) -> Config:
   0 (a nonzero value is the user's, and must suffice)."""
   config.validate()
   objective = objectives.get(config.objective)
-  if config.model.attention != "auto":
-    kernels.get(config.model.attention)
+  kernels.resolve(config.model.attention, config.model.dtype)  # registered, runs here, this dtype
   sources.scheme(config.data.source)
   needs = objective.token_types
   if needs and config.model.type_vocab_size == 0:

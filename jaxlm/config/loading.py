@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import importlib.resources
 import importlib.util
+import sys
 import types
 import typing
 from pathlib import Path
@@ -99,7 +100,25 @@ def _field_names(node: Any) -> list[str]:
 
 
 def _shipped_root() -> Path:
+  _register_source_configs()
   return Path(str(importlib.resources.files("jaxlm.configs")))
+
+
+def _register_source_configs() -> None:
+  """`jaxlm.configs` is the repository's top-level configs/ folder, which installing jaxlm maps
+  into the package. Run from a source checkout that is not installed (PYTHONPATH=checkout, as
+  on a machine that receives a copy of the repository), the same folder is registered under
+  that name, so shipped config names resolve the same way."""
+  if importlib.util.find_spec("jaxlm.configs") is not None:
+    return
+  folder = Path(__file__).resolve().parents[2] / "configs"
+  if not (folder / "__init__.py").is_file():
+    return
+  spec = importlib.util.spec_from_file_location("jaxlm.configs", folder / "__init__.py",
+                                                submodule_search_locations=[str(folder)])
+  module = importlib.util.module_from_spec(spec)
+  sys.modules["jaxlm.configs"] = module
+  spec.loader.exec_module(module)
 
 
 def named_configs() -> list[str]:

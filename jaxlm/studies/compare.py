@@ -22,7 +22,13 @@ from jaxlm import objectives, storage
 from jaxlm.config import replace_at
 from jaxlm.studies import compare_report, runs, variants
 from jaxlm.studies.config import CompareConfig
-from jaxlm.studies.results import Difference, finetune_differences, holm, zero_shot_difference
+from jaxlm.studies.results import (
+  Difference,
+  finetune_differences,
+  holm,
+  items_difference,
+  zero_shot_difference,
+)
 
 BASELINE = "none"  # the arms with no pre-training: `none` (bidirectional), `none_causal`
 check = runs.check  # everything compare can refuse before it trains
@@ -57,6 +63,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                                      config.pretrain.model.type_vocab_size)
         ft_arms.append(runs.FinetuneArm(name, baselines[name], None, workdir / "finetune" / name))
   finetuned = runs.finetune(ft_arms, config, data_dir, first.tokenizer, "compare")
+  measured_against = runs.finetune_references(pretrained, config, data_dir,
+                                              workdir / "references", "compare")
 
   summary = {
     "objectives": list(config.objectives), "tasks": list(config.tasks),
@@ -72,6 +80,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                           "params": r.curve.params} for r in pretrained},
     "zero_shot": scored,
     "finetune": finetuned,
+    "references": measured_against,
   }
   summary["comparisons"] = [d.to_json() for d in differences(summary)]
   runs.write_json(workdir / "report.json", summary)
@@ -111,4 +120,12 @@ def differences(summary: dict) -> list[Difference]:
                                          per_run[b]["correct"]))
       for ref, result in per_run[a].get("references", {}).items():
         rows.append(zero_shot_difference(task, a, ref, per_run[a]["correct"], result["correct"]))
+  for task, found in summary.get("references", {}).items():
+    for name, probed in found["probe"].items():
+      for split, result in probed["pretrained"].items():
+        if "correct" in result:
+          rows.append(Difference("probe", task, f"{name} features", "random features",
+                                 "examples", items_difference(
+                                   result["correct"], probed["random"][split]["correct"]),
+                                 split))
   return holm(rows)

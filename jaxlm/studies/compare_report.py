@@ -53,6 +53,29 @@ def _finetune_rows(summary: dict) -> list[str]:
   return rows
 
 
+def _reference_rows(summary: dict) -> list[str]:
+  """Per fine-tuning task: the same-data bag-of-words references and each run's frozen-feature
+  probe beside a random model's, on every scored split."""
+  rows = []
+  for task, found in summary.get("references", {}).items():
+    splits = list(found["bag_of_words"]["words"])
+    rows += [f"{task}, {found['train_examples']:,} training examples (the fine-tuned arms' own):",
+             "", "| reference | " + " | ".join(splits) + " |", "|---" * (len(splits) + 1) + "|"]
+    for kind, label in (("words", "bag of words: words"), ("pieces", "bag of words: the runs' "
+                                                          "pieces")):
+      if kind in found["bag_of_words"]:
+        rows.append(f"| {label} | " + " | ".join(
+          f"{found['bag_of_words'][kind][s]['score']:.1f}" for s in splits) + " |")
+    for name, probed in found["probe"].items():
+      for which in ("pretrained", "random"):
+        label = f"linear probe, {name} {'frozen' if which == 'pretrained' else 'random-init'} " \
+                f"features ({probed['readout']} token)"
+        rows.append(f"| {label} | " + " | ".join(
+          f"{probed[which][s]['score']:.1f}" for s in splits) + " |")
+    rows.append("")
+  return rows
+
+
 def _grouped(summary: dict) -> dict[tuple, dict[str, dict]]:
   """The report's differences by (task, split, a, b), each with its interval over seeds and
   over examples where it has them."""
@@ -128,6 +151,11 @@ def _targets(summary: dict) -> list[str]:
       lines.append(f"- {r['a']} beats `{r['b']}` (untrained, same attention) on {r['task']} "
                    f"test beyond the seed spread: {'met' if met else 'not met'} "
                    f"({r['interval'][0]:+.1f} points).")
+    if r["kind"] == "probe" and r.get("split") == "test":
+      met = r["significant"] and r["interval"][0] > 0
+      lines.append(f"- {r['a']} beat {r['b']} of the same shape in a linear probe on "
+                   f"{r['task']} test (after Holm): {'met' if met else 'not met'} "
+                   f"({format_interval(r['interval'])}).")
     if r["kind"] == "zero_shot" and r["b"] in references:
       met = r["significant"] and r["interval"][0] > 0
       lines.append(f"- {r['a']} above the {r['b']} reference on {r['task']} (after Holm): "
@@ -270,6 +298,17 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
               "left out of the means and of the differences.", ""]
     if plot:
       lines += [f"![fine-tuning]({plot})", ""]
+  if summary.get("references"):
+    lines += ["### Measured against", "", *_reference_rows(summary),
+              "What the fine-tuning scores above are measured against, on exactly the training "
+              "examples the arms see: a logistic regression on bag-of-words counts (words; the "
+              "runs' own tokenizer pieces), and a logistic regression on each pre-trained "
+              "model's frozen features (the token its fine-tuning reads) beside the same probe of "
+              "a randomly initialised model of the same shape. Regularisation by 5-fold "
+              "cross-validation on the training split only; scores 0–100 with the task's "
+              "metric. A fine-tuned model that scores about the bag of words has used little "
+              "beyond word identity; frozen features that score like random ones carry no more "
+              "about the task than the architecture does.", ""]
   lines += ["## Differences", "", *_difference_rows(summary), "",
             "`seed ranges apart`: every seed of one side beats every seed of the other.", ""]
   path = out / "report.md"

@@ -97,7 +97,7 @@ class Difference:
   items and its two-sided p-value; `adjusted_p` is that p after Holm's correction over every
   difference of the report (`holm`). Seed differences also carry both arms' seed ranges."""
 
-  kind: Literal["finetune", "zero_shot"]
+  kind: Literal["finetune", "zero_shot", "probe"]
   task: str
   a: str
   b: str

@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from jaxlm import api, objectives, preflight, sharding, stats, storage
 from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.data import pipeline, tokenizer
-from jaxlm.eval import mlm_baseline, tasks
+from jaxlm.eval import mlm_baseline, probe, references, tasks
 from jaxlm.finetune import trainer
 from jaxlm.objectives.build import abstract_model
 from jaxlm.studies import variants
@@ -248,6 +248,47 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
       result["seconds"] = time.perf_counter() - start
       out.setdefault(arm.name, {})[task] = result
   return out
+
+
+def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | None,
+                        out: epath.Path, study: str) -> dict[str, dict]:
+  """{task: {"bag_of_words": {"words"|"pieces": {split: result}}, "probe": {run name: ...}}}:
+  what the fine-tuned arms are measured against, on exactly their training examples. Bag of
+  words on words and on the runs' own pieces (`eval/references.py`); for each run, a linear
+  probe of its frozen features beside the same probe of a randomly initialised model of its
+  shape (`eval/probe.py`). Cached in out/TASK.json, redone when the examples change. One
+  process computes them."""
+  if not config.tasks or not runs or jax.process_count() > 1:
+    return {}
+  f = config.finetune
+  options = {"max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
+             "max_seq_len": f.max_seq_len, "seed": runs[0].config.seed, "version": 1}
+  found = {}
+  for name in config.tasks:
+    file = out / f"{name}.json"
+    if file.exists():
+      cached = json.loads(file.read_text())
+      if cached.get("options") == options and set(cached["probe"]) == {r.name for r in runs}:
+        found[name] = cached
+        continue
+    task = tasks.get(name, "finetune")
+    if task.is_regression:
+      continue
+    print(f"jaxlm {study}: same-data references for {name}")
+    start = time.perf_counter()
+    train = task.read("train", data_dir, f.max_train_examples)
+    evals = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
+    result = {"bag_of_words": references.bag_of_words(task, train, evals,
+                                                      tokenizer=runs[0].tokenizer,
+                                                      seed=options["seed"]),
+              "probe": {r.name: probe.probe_pretrained_vs_random(
+                r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
+                batch=f.eval_batch_size) for r in runs},
+              "train_examples": len(train), "options": options}
+    result["seconds"] = time.perf_counter() - start
+    storage.write_atomic(file, json.dumps(result))
+    found[name] = result
+  return found
 
 
 def write_json(file: epath.Path, summary: dict[str, Any]) -> None:

@@ -186,3 +186,15 @@ def test_embedding_rows_fit_the_tokenizer_unless_pinned():
   with pytest.raises(ConfigError, match="config.model.vocab_size=4000: smaller than the "
                                         "tokenizer's 4001 tokens"):
     pinned.embedding_rows(4001)
+
+
+def test_shipped_configs_load_from_a_checkout_that_is_not_installed(tmp_path):
+  """No site-packages (-S): only the checkout is importable, as on a machine that receives a
+  copy of the repository; loading a config needs nothing beyond the standard library."""
+  code = ("import sys; sys.path.insert(0, sys.argv[1]); from jaxlm.config import load_config; "
+          "from jaxlm.studies.config import CompareConfig; "
+          "print(load_config('tiny').steps, load_config('compare/tiny', "
+          "expected=CompareConfig).objectives)")
+  out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+  assert out.stdout.split("\n")[0] == "300 ('mlm', 'clm')", out.stderr

@@ -150,6 +150,13 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert len(hashes) == 1
   assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none", "none_causal"}
   assert summary["baselines"] == {"mlm": "none", "clm": "none_causal", "prefix_lm": "none"}
+  # What the arms are measured against: same-data bag of words, and each run's frozen features
+  # beside a random model's, on the same 64 training examples.
+  found = summary["references"]["sst2"]
+  assert found["train_examples"] == 64 and set(found["probe"]) == {"mlm", "clm", "prefix_lm"}
+  assert set(found["bag_of_words"]) == {"words", "pieces"}
+  assert ("probe", "clm features", "random features", "examples") in {
+    (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
   assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
   assert summary["zero_shot"]["blimp"]["mlm"]["items"] == 67
@@ -169,7 +176,8 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
   report = (out / "report.md").read_text()
   for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "| none_causal |", "unigram (same text)", "bigram (same text)",
-              "clm − none_causal", "after Holm's correction",
+              "clm − none_causal", "after Holm's correction", "### Measured against",
+              "bag of words: words",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
               "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
     assert row in report, row

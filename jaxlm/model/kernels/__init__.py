@@ -52,6 +52,9 @@ def resolve(name: str, dtype: str, backend: str | None = None) -> str:
     raise ConfigError(f"config.model.attention={name}: runs on {kernel.runs_on}, not on "
                       f"{backend}" + ("; splash_interpret runs its Pallas code on CPU, for tests"
                                       if name == "splash" else ""))
+  if dtype not in kernel.dtypes:
+    raise ConfigError(f"config.model.attention={name}: computes in {', '.join(kernel.dtypes)}, "
+                      f"not model.dtype={dtype}")
   return name
 
 

@@ -25,6 +25,7 @@ class Kernel:
     registry that accepts wins.
   skips_causal_half: (kind, packed) -> whether it computes only the lower triangle, for honest
     FLOP counts.
+  dtypes: the compute dtypes it takes (cuDNN's fused attention: bf16 and fp16 only).
   runs_on, how: the kernel table in docs/kernels.md.
   """
 
@@ -35,3 +36,4 @@ class Kernel:
   runs_on: str
   how: str
   skips_causal_half: Callable[[MaskKind, bool], bool] = lambda kind, packed: False
+  dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16")

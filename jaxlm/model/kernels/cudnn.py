@@ -24,4 +24,5 @@ KERNEL = Kernel(
   runs_on="NVIDIA GPU, bf16 / fp16",
   how="cuDNN flash attention; built-in causal mask (skips the upper triangle), dense mask as a "
       "bias for packed or prefix rows. `attention='auto'` picks it on GPU in bf16.",
-  skips_causal_half=lambda kind, packed: kind == "causal" and not packed)
+  skips_causal_half=lambda kind, packed: kind == "causal" and not packed,
+  dtypes=("bfloat16", "float16"))
