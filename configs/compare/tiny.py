@@ -19,7 +19,9 @@ from jaxlm.studies.config import CompareConfig
 # 500 steps (the sweep ran 600) keep the whole job near 10 minutes. Fine-tuning at lr 1e-3 had
 # the best validation mean over mlm, clm and none of the recipes tried.
 PRETRAIN = {"steps": "500", "eval_every": "0", "log_every": "20", "model.position": "rope",
-            "data.vocab_size": "2048", "mlm.mask_rate": "0.3"}
+            "data.vocab_size": "2048", "mlm.mask_rate": "0.3",
+            # The learning curve: checkpoints kept at 1/8, 1/4 and 1/2 of the 1,024,000 tokens.
+            "checkpoint_tokens": "128000,256000,512000"}
 
 
 def get_config() -> CompareConfig:

@@ -230,6 +230,9 @@ class Config:
   checkpoint_every: int = 0  # 0: only at the end
   keep_checkpoints: int = 3  # the newest N ...
   keep_period: int = 0  # ... plus every checkpoint whose step is a multiple of this (0: none)
+  # Token milestones (e.g. 1e6,2e6,5e6): a checkpoint is saved at the first step whose tokens seen
+  # reach each and never deleted, so the learning curve by tokens seen can be measured later.
+  checkpoint_tokens: tuple[int, ...] = ()
   max_nonfinite_steps: int = 5  # stop after this many consecutive NaN/Inf steps
   init_from: str = ""  # a run directory whose parameters start this run (--init_from)
   allow_objective_change: bool = False  # let --init_from take a run of another objective
@@ -248,6 +251,10 @@ class Config:
               grad_accum=self.grad_accum, log_every=self.log_every,
               eval_batches=self.eval_batches, keep_checkpoints=self.keep_checkpoints,
               max_nonfinite_steps=self.max_nonfinite_steps)
+    if any(t <= 0 for t in self.checkpoint_tokens) or len(set(self.checkpoint_tokens)) != len(
+        self.checkpoint_tokens):
+      raise ConfigError(f"config.checkpoint_tokens={','.join(map(str, self.checkpoint_tokens))!r}"
+                        ": distinct positive token counts")
     for key in ("eval_every", "checkpoint_every", "keep_period"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
@@ -269,6 +276,12 @@ class Config:
       raise ConfigError(
         f"config.mesh.tensor={self.mesh.tensor}: must divide model.num_heads={m.num_heads}")
     return self
+
+  def milestone_steps(self) -> list[int]:
+    """The steps that reach each of `checkpoint_tokens` (within the run), ascending."""
+    per_step = self.batch_size * self.seq_len
+    steps = {-(-t // per_step) for t in self.checkpoint_tokens}
+    return sorted(s for s in steps if s <= self.steps)
 
   def embedding_rows(self, tokenizer_size: int) -> int:
     """model.vocab_size for a tokenizer of `tokenizer_size` tokens: the set value (which must

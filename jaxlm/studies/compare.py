@@ -49,6 +49,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                    workdir / "pretrain" / name) for name in config.objectives]
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare")
+  curves = runs.learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare")
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)
@@ -81,6 +82,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
     "zero_shot": scored,
     "finetune": finetuned,
     "references": measured_against,
+    "learning_curve": curves,
   }
   summary["comparisons"] = [d.to_json() for d in differences(summary)]
   runs.write_json(workdir / "report.json", summary)

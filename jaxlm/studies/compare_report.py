@@ -240,6 +240,61 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
   return "finetune.png"
 
 
+def _curve_rows(summary: dict) -> list[str]:
+  curves = summary.get("learning_curve", {})
+  tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
+  refs = sorted({r for points in curves.values() for p in points for t in p["zero_shot"].values()
+                 for r in t["references"]})
+  rows = ["| variant | step | tokens seen | held-out loss | bits/byte | "
+          + " | ".join(f"{t} (subset)" for t in tasks_) + " |",
+          "|---" * (5 + len(tasks_)) + "|"]
+  for name, points in curves.items():
+    for p in points:
+      h = p["heldout"]
+      bpb = f"{h['bits_per_byte']:.3f}" if "bits_per_byte" in h else "–"
+      cells = [format_interval([p["zero_shot"][t]["overall"], *p["zero_shot"][t]["interval"]],
+                               signed=False) if t in p["zero_shot"] else "–" for t in tasks_]
+      rows.append(f"| {name} | {p['step']} | {p['tokens']:,} | {h['loss']:.3f} | {bpb} | "
+                  + " | ".join(cells) + " |")
+  for ref in refs:
+    cells = []
+    for t in tasks_:
+      levels = [p["zero_shot"][t]["references"][ref] for points in curves.values() for p in points
+                if ref in p["zero_shot"].get(t, {}).get("references", {})]
+      cells.append(f"{levels[0]:.1f}" if levels else "–")
+    rows.append(f"| {ref} (whole training text) | – | – | – | – | " + " | ".join(cells) + " |")
+  return rows
+
+
+def plot_learning_curve(summary: dict, out: epath.Path) -> str:
+  curves = summary["learning_curve"]
+  tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
+  fig, axes = plt.subplots(1, 1 + len(tasks_), figsize=(5 * (1 + len(tasks_)), 4), squeeze=False)
+  for name, points in curves.items():
+    tokens = [p["tokens"] for p in points]
+    axes[0][0].plot(tokens, [p["heldout"]["loss"] for p in points], "o-", label=name)
+    for ax, task in zip(axes[0][1:], tasks_):
+      values = [p["zero_shot"][task] for p in points]
+      ax.errorbar(tokens, [v["overall"] for v in values],
+                  yerr=[[v["overall"] - v["interval"][0] for v in values],
+                        [v["interval"][1] - v["overall"] for v in values]],
+                  fmt="o-", capsize=3, label=name)
+  for ax, task in zip(axes[0][1:], tasks_):
+    references = next(p["zero_shot"][task]["references"] for points in curves.values()
+                      for p in points if task in p["zero_shot"])
+    for (ref, level), style in zip(references.items(), (":", "--", "-.")):
+      ax.axhline(level, color="0.5", ls=style, label=ref)
+    ax.set_ylabel(f"{task} accuracy, subset (bars: 95% interval over items)")
+  axes[0][0].set_ylabel("held-out loss (each objective's own)")
+  for ax in axes[0]:
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training tokens seen")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  save_png(fig, out / "learning_curve.png")
+  return "learning_curve.png"
+
+
 def zero_shot_section(task: str, results: dict[str, dict], out: epath.Path) -> list[str]:
   """A zero-shot task's section: its own rendering of every system's result, and a plot."""
   return [f"## {task} (zero-shot)", "", *tasks.get(task, "zero_shot").render(results), "",
@@ -284,6 +339,14 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   ]
   for task, result in summary["zero_shot"].items():
     lines += zero_shot_section(task, result, out)
+  if summary.get("learning_curve"):
+    lines += ["## Learning curve (by tokens seen)", "", *_curve_rows(summary), "",
+              "At each token milestone a run kept (`pretrain.checkpoint_tokens`) and at its end: "
+              "held-out loss and bits per byte (every held-out row), and each zero-shot task on a "
+              "fixed subset (the same items at every point) with a 95% bootstrap interval over "
+              "them. The references are fitted on the whole training text, so early points are "
+              "measured against what the full text allows.", "",
+              f"![learning curve]({plot_learning_curve(summary, out)})", ""]
   if summary["finetune"]:
     plot = plot_finetune(summary, out)
     lines += ["## Fine-tuning", "", *_finetune_rows(summary), "",

@@ -32,6 +32,9 @@ class StudyConfig:
   tasks: tuple[str, ...] = ("goemotions_sentiment",)
   zero_shot: tuple[str, ...] = ("blimp",)  # zero-shot tasks of jaxlm.eval.tasks; empty: none
   zero_shot_sample: int = 100  # items per group of a zero-shot task (BLiMP: per paradigm); 0: all
+  # The learning curve: at each token milestone a run kept (pretrain.checkpoint_tokens) and at
+  # its end, held-out quality and each zero-shot task on this many items per group; 0: no curve.
+  curve_sample: int = 10
   finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
   glue_dir: str = ""  # GLUE TSVs or tfds:DATA_DIR; "" = $GLUE_DIR
 
@@ -41,8 +44,9 @@ class StudyConfig:
     _distinct("objectives", self.objectives, "variants")
     _distinct("tasks", self.tasks, "tasks", empty_ok=True)
     _distinct("zero_shot", self.zero_shot, "tasks", empty_ok=True)
-    if self.zero_shot_sample < 0:
-      raise ConfigError(f"config.zero_shot_sample={self.zero_shot_sample}: must be >= 0 (0: all)")
+    for key in ("zero_shot_sample", "curve_sample"):
+      if getattr(self, key) < 0:
+        raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
     return self
 
 

@@ -250,6 +250,49 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
   return out
 
 
+def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str
+                   ) -> dict[str, list[dict]]:
+  """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
+  end, held-out quality and each zero-shot task on `sample` items per group with the task's
+  references (fitted on the run's whole training text). Cached in RUN/learning_curve.json,
+  redone when the options change. One process measures."""
+  if not sample or jax.process_count() > 1:
+    return {}
+  ids = None
+  out = {}
+  for run in runs:
+    steps = run.config.milestone_steps()
+    if not steps:
+      continue
+    steps = sorted(set(steps) | {run.config.steps})
+    file = run.arm.run_dir / "learning_curve.json"
+    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 1}
+    if file.exists() and json.loads(file.read_text()).get("options") == options:
+      out[run.name] = json.loads(file.read_text())["points"]
+      continue
+    print(f"jaxlm {study}: learning curve of {run.name} at steps {steps}")
+    ids = train_ids(run) if ids is None else ids
+    mesh = sharding.make_mesh(run.config.mesh)
+    points = []
+    for step in steps:
+      params = run.params if step == run.config.steps else restore_params(
+        run.arm.run_dir, mesh, step)[1]
+      model = api.from_params(run.config, params, run.tokenizer)
+      zero = {}
+      for name in names:
+        result = tasks.get(name, "zero_shot").evaluate(model, sample=sample, train_ids=ids)
+        zero[name] = {"overall": result["overall"], "interval": result["interval"],
+                      "items": result["items"],
+                      "references": {ref: r["overall"] for ref, r in result["references"].items()}}
+      heldout = heldout_quality(run.config, params, run.data.get(run.config), run.tokenizer,
+                                run.arm.run_dir)
+      points.append({"step": step, "tokens": int(step * run.curve.tokens_per_step),
+                     "heldout": heldout.to_json(), "zero_shot": zero})
+    storage.write_atomic(file, json.dumps({"options": options, "points": points}))
+    out[run.name] = points
+  return out
+
+
 def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | None,
                         out: epath.Path, study: str) -> dict[str, dict]:
   """{task: {"bag_of_words": {"words"|"pieces": {split: result}}, "probe": {run name: ...}}}:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from jaxlm import storage
 from jaxlm.config import Config, DataError, from_dict
@@ -62,10 +64,21 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
 
 class Checkpointer:
 
-  def __init__(self, workdir: str | os.PathLike, keep: int, keep_period: int = 0):
-    options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, keep_period=keep_period or None, create=True,
-      enable_async_checkpointing=True)
+  def __init__(self, workdir: str | os.PathLike, keep: int, keep_period: int = 0,
+               keep_steps: Sequence[int] = ()):
+    """Keeps the newest `keep` checkpoints, every multiple of `keep_period`, and `keep_steps`
+    (the token milestones of a learning curve) whatever else is saved after them."""
+    if keep_steps:
+      policies = [preservation_policy.LatestN(keep), preservation_policy.CustomSteps(keep_steps)]
+      if keep_period:
+        policies.append(preservation_policy.EveryNSteps(keep_period))
+      options = ocp.CheckpointManagerOptions(
+        preservation_policy=preservation_policy.AnyPreservationPolicy(policies), create=True,
+        enable_async_checkpointing=True)
+    else:
+      options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, keep_period=keep_period or None, create=True,
+        enable_async_checkpointing=True)
     self.directory = storage.path(workdir) / "checkpoints"
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -145,19 +158,22 @@ def portable_config(saved: dict) -> Config:
                     "mesh": {"data": -1, "fsdp": 1, "tensor": 1}})
 
 
-def restore_params(run_dir: str | os.PathLike, mesh: jax.sharding.Mesh):
-  """(config, parameters) of a run's newest checkpoint, the parameters placed on `mesh`."""
+def restore_params(run_dir: str | os.PathLike, mesh: jax.sharding.Mesh, step: int | None = None):
+  """(config, parameters) of a run's newest checkpoint (or the one at `step`), the parameters
+  placed on `mesh`."""
   source = Checkpointer(run_dir, keep=1)
   try:
     meta = source.latest_metadata()
     if meta is None:
       raise DataError(f"{run_dir}: holds no readable checkpoint")
+    if step is not None and step not in source.manager.all_steps():
+      raise DataError(f"{run_dir}: holds no checkpoint at step {step}")
     config = portable_config(meta["config"])
     # Checkpoints hold the whole train state; restore it as saved and keep the parameters.
     tx = make_optimizer(config.optimizer, config.steps)
     target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           abstract_train_state(config, tx), state_shardings(config, mesh, tx))
-    restored = source.manager.restore(source.latest_step(), args=ocp.args.Composite(
+    restored = source.manager.restore(step or source.latest_step(), args=ocp.args.Composite(
       state=ocp.args.StandardRestore(target)))
   finally:
     source.close()

@@ -97,7 +97,8 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
   mesh = sharding.make_mesh(config.mesh)
   preflight.mesh_fit(config, mesh)
   config, data, special, meta = _load_data(config, workdir)
-  ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period)
+  milestones = set(config.milestone_steps())
+  ckpt = Checkpointer(workdir, config.keep_checkpoints, config.keep_period, sorted(milestones))
   saved = ckpt.latest_metadata()
   if saved is not None:
     check_compatible(saved, meta, f"{workdir}/checkpoints")
@@ -173,7 +174,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
           flush()
           ckpt.save(done, state, train_iter, meta)
           raise Preempted(f"preempted at step {done}; checkpoint committed, rerun to resume")
-        if config.checkpoint_every and done % config.checkpoint_every == 0:
+        if (config.checkpoint_every and done % config.checkpoint_every == 0) or done in milestones:
           ckpt.save(done, state, train_iter, meta)
           log.flush()  # what a resumed run will not log again is stored with its checkpoint
       flush()

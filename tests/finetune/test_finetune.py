@@ -126,6 +126,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   glue_dir = _toy_sst2(tmp_path / "glue")
   overrides = {
     "pretrain.steps": "6", "pretrain.batch_size": "8", "pretrain.seq_len": "64",
+    "pretrain.checkpoint_tokens": f"{2 * 8 * 64},{3 * 8 * 64}", "curve_sample": "1",
     "pretrain.data.vocab_size": "512", "pretrain.log_every": "2",
     "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
     "pretrain.data.cache_dir": str(tmp_path / "cache"),
@@ -140,7 +141,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   summary = compare.run(config, tmp_path / "cmp", quiet=True)
   out = tmp_path / "cmp"
   for name in ("report.md", "report.json", "loss_vs_tokens.png", "loss_vs_flops.png",
-               "blimp.png", "finetune.png"):
+               "blimp.png", "finetune.png", "learning_curve.png"):
     assert (out / name).stat().st_size > 0, name
   # Identical data, tokenizer and steps: the same tokens seen, the same tokenizer file.
   tokens = {v["tokens"] for v in summary["variants"].values()}
@@ -155,6 +156,11 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   found = summary["references"]["sst2"]
   assert found["train_examples"] == 64 and set(found["probe"]) == {"mlm", "clm", "prefix_lm"}
   assert set(found["bag_of_words"]) == {"words", "pieces"}
+  # The learning curve: milestones at steps 2 and 3, and the end.
+  curve = summary["learning_curve"]["clm"]
+  assert [p["step"] for p in curve] == [2, 3, 6] and curve[-1]["tokens"] == 6 * 8 * 64
+  assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
+  assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
   assert ("probe", "clm features", "random features", "examples") in {
     (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
@@ -177,7 +183,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   report = (out / "report.md").read_text()
   for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "| none_causal |", "unigram (same text)", "bigram (same text)",
               "clm − none_causal", "after Holm's correction", "### Measured against",
-              "bag of words: words",
+              "bag of words: words", "## Learning curve (by tokens seen)",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
               "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
     assert row in report, row

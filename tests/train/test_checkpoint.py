@@ -293,3 +293,20 @@ def test_mlm_nsp_with_whole_word_masking_resumes_exactly(corpus, tmp_path):
   for e in redone:
     for key in ("loss", "mlm_loss", "nsp_loss", "nsp_accuracy", "accuracy"):
       assert e[key] == by_step[e["step"]][key], (e["step"], key)
+
+
+def test_token_milestones_are_kept_and_resumed_across(corpus, tmp_path, straight_run):
+  """Checkpoints at token milestones outlive `keep_checkpoints`; a run that lost everything after
+  a milestone resumes from it to exactly the uninterrupted losses."""
+  overrides, expected, _ = straight_run
+  per_step = 8 * 64  # batch_size * seq_len of `_overrides`
+  milestones = {**overrides, "checkpoint_tokens": f"{5 * per_step},{12 * per_step - 100}",
+                "keep_checkpoints": "1"}
+  assert load_config(TINY, milestones).milestone_steps() == [5, 12]
+  workdir = tmp_path / "run"
+  train(load_config(TINY, milestones), workdir, quiet=True)
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [5, 12, 60]
+  shutil.rmtree(workdir / "checkpoints" / "60")
+  train(load_config(TINY, milestones), workdir, quiet=True)
+  assert _losses(workdir) == expected
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [5, 12, 60]
