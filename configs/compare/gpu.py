@@ -51,6 +51,8 @@ def get_config() -> CompareConfig:
   pretrain = override(scale.pretrain, {
     **SHAPE, "steps": str(steps), "data.source": CORPUS, "log_every": "200",
     "eval_every": str(steps // 10),  # a held-out learning curve of 10 points (4 batches each)
+    # The learning curve by tokens seen (BabyLM's milestones): checkpoints kept at each.
+    "checkpoint_tokens": "1e6,2e6,5e6,1e7,2e7,5e7,1e8",
     # scale/gpu's rule: warmup over 5% of the steps
     "optimizer.warmup_steps": str(round(scale.warmup_frac * steps))})
   return CompareConfig(

@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from jaxlm import objectives, storage
+from jaxlm import objectives, stats, storage
 from jaxlm.config import replace_at
 from jaxlm.studies import compare_report, runs, variants
 from jaxlm.studies.config import CompareConfig
 from jaxlm.studies.results import (
   Difference,
   finetune_differences,
+  headline_split,
   holm,
   items_difference,
   zero_shot_difference,
@@ -42,11 +43,19 @@ def baseline_name(config) -> str:
   return BASELINE if attention == "bidirectional" else f"{BASELINE}_{attention}"
 
 
+def seeded(variant: str, k: int) -> str:
+  """The arm of `variant` at pre-training seed index k (k = 0: the variant's own name)."""
+  return variant if k == 0 else f"{variant}-seed{k}"
+
+
 def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
   data_dir = check(config)
   workdir = storage.path(workdir)
-  arms = [runs.Arm(name, name, variants.pretrain_config(config.pretrain, name),
-                   workdir / "pretrain" / name) for name in config.objectives]
+  arms = [runs.Arm(seeded(name, k), name,
+                   replace_at(variants.pretrain_config(config.pretrain, name), "seed",
+                              config.pretrain.seed + k),
+                   workdir / "pretrain" / seeded(name, k))
+          for k in range(config.pretrain_seeds) for name in config.objectives]
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare")
   curves = runs.learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare")
@@ -69,9 +78,11 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
 
   summary = {
     "objectives": list(config.objectives), "tasks": list(config.tasks),
-    "variant_descriptions": {r.name: variants.VARIANTS[r.name][0] for r in pretrained},
+    "pretrain_seeds": config.pretrain_seeds,
+    "variant_descriptions": {name: variants.VARIANTS[name][0] for name in config.objectives},
     "zero_shot_tasks": list(scored), "baseline": BASELINE if config.baseline else None,
-    "baselines": {r.name: baseline_name(r.config) for r in pretrained} if config.baseline else {},
+    "baselines": ({r.name: baseline_name(r.config) for r in pretrained} if config.baseline
+                  else {}),
     "data_dir": data_dir, "pretrain_config": config.pretrain.to_dict(),
     "finetune_recipe": dataclasses.asdict(config.finetune),
     "variants": {r.name: {"run_dir": str(r.arm.run_dir), "heldout": r.heldout.to_json(),
@@ -99,6 +110,42 @@ def _pairs(summary: dict) -> list[tuple[str, str]]:
   return pairs + [(a, summary["baselines"][a]) for a in names if a in summary.get("baselines", {})]
 
 
+def pretraining_seed_differences(summary: dict) -> list[Difference]:
+  """With several pre-training seeds: each pair of variants (and each variant minus its
+  untrained arm) over pre-training seeds, a paired t-interval over seed indices k of the
+  per-run scores (fine-tuning: the mean over fine-tuning seeds on the headline split; zero-shot:
+  the overall accuracy). The untrained arm has no pre-training seed: its mean is subtracted."""
+  k_max = summary.get("pretrain_seeds", 1)
+  if k_max < 2:
+    return []
+  names = summary["objectives"]
+  pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+  rows = []
+  tasks_ = {t for per_task in summary["finetune"].values() for t in per_task}
+  for task in sorted(tasks_):
+    def level(arm: str) -> float | None:
+      result = summary["finetune"].get(arm, {}).get(task)
+      return None if result is None else result["summary"][headline_split(result)]["score"]["mean"]
+    split = next(headline_split(r[task]) for r in summary["finetune"].values() if task in r)
+    for a, b in pairs + [(a, summary.get("baselines", {}).get(a)) for a in names]:
+      if b is None:
+        continue
+      diffs = {k: level(seeded(a, k)) - level(b if b not in names else seeded(b, k))
+               for k in range(k_max) if level(seeded(a, k)) is not None
+               and level(b if b not in names else seeded(b, k)) is not None}
+      if len(diffs) >= 2:
+        rows.append(Difference("finetune", task, a, b, "pretraining seeds",
+                               stats.mean_ci(list(diffs.values())), split))
+  for task, per_run in summary["zero_shot"].items():
+    for a, b in pairs:
+      diffs = [per_run[seeded(a, k)]["overall"] - per_run[seeded(b, k)]["overall"]
+               for k in range(k_max) if seeded(a, k) in per_run and seeded(b, k) in per_run]
+      if len(diffs) >= 2:
+        rows.append(Difference("zero_shot", task, a, b, "pretraining seeds",
+                               stats.mean_ci(diffs)))
+  return rows
+
+
 def differences(summary: dict) -> list[Difference]:
   """Every comparison of the report with its 95% interval (points, 0-100) and its p-value
   after Holm's correction over all of them: fine-tuning over seeds and over the first seed's
@@ -115,15 +162,18 @@ def differences(summary: dict) -> list[Difference]:
         if a in per_arm and b in per_arm:
           rows += finetune_differences(task, a, b, per_arm[a], per_arm[b], [split])
   for task, per_run in summary["zero_shot"].items():
-    names = list(per_run)
+    names = [n for n in summary["objectives"] if n in per_run]  # seed 0 of each variant
     for i, a in enumerate(names):
       for b in names[i + 1:]:
         rows.append(zero_shot_difference(task, a, b, per_run[a]["correct"],
                                          per_run[b]["correct"]))
       for ref, result in per_run[a].get("references", {}).items():
         rows.append(zero_shot_difference(task, a, ref, per_run[a]["correct"], result["correct"]))
+  rows += pretraining_seed_differences(summary)
   for task, found in summary.get("references", {}).items():
     for name, probed in found["probe"].items():
+      if name not in summary["objectives"]:
+        continue  # seed 0 of each variant
       for split, result in probed["pretrained"].items():
         if "correct" in result:
           rows.append(Difference("probe", task, f"{name} features", "random features",

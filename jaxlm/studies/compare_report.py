@@ -86,9 +86,11 @@ def _grouped(summary: dict) -> dict[tuple, dict[str, dict]]:
 
 
 def _difference_rows(summary: dict) -> list[str]:
+  several = summary.get("pretrain_seeds", 1) > 1
   rows = ["| task | split | difference | over seeds (paired t, 95%) | Holm p | over examples, "
-          "first seed (paired bootstrap, 95%) | Holm p | seed ranges apart |",
-          "|---|---|---|---|---|---|---|---|"]
+          "first seed (paired bootstrap, 95%) | Holm p | "
+          + ("over pre-training seeds (paired t, 95%) | Holm p | " if several else "")
+          + "seed ranges apart |", "|---" * (10 if several else 8) + "|"]
 
   def cells(r: dict | None) -> str:
     if r is None:
@@ -98,8 +100,9 @@ def _difference_rows(summary: dict) -> list[str]:
 
   for (task, split, a, b), by in _grouped(summary).items():
     apart = {True: "yes", False: "no", None: "–"}[by.get("seeds", {}).get("beyond_seed_range")]
+    pre = f"{cells(by.get('pretraining seeds'))} | " if several else ""
     rows.append(f"| {task} | {split or '–'} | {a} − {b} | {cells(by.get('seeds'))} | "
-                f"{cells(by.get('examples'))} | {apart} |")
+                f"{cells(by.get('examples'))} | {pre}{apart} |")
   return rows
 
 
@@ -109,7 +112,8 @@ def _words(summary: dict) -> list[str]:
   for (task, split, a, b), by in _grouped(summary).items():
     where = task + (f" ({split})" if split else "")
     parts = []
-    for key, label in (("seeds", "across seeds"), ("examples", "across examples")):
+    for key, label in (("seeds", "across seeds"), ("examples", "across examples"),
+                       ("pretraining seeds", "across pre-training seeds")):
       if key in by:
         if any(map(math.isnan, by[key]["interval"][1:])):
           parts.append(f"no interval {label}")
@@ -119,7 +123,7 @@ def _words(summary: dict) -> list[str]:
                        if by[key].get("adjusted_p") is not None else
                        ("interval excludes 0" if by[key]["significant"] else
                         "interval includes 0") + f" {label}")
-    estimate = by.get("seeds", by.get("examples"))["interval"][0]
+    estimate = by.get("seeds", by.get("examples", by.get("pretraining seeds")))["interval"][0]
     lines.append(f"- {where}: {a} scores {'higher' if estimate > 0 else 'lower'} than {b} by "
                  f"{abs(estimate):.1f} points; " + ", ".join(parts) + ".")
   for name, v in summary["variants"].items():
@@ -314,7 +318,10 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     f"(V={p['data'].get('vocab_size', m['vocab_size'])}), model (D={m['embed_dim']}, "
     f"L={m['num_layers']}, "
     f"H={m['num_heads']}, T={p['seq_len']}), {p['steps']} steps of {p['batch_size']} sequences, "
-    f"lr {p['optimizer']['lr']} ({p['optimizer']['schedule']}), seed {p['seed']}; MLM masks "
+    f"lr {p['optimizer']['lr']} ({p['optimizer']['schedule']}), "
+    + (f"pre-training seeds {p['seed']}..{p['seed'] + summary.get('pretrain_seeds', 1) - 1} "
+       "(seed k > 0 runs as VARIANT-seedK)" if summary.get("pretrain_seeds", 1) > 1 else
+       f"one pre-training seed ({p['seed']})") + "; MLM masks "
     f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "
     f"{p['mlm']['random_token_prob']:.0%}). Pre-training steps took {minutes:.1f} minutes in all "
     "(from the runs' logs).", "",

@@ -53,6 +53,15 @@ class StudyConfig:
 @dataclasses.dataclass(frozen=True)
 class CompareConfig(StudyConfig):
   baseline: bool = True  # also fine-tune randomly initialised backbones (`none`)
+  # Pre-training seeds per variant (data order, initialisation, masks): seed k > 0 runs as
+  # VARIANT-seedK, and every difference between variants gets an interval over them too.
+  pretrain_seeds: int = 1
+
+  def validate(self) -> CompareConfig:
+    super().validate()
+    if self.pretrain_seeds < 1:
+      raise ConfigError(f"config.pretrain_seeds={self.pretrain_seeds}: must be a positive integer")
+    return self
 
 
 @dataclasses.dataclass(frozen=True)

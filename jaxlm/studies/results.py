@@ -101,7 +101,7 @@ class Difference:
   task: str
   a: str
   b: str
-  over: Literal["seeds", "examples"]
+  over: Literal["seeds", "examples", "pretraining seeds"]
   interval: stats.Interval
   split: str | None = None
   a_range: tuple[float, float] | None = None

@@ -41,8 +41,9 @@ def point_config(config: ScaleConfig, variant: str, layers: int, width: int,
                               num_heads=width // config.head_dim, mlp_dim=config.mlp_ratio * width)
   optimizer = dataclasses.replace(base.optimizer,
                                   warmup_steps=max(1, round(config.warmup_frac * steps)))
+  # A point's learning curve is its periodic held-out evaluation (eval_every), not milestones.
   run = dataclasses.replace(base, model=model, optimizer=optimizer, steps=steps,
-                            eval_every=max(1, steps // config.curve_points),
+                            checkpoint_tokens=(), eval_every=max(1, steps // config.curve_points),
                             log_every=max(1, min(base.log_every, steps // config.curve_points)))
   return run.validate()
 

@@ -1,26 +1,22 @@
 """GLUE fine-tuning and the one-command comparison."""
 
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import REPO
 from flax import nnx
+from helpers.glue import toy_sst2
 from helpers.model import tiny_config
 
 from jaxlm import objectives
-from jaxlm.config import load_config
 from jaxlm.data import tokenizer
 from jaxlm.eval import inputs
 from jaxlm.eval.tasks import glue, metrics
 from jaxlm.finetune import trainer
 from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.model import Classifier
-from jaxlm.studies import compare
-from jaxlm.studies.config import CompareConfig
 
 
 @pytest.fixture(scope="module")
@@ -86,24 +82,8 @@ def test_mean_readout_averages_the_real_tokens_and_ignores_padding(attention):
   np.testing.assert_allclose(np.asarray(a), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
-def _toy_sst2(root: Path) -> Path:
-  """A sentiment task a model must learn from its words: 'good'/'great' vs 'bad'/'awful'."""
-  rng = np.random.default_rng(0)
-  task_dir = root / "SST-2"
-  task_dir.mkdir(parents=True)
-  for split, n in (("train", 256), ("dev", 64)):
-    lines = ["sentence\tlabel"]
-    for _ in range(n):
-      label = int(rng.integers(2))
-      word = rng.choice(["good", "great"] if label else ["bad", "awful"])
-      filler = " ".join(rng.choice(["the", "a", "film", "movie", "plot", "actor"], 4))
-      lines.append(f"{filler} was {word} \t{label}")
-    (task_dir / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-  return root
-
-
 def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok, tmp_path):
-  glue_dir = _toy_sst2(tmp_path / "glue")
+  glue_dir = toy_sst2(tmp_path / "glue")
   config = tiny_config("mlm")
   recipe = FinetuneConfig(lr=3e-3, epochs=4, seeds=2, batch_size=16, eval_batch_size=32)
   results = trainer.run(config, recipe, "sst2", str(glue_dir), tmp_path / "out", None, tok,
@@ -120,81 +100,6 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
                                                    ["accuracy"])
   values = [s["metrics"]["validation"]["accuracy"] for s in saved["seeds"]]
   assert saved["summary"]["validation"]["accuracy"]["median"] == pytest.approx(np.median(values))
-
-
-def test_compare_runs_end_to_end_and_reports(tmp_path):
-  glue_dir = _toy_sst2(tmp_path / "glue")
-  overrides = {
-    "pretrain.steps": "6", "pretrain.batch_size": "8", "pretrain.seq_len": "64",
-    "pretrain.checkpoint_tokens": f"{2 * 8 * 64},{3 * 8 * 64}", "curve_sample": "1",
-    "pretrain.data.vocab_size": "512", "pretrain.log_every": "2",
-    "pretrain.data.source": f"text:{REPO}/jaxlm/corpus/inaugural",
-    "pretrain.data.cache_dir": str(tmp_path / "cache"),
-    "finetune.seeds": "2", "finetune.epochs": "1", "finetune.max_train_examples": "64",
-    "finetune.max_eval_examples": "48",
-    "finetune.batch_size": "16", "finetune.eval_batch_size": "16", "zero_shot_sample": "1",
-    "tasks": "goemotions_sentiment,sst2", "glue_dir": str(glue_dir),
-    "objectives": "mlm,clm,prefix_lm",
-  }
-  config = load_config(REPO / "configs/compare/tiny.py", overrides,
-                       expected=CompareConfig)
-  summary = compare.run(config, tmp_path / "cmp", quiet=True)
-  out = tmp_path / "cmp"
-  for name in ("report.md", "report.json", "loss_vs_tokens.png", "loss_vs_flops.png",
-               "blimp.png", "finetune.png", "learning_curve.png"):
-    assert (out / name).stat().st_size > 0, name
-  # Identical data, tokenizer and steps: the same tokens seen, the same tokenizer file.
-  tokens = {v["tokens"] for v in summary["variants"].values()}
-  assert tokens == {6 * 8 * 64}
-  hashes = {tokenizer.tokenizer_hash(tokenizer.load_file(out / f"pretrain/{o}/tokenizer.json"))
-            for o in ("mlm", "clm", "prefix_lm")}
-  assert len(hashes) == 1
-  assert set(summary["finetune"]) == {"mlm", "clm", "prefix_lm", "none", "none_causal"}
-  assert summary["baselines"] == {"mlm": "none", "clm": "none_causal", "prefix_lm": "none"}
-  # What the arms are measured against: same-data bag of words, and each run's frozen features
-  # beside a random model's, on the same 64 training examples.
-  found = summary["references"]["sst2"]
-  assert found["train_examples"] == 64 and set(found["probe"]) == {"mlm", "clm", "prefix_lm"}
-  assert set(found["bag_of_words"]) == {"words", "pieces"}
-  # The learning curve: milestones at steps 2 and 3, and the end.
-  curve = summary["learning_curve"]["clm"]
-  assert [p["step"] for p in curve] == [2, 3, 6] and curve[-1]["tokens"] == 6 * 8 * 64
-  assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
-  assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
-  assert ("probe", "clm features", "random features", "examples") in {
-    (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
-  assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
-  assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
-  assert summary["zero_shot"]["blimp"]["mlm"]["items"] == 67
-  # Every difference carries its intervals; the report shows each one.
-  kinds = {(r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
-  assert ("finetune", "mlm", "none", "seeds") in kinds
-  assert ("finetune", "mlm", "none", "examples") in kinds
-  assert ("zero_shot", "clm", "unigram (same text)", "examples") in kinds
-  assert ("zero_shot", "mlm", "clm", "examples") in kinds
-  for r in summary["comparisons"]:
-    low, high = r["interval"][1:]
-    assert len(r["interval"]) == 3 and (np.isnan(low) or low <= r["interval"][0] <= high)
-  saved = json.loads((out / "report.json").read_text())
-  assert saved["comparisons"] == json.loads(json.dumps(summary["comparisons"]))
-  flops = {o: v["flops"] for o, v in summary["variants"].items()}
-  assert flops["mlm"] < flops["clm"]  # the MLM head runs on the masked positions only
-  assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
-  report = (out / "report.md").read_text()
-  for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "| none_causal |", "unigram (same text)", "bigram (same text)",
-              "clm − none_causal", "after Holm's correction", "### Measured against",
-              "bag of words: words", "## Learning curve (by tokens seen)",
-              "GPT-2 (published)", "mlm − none", "## What is and is not significant",
-              "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
-    assert row in report, row
-  # Rerunning resumes: nothing is trained, scored or fine-tuned again.
-  before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
-  again = compare.run(config, tmp_path / "cmp", quiet=True)
-  assert before == {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
-  # ... and reports the pre-training time its runs logged, not this call's.
-  seconds = {o: v["seconds"] for o, v in summary["variants"].items()}
-  assert all(s > 0 for s in seconds.values())
-  assert seconds == {o: v["seconds"] for o, v in again["variants"].items()}
 
 
 def test_a_pretrained_backbone_must_load_whole():

@@ -76,3 +76,26 @@ def test_each_variant_is_compared_with_the_untrained_arm_of_its_attention():
                           for name in ("mlm", "clm", "none", "none_causal")}}
   pairs = {(d.a, d.b) for d in compare.differences(summary)}
   assert pairs == {("mlm", "clm"), ("mlm", "none"), ("clm", "none_causal")}
+
+
+def test_pre_training_seeds_give_an_interval_over_them():
+  same = [1, 0] * 50
+  ft = {"mlm": 80.0, "mlm-seed1": 78.0, "mlm-seed2": 81.0, "clm": 75.0, "clm-seed1": 76.0,
+        "clm-seed2": 74.0, "none": 70.0}
+  summary = {"objectives": ["mlm", "clm"], "pretrain_seeds": 3, "baseline": "none",
+             "baselines": {"mlm": "none", "clm": "none"},
+             "finetune": {arm: {"t": _finetune({0: v, 1: v}, same)} for arm, v in ft.items()},
+             "zero_shot": {"blimp": {arm: {"overall": v, "correct": same}
+                                     for arm, v in {"mlm": 50.0, "mlm-seed1": 52.0,
+                                                    "mlm-seed2": 51.0, "clm": 53.0,
+                                                    "clm-seed1": 55.0, "clm-seed2": 54.0}.items()}}}
+  found = {(d.kind, d.a, d.b): d for d in compare.differences(summary)
+           if d.over == "pretraining seeds"}
+  assert set(found) == {("finetune", "mlm", "clm"), ("finetune", "mlm", "none"),
+                        ("finetune", "clm", "none"), ("zero_shot", "mlm", "clm")}
+  want = stats.mean_ci([80 - 75, 78 - 76, 81 - 74])
+  assert list(found[("finetune", "mlm", "clm")].interval)[:3] == pytest.approx(list(want)[:3])
+  assert found[("zero_shot", "mlm", "clm")].interval.estimate == pytest.approx(-3.0)
+  # Only seed 0 of each variant enters the per-example zero-shot comparisons.
+  assert {(d.a, d.b) for d in compare.differences(summary) if d.kind == "zero_shot"
+          and d.over == "examples"} == {("mlm", "clm")}
