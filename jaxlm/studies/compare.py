@@ -20,6 +20,7 @@ import os
 
 from jaxlm import objectives, stats, storage
 from jaxlm.config import replace_at
+from jaxlm.eval import tasks
 from jaxlm.studies import compare_report, runs, variants
 from jaxlm.studies.config import CompareConfig
 from jaxlm.studies.results import (
@@ -32,7 +33,15 @@ from jaxlm.studies.results import (
 )
 
 BASELINE = "none"  # the arms with no pre-training: `none` (bidirectional), `none_causal`
-check = runs.check  # everything compare can refuse before it trains
+
+
+def check(config: CompareConfig) -> str | None:
+  """Everything compare can refuse before it trains (`runs.check`, and the in-domain task)."""
+  data_dir = runs.check(config)
+  if config.in_domain:
+    tasks.get(config.in_domain, "finetune")
+    data_dir = runs.task_data_dir((*config.tasks, config.in_domain), config.glue_dir)
+  return data_dir
 
 
 def baseline_name(config) -> str:
@@ -51,6 +60,10 @@ def seeded(variant: str, k: int) -> str:
 def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
   data_dir = check(config)
   workdir = storage.path(workdir)
+  if config.in_domain:  # the in-domain control: the task's own training texts
+    source = runs.in_domain_source(config.in_domain, data_dir, workdir / "in_domain")
+    config = dataclasses.replace(config, pretrain=replace_at(config.pretrain, "data.source",
+                                                              source))
   arms = [runs.Arm(seeded(name, k), name,
                    replace_at(variants.pretrain_config(config.pretrain, name), "seed",
                               config.pretrain.seed + k),
@@ -78,7 +91,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
 
   summary = {
     "objectives": list(config.objectives), "tasks": list(config.tasks),
-    "pretrain_seeds": config.pretrain_seeds,
+    "pretrain_seeds": config.pretrain_seeds, "in_domain": config.in_domain,
     "variant_descriptions": {name: variants.VARIANTS[name][0] for name in config.objectives},
     "zero_shot_tasks": list(scored), "baseline": BASELINE if config.baseline else None,
     "baselines": ({r.name: baseline_name(r.config) for r in pretrained} if config.baseline

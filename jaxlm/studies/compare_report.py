@@ -325,6 +325,10 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     f"{p['mlm']['mask_rate']:.0%} (mask token {p['mlm']['mask_token_prob']:.0%}, random "
     f"{p['mlm']['random_token_prob']:.0%}). Pre-training steps took {minutes:.1f} minutes in all "
     "(from the runs' logs).", "",
+    *([f"**In-domain control** (self-pre-training, Krishna et al. 2022): every variant is "
+       f"pre-trained on the training texts of `{summary['in_domain']}` alone (never its "
+       "validation or test texts), then fine-tuned on the tasks below as usual.", ""]
+      if summary.get("in_domain") else []),
     *([("Variants: " + "; ".join(f"`{k}`: {v}" for k, v in
                                  summary["variant_descriptions"].items()) + ".")]
       if "variant_descriptions" in summary else []), "",

@@ -56,6 +56,10 @@ class CompareConfig(StudyConfig):
   # Pre-training seeds per variant (data order, initialisation, masks): seed k > 0 runs as
   # VARIANT-seedK, and every difference between variants gets an interval over them too.
   pretrain_seeds: int = 1
+  # The in-domain control (self-pre-training, Krishna et al. 2022): a fine-tuning task's name
+  # to pre-train every variant on that task's own training texts instead of pretrain.data, the
+  # same objectives and budget; "" (default): pre-train on pretrain.data.
+  in_domain: str = ""
 
   def validate(self) -> CompareConfig:
     super().validate()

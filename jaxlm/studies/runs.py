@@ -54,6 +54,22 @@ def check(config: StudyConfig) -> str | None:
   return task_data_dir(config.tasks, config.glue_dir)
 
 
+def in_domain_source(task_name: str, data_dir: str | None, folder: epath.Path) -> str:
+  """A `text:` source of the fine-tuning task's training texts (every training example, pair
+  tasks' two texts joined by a blank line; one file per example, so the held-out split takes
+  whole examples), written once into `folder`; validation and test texts are never included."""
+  task = tasks.get(task_name, "finetune")
+  train = task.read("train", data_dir)
+  done = folder / "DONE"
+  if not done.exists():
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(train.texts_a):
+      second = f"\n\n{train.texts_b[i]}" if train.texts_b is not None else ""
+      (folder / f"{task.name}-{i:07d}.txt").write_text(text + second, encoding="utf-8")
+    done.write_text(f"{len(train)} training examples of {task.name}\n")
+  return f"text:{folder}"
+
+
 def task_data_dir(task_names, glue_dir: str) -> str | None:
   """Where tasks that do not ship read their files: `glue_dir`, else $GLUE_DIR. A task that
   needs them and has none is a one-line error before anything trains."""

@@ -7,8 +7,9 @@ import pytest
 from conftest import REPO
 from helpers.glue import toy_sst2
 
-from jaxlm.config import load_config
+from jaxlm.config import ConfigError, load_config
 from jaxlm.data import tokenizer
+from jaxlm.eval import tasks
 from jaxlm.studies import compare
 from jaxlm.studies.config import CompareConfig
 
@@ -105,3 +106,22 @@ def test_pre_training_seeds_run_as_their_own_arms(tmp_path):
   across = [r for r in summary["comparisons"] if r["over"] == "pretraining seeds"]
   assert [(r["kind"], r["a"], r["b"]) for r in across] == [("zero_shot", "mlm", "clm")]
   assert "over pre-training seeds" in (tmp_path / "cmp" / "report.md").read_text()
+
+
+def test_the_in_domain_control_pre_trains_on_the_task_s_training_texts(tmp_path):
+  overrides = {
+    "pretrain.steps": "2", "pretrain.batch_size": "8", "pretrain.seq_len": "64",
+    "pretrain.data.vocab_size": "512", "pretrain.log_every": "1", "pretrain.checkpoint_tokens": "",
+    "pretrain.data.cache_dir": str(tmp_path / "cache"), "tasks": "", "zero_shot": "",
+    "objectives": "clm", "in_domain": "goemotions_sentiment",
+  }
+  config = load_config("compare/tiny", overrides, expected=CompareConfig)
+  summary = compare.run(config, tmp_path / "cmp", quiet=True)
+  folder = tmp_path / "cmp" / "in_domain"
+  texts = sorted(folder.glob("*.txt"))
+  train = tasks.get("goemotions_sentiment").read("train", None)
+  assert len(texts) == len(train) and texts[0].read_text() == train.texts_a[0]
+  assert summary["pretrain_config"]["data"]["source"] == f"text:{folder}"
+  assert "In-domain control" in (tmp_path / "cmp" / "report.md").read_text()
+  with pytest.raises(ConfigError, match="unknown finetune task 'nope'"):
+    compare.check(load_config("compare/tiny", {"in_domain": "nope"}, expected=CompareConfig))
