@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 
 from jaxlm.config import ConfigError, load_config
@@ -21,6 +22,7 @@ from jaxlm.config import ConfigError, load_config
 EXIT_BAD_INPUT = 2  # a bad config, data path, restore or busy workdir: fix the command
 EXIT_NONFINITE = 3  # too many consecutive NaN/Inf steps: the run stopped, checkpoints are clean
 EXIT_PREEMPTED = 75  # SIGTERM: a checkpoint was committed; rerun the same command to resume
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): in training a checkpoint was committed first
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -86,7 +88,7 @@ def _train(args, overrides: dict[str, str]) -> int:
       train(config, args.workdir, quiet=args.quiet)
   except Preempted as e:
     print(f"jaxlm: {e}", file=sys.stderr)
-    return EXIT_PREEMPTED
+    return EXIT_INTERRUPTED if e.signum == signal.SIGINT else EXIT_PREEMPTED
   except NonFiniteLoss as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_NONFINITE
@@ -323,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
+  except KeyboardInterrupt:  # outside training, or a second Ctrl-C: quietly, as shells expect
+    print("jaxlm: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

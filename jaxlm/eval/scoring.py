@@ -29,7 +29,7 @@ from jaxlm import objectives
 from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP
 
 ROWS = 128  # rows per forward call
-_SCORERS: dict[int, tuple] = {}  # id(model) -> (graphdef, jitted scorer)
+_SCORERS: dict[tuple, tuple] = {}  # (objective, vocab, ModelConfig) -> (graphdef, jitted scorer)
 BUCKET = 8  # causal rows are right-padded to a multiple of this (exact: nothing attends ahead)
 
 
@@ -54,10 +54,13 @@ def _score_rows(loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK,
                 prefix_len: int | None) -> np.ndarray:
   """[N] summed log-probabilities, ROWS rows per call (the last call padded with copies)."""
   graphdef, state = nnx.split(loaded.model)
-  cached = _SCORERS.get(id(loaded.model))
-  if cached is None or cached[0] != graphdef:  # compiled once per model structure
-    cached = _SCORERS[id(loaded.model)] = (graphdef, _make_scorer(
-      graphdef, loaded.config.objective, _vocab(loaded)))
+  # Compiled once per model structure, not per model object: the checkpoints of one run (a
+  # learning curve) and runs of one shape share their scorers.
+  key = (loaded.config.objective, _vocab(loaded), loaded.config.model)
+  cached = _SCORERS.get(key)
+  if cached is None or cached[0] != graphdef:
+    cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, loaded.config.objective,
+                                                     _vocab(loaded)))
   score = cached[1]
   arrays = [np.asarray(a, dtype) for a, dtype in ((tokens_NxT, np.int32),
                                                   (positions_NxK, np.int32),

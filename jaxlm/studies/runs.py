@@ -151,6 +151,9 @@ def pretrain(arms: list[Arm], study: str, *, quiet: bool = False) -> list[Run]:
   return runs
 
 
+_EVAL_STEPS: dict[tuple, Any] = {}
+
+
 def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok: Tokenizer,
                     where: epath.Path) -> HeldoutQuality:
   """Held-out metrics over every held-out row, beside the two context-free baselines of
@@ -159,8 +162,10 @@ def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok:
   is a likelihood."""
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
-  graphdef = abstract_model(config)[0]
-  eval_step = jax.jit(make_eval_step(graphdef, config, special))
+  key = (config, special)  # one compiled step per run config: a learning curve reuses it
+  if key not in _EVAL_STEPS:
+    _EVAL_STEPS[key] = jax.jit(make_eval_step(abstract_model(config)[0], config, special))
+  eval_step = _EVAL_STEPS[key]
   rows = data.heldout
   if len(rows) < config.batch_size:
     raise ConfigError(f"{where}: fewer held-out rows ({len(rows)}) than one batch "

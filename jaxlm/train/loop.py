@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -27,7 +28,12 @@ from jaxlm.train.trainer import build_trainer
 
 
 class Preempted(Exception):
-  """SIGTERM (or a multi-host preemption notice) arrived; a checkpoint was committed."""
+  """SIGTERM or Ctrl-C (or a multi-host preemption notice) arrived; a checkpoint was
+  committed. `signum` is the signal (None for a preemption notice)."""
+
+  def __init__(self, message: str, signum: int | None = None):
+    super().__init__(message)
+    self.signum = signum
 
 
 class NonFiniteLoss(Exception):
@@ -66,24 +72,34 @@ def _load_data(config: Config, workdir: epath.Path):
   return config, data, special, meta
 
 
-class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop checks after each step (main thread only)."""
+class _StopFlag:
+  """Turns SIGTERM and a first Ctrl-C (SIGINT) into a flag the loop checks after each step, so
+  the run saves and stops as on preemption; a second Ctrl-C interrupts at once (main thread
+  only)."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.raised = False
-    self.previous = None
+    self.signum = None
+    self.previous = {}
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      self.previous = signal.signal(signal.SIGTERM, self._handle)
+      self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
     return self
 
   def _handle(self, signum, frame):
-    self.raised = True
+    if self.raised and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if signum == signal.SIGINT:
+      print("\njaxlm: Ctrl-C: saving a checkpoint after this step (Ctrl-C again to stop now)",
+            file=sys.stderr)
+    self.raised, self.signum = True, signum
 
   def __exit__(self, *exc):
-    if self.previous is not None:
-      signal.signal(signal.SIGTERM, self.previous)
+    for s, previous in self.previous.items():
+      signal.signal(s, previous)
 
 
 def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) -> dict:
@@ -152,7 +168,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
         last = report(logged_step, logged, logged_step - timed_from, now - timer)
         timer, timed_from, pending = now, logged_step, None
 
-    with jax.set_mesh(mesh), _SigtermFlag() as sigterm:
+    with jax.set_mesh(mesh), _StopFlag() as stop:
       for step in range(start, config.steps):
         batch = pipeline.to_global(next(train_iter), batch_sh)
         state, metrics = train_step(state, batch)
@@ -170,10 +186,12 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
         if config.eval_every and done % config.eval_every == 0 and done != config.steps:
           log.write({"step": done, "split": "eval",
                      **evaluate(eval_step, state.params, data.heldout, config, batch_sh)})
-        if sigterm.raised or ckpt.reached_preemption(done):
+        if stop.raised or ckpt.reached_preemption(done):
           flush()
           ckpt.save(done, state, train_iter, meta)
-          raise Preempted(f"preempted at step {done}; checkpoint committed, rerun to resume")
+          why = "stopped (Ctrl-C)" if stop.signum == signal.SIGINT else "preempted"
+          raise Preempted(f"{why} at step {done}; checkpoint committed in {workdir}, rerun to "
+                          "resume", stop.signum)
         if (config.checkpoint_every and done % config.checkpoint_every == 0) or done in milestones:
           ckpt.save(done, state, train_iter, meta)
           log.flush()  # what a resumed run will not log again is stored with its checkpoint

@@ -88,14 +88,17 @@ def test_kill_9_then_rerun_logs_the_same_losses(straight_run, tmp_path):
   assert _losses(workdir) == expected
 
 
-def test_sigterm_saves_exits_75_and_resumes(straight_run, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 75), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_saves_exits_and_resumes(straight_run, tmp_path, signum, code):
   overrides, expected, _ = straight_run
   workdir = tmp_path / "run"
   process = subprocess.Popen(_cli(workdir, overrides), cwd=REPO, stderr=subprocess.PIPE,
                              text=True)
   _wait_for_step(workdir, 15, process)
-  process.send_signal(signal.SIGTERM)
-  assert process.wait(timeout=120) == 75
+  process.send_signal(signum)
+  assert process.wait(timeout=120) == code
+  assert "Traceback" not in process.stderr.read()
   # The save happened at the step the signal interrupted, and that step was logged.
   saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   assert saved[-1] == max(_losses(workdir)) and saved[-1] % 10 != 0
