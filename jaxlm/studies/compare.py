@@ -189,7 +189,8 @@ def differences(summary: dict) -> list[Difference]:
         continue  # seed 0 of each variant
       for split, result in probed["pretrained"].items():
         if "correct" in result:
-          rows.append(Difference("probe", task, f"{name} features", "random features",
+          rows.append(Difference("probe", task, f"{name} (frozen features)",
+                                 f"{name} (random-init features)",
                                  "examples", items_difference(
                                    result["correct"], probed["random"][split]["correct"]),
                                  split))

@@ -157,7 +157,7 @@ def _targets(summary: dict) -> list[str]:
                    f"({r['interval'][0]:+.1f} points).")
     if r["kind"] == "probe" and r.get("split") == "test":
       met = r["significant"] and r["interval"][0] > 0
-      lines.append(f"- {r['a']} beat {r['b']} of the same shape in a linear probe on "
+      lines.append(f"- {r['a']} beat {r['b']} (same shape) in a linear probe on "
                    f"{r['task']} test (after Holm): {'met' if met else 'not met'} "
                    f"({format_interval(r['interval'])}).")
     if r["kind"] == "zero_shot" and r["b"] in references:
@@ -266,7 +266,8 @@ def _curve_rows(summary: dict) -> list[str]:
       levels = [p["zero_shot"][t]["references"][ref] for points in curves.values() for p in points
                 if ref in p["zero_shot"].get(t, {}).get("references", {})]
       cells.append(f"{levels[0]:.1f}" if levels else "–")
-    rows.append(f"| {ref} (whole training text) | – | – | – | – | " + " | ".join(cells) + " |")
+    rows.append(f"| {ref}, fitted on the whole training text | – | – | – | – | "
+                + " | ".join(cells) + " |")
   return rows
 
 

@@ -53,7 +53,7 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert [p["step"] for p in curve] == [2, 3, 6] and curve[-1]["tokens"] == 6 * 8 * 64
   assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
   assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
-  assert ("probe", "clm features", "random features", "examples") in {
+  assert ("probe", "clm (frozen features)", "clm (random-init features)", "examples") in {
     (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
   assert set(summary["zero_shot"]["blimp"]) == {"mlm", "clm", "prefix_lm"}
