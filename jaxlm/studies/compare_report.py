@@ -289,7 +289,7 @@ def plot_learning_curve(summary: dict, out: epath.Path) -> str:
                       for p in points if task in p["zero_shot"])
     for (ref, level), style in zip(references.items(), (":", "--", "-.")):
       ax.axhline(level, color="0.5", ls=style, label=ref)
-    ax.set_ylabel(f"{task} accuracy, subset (bars: 95% interval over items)")
+    ax.set_ylabel(f"{task} accuracy, subset (95% intervals)")
   axes[0][0].set_ylabel("held-out loss (each objective's own)")
   for ax in axes[0]:
     ax.set_xscale("log")
