@@ -22,7 +22,9 @@ def pretrain_config(config: Config) -> Config:
   0 (a nonzero value is the user's, and must suffice)."""
   config.validate()
   objective = objectives.get(config.objective)
-  kernels.resolve(config.model.attention, config.model.dtype)  # registered, runs here, this dtype
+  # Registered and computing in this dtype; whether it runs on this backend is checked when the
+  # model is built (reading the backend here would start JAX before a multi-process job joins).
+  kernels.check(config.model.attention, config.model.dtype)
   sources.scheme(config.data.source)
   needs = objective.token_types
   if needs and config.model.type_vocab_size == 0:

@@ -31,7 +31,9 @@ def test_loss_falls_on_real_text(objective, corpus, tmp_path):
   losses = [e["loss"] for e in _events(tmp_path, "train")]
   assert len(losses) == 6
   # Well below a uniform guess over the 1024-token vocabulary (6.93 nats), and still falling.
-  assert losses[-1] < math.log(1024) - 1.0, losses
+  # Judged on the final evaluation (4 batches): one MLM step predicts only ~77 tokens (15% of
+  # 8 x 64), so a single step's loss moves by a few tenths of a nat with the rows it drew.
+  assert result["eval"]["loss"] < math.log(1024) - 1.0, (result["eval"], losses)
   assert losses[-1] < losses[0], losses
   assert result["eval"]["loss"] < losses[0]
   # The embedding table is fitted to the tokenizer in the returned config, not in the argument.

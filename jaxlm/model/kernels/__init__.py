@@ -41,6 +41,16 @@ def get(name: str) -> Kernel:
   return getattr(importlib.import_module(module), attribute)
 
 
+def check(name: str, dtype: str) -> None:
+  """A one-line ConfigError for a kernel that is not registered or does not compute in `dtype`;
+  reads no backend (so it runs before a multi-process job starts JAX)."""
+  if name != "auto":
+    kernel = get(name)
+    if dtype not in kernel.dtypes:
+      raise ConfigError(f"config.model.attention={name}: computes in {', '.join(kernel.dtypes)}, "
+                        f"not model.dtype={dtype}")
+
+
 def resolve(name: str, dtype: str, backend: str | None = None) -> str:
   """The kernel `name` means on this backend: 'auto' picks the first registered kernel that
   accepts (backend, dtype); a named kernel must run here."""
@@ -52,9 +62,7 @@ def resolve(name: str, dtype: str, backend: str | None = None) -> str:
     raise ConfigError(f"config.model.attention={name}: runs on {kernel.runs_on}, not on "
                       f"{backend}" + ("; splash_interpret runs its Pallas code on CPU, for tests"
                                       if name == "splash" else ""))
-  if dtype not in kernel.dtypes:
-    raise ConfigError(f"config.model.attention={name}: computes in {', '.join(kernel.dtypes)}, "
-                      f"not model.dtype={dtype}")
+  check(name, dtype)
   return name
 
 
