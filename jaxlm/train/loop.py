@@ -134,6 +134,18 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
     _, loaded = restore_params(config.init_from, mesh)
     state = state.replace(params=merge_params(state.params, loaded))
   start = int(state.step)
+  if restored is not None and start >= config.steps:
+    # Already complete: nothing is trained, saved or logged again (no duplicate rows).
+    print(f"jaxlm train: {workdir} is already complete at step {start}", file=sys.stderr)
+    try:
+      with jax.set_mesh(mesh):
+        final_eval = evaluate(eval_step, state.params, data.heldout, config, batch_sh)
+    finally:
+      ckpt.close()
+    return {"train": {}, "eval": final_eval, "config": config}
+  if restored is not None:
+    print(f"jaxlm train: resumed from step {start} of {config.steps} in {workdir}",
+          file=sys.stderr)
 
   tokens_per_step = config.batch_size * config.seq_len
   flops_per_token = training_flops_per_token(config)

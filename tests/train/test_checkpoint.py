@@ -313,3 +313,15 @@ def test_token_milestones_are_kept_and_resumed_across(corpus, tmp_path, straight
   train(load_config(TINY, milestones), workdir, quiet=True)
   assert _losses(workdir) == expected
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [5, 12, 60]
+
+
+def test_rerunning_a_finished_run_says_so_and_logs_nothing_again(straight_run, tmp_path):
+  overrides, _, finished = straight_run
+  workdir = tmp_path / "run"
+  shutil.copytree(finished, workdir)
+  before = (workdir / "metrics.jsonl").read_bytes()
+  rerun = subprocess.run(_cli(workdir, overrides), cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+  assert rerun.returncode == 0, rerun.stderr
+  assert f"{workdir} is already complete at step 60" in rerun.stderr
+  assert (workdir / "metrics.jsonl").read_bytes() == before
