@@ -71,7 +71,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
           for k in range(config.pretrain_seeds) for name in config.objectives]
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare")
-  curves = runs.learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare")
+  curves = runs.learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
+                               runs.ProbeData.first_of(config, data_dir))
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)

@@ -244,20 +244,34 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
   return "finetune.png"
 
 
+def _probe_of(points: list[dict]) -> tuple[str, str] | None:
+  return next(((p["probe"]["task"], p["probe"]["split"]) for p in points if "probe" in p), None)
+
+
+def _random_probe(summary: dict, name: str, task: str, split: str) -> float | None:
+  """The probe of a randomly initialised model of `name`'s shape (compare's references)."""
+  probed = summary.get("references", {}).get(task, {}).get("probe", {}).get(name)
+  return probed["random"][split]["score"] if probed else None
+
+
 def _curve_rows(summary: dict) -> list[str]:
   curves = summary.get("learning_curve", {})
   tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
   refs = sorted({r for points in curves.values() for p in points for t in p["zero_shot"].values()
                  for r in t["references"]})
+  probed = next((_probe_of(points) for points in curves.values() if _probe_of(points)), None)
+  probe_head = [f"probe, {probed[0]} {probed[1]}"] if probed else []
   rows = ["| variant | step | tokens seen | held-out loss | bits/byte | "
-          + " | ".join(f"{t} (subset)" for t in tasks_) + " |",
-          "|---" * (5 + len(tasks_)) + "|"]
+          + " | ".join([f"{t} (subset)" for t in tasks_] + probe_head) + " |",
+          "|---" * (5 + len(tasks_) + len(probe_head)) + "|"]
   for name, points in curves.items():
     for p in points:
       h = p["heldout"]
       bpb = f"{h['bits_per_byte']:.3f}" if "bits_per_byte" in h else "–"
       cells = [format_interval([p["zero_shot"][t]["overall"], *p["zero_shot"][t]["interval"]],
                                signed=False) if t in p["zero_shot"] else "–" for t in tasks_]
+      if probed:
+        cells.append(f"{p['probe']['score']:.1f}" if "probe" in p else "–")
       rows.append(f"| {name} | {p['step']} | {p['tokens']:,} | {h['loss']:.3f} | {bpb} | "
                   + " | ".join(cells) + " |")
   for ref in refs:
@@ -267,29 +281,47 @@ def _curve_rows(summary: dict) -> list[str]:
                 if ref in p["zero_shot"].get(t, {}).get("references", {})]
       cells.append(f"{levels[0]:.1f}" if levels else "–")
     rows.append(f"| {ref}, fitted on the whole training text | – | – | – | – | "
-                + " | ".join(cells) + " |")
+                + " | ".join(cells + ["–"] * len(probe_head)) + " |")
+  if probed:
+    for name in curves:
+      level = _random_probe(summary, name, *probed)
+      if level is not None:
+        rows.append(f"| {name}, random-init features (same shape) | – | – | – | – | "
+                    + " | ".join(["–"] * len(tasks_) + [f"{level:.1f}"]) + " |")
   return rows
 
 
 def plot_learning_curve(summary: dict, out: epath.Path) -> str:
   curves = summary["learning_curve"]
   tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
-  fig, axes = plt.subplots(1, 1 + len(tasks_), figsize=(5 * (1 + len(tasks_)), 4), squeeze=False)
+  probed = next((_probe_of(points) for points in curves.values() if _probe_of(points)), None)
+  panels = 1 + len(tasks_) + bool(probed)
+  fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), squeeze=False)
   for name, points in curves.items():
     tokens = [p["tokens"] for p in points]
-    axes[0][0].plot(tokens, [p["heldout"]["loss"] for p in points], "o-", label=name)
+    line, = axes[0][0].plot(tokens, [p["heldout"]["loss"] for p in points], "o-", label=name)
     for ax, task in zip(axes[0][1:], tasks_):
       values = [p["zero_shot"][task] for p in points]
       ax.errorbar(tokens, [v["overall"] for v in values],
                   yerr=[[v["overall"] - v["interval"][0] for v in values],
                         [v["interval"][1] - v["overall"] for v in values]],
                   fmt="o-", capsize=3, label=name)
+    if probed:
+      ax = axes[0][-1]
+      ax.plot([p["tokens"] for p in points if "probe" in p],
+              [p["probe"]["score"] for p in points if "probe" in p], "o-", label=name,
+              color=line.get_color())
+      level = _random_probe(summary, name, *probed)
+      if level is not None:
+        ax.axhline(level, color=line.get_color(), ls=":", label=f"{name}, random-init")
   for ax, task in zip(axes[0][1:], tasks_):
     references = next(p["zero_shot"][task]["references"] for points in curves.values()
                       for p in points if task in p["zero_shot"])
     for (ref, level), style in zip(references.items(), (":", "--", "-.")):
       ax.axhline(level, color="0.5", ls=style, label=ref)
     ax.set_ylabel(f"{task} accuracy, subset (95% intervals)")
+  if probed:
+    axes[0][-1].set_ylabel(f"frozen-feature probe, {probed[0]} {probed[1]}")
   axes[0][0].set_ylabel("held-out loss (each objective's own)")
   for ax in axes[0]:
     ax.set_xscale("log")
@@ -357,7 +389,10 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
               "held-out loss and bits per byte (every held-out row), and each zero-shot task on a "
               "fixed subset (the same items at every point) with a 95% bootstrap interval over "
               "them. The references are fitted on the whole training text, so early points are "
-              "measured against what the full text allows.", "",
+              "measured against what the full text allows. The probe is the frozen-feature "
+              "linear probe of the fine-tuning references (same examples, read-out and "
+              "cross-validation) on each checkpoint, beside the same probe on a randomly "
+              "initialised model of the variant's shape.", "",
               f"![learning curve]({plot_learning_curve(summary, out)})", ""]
   if summary["finetune"]:
     plot = plot_finetune(summary, out)

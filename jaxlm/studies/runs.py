@@ -271,12 +271,48 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
   return out
 
 
-def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str
-                   ) -> dict[str, list[dict]]:
+@dataclasses.dataclass(frozen=True)
+class ProbeData:
+  """What the learning curve probes each checkpoint on: a classification task's training
+  examples and its headline split, exactly as `finetune_references` reads them."""
+
+  task: Any
+  train: Any  # Examples
+  split: str
+  evaluate: Any  # Examples of `split`
+  max_len: int
+  batch: int
+
+  @classmethod
+  def first_of(cls, config: StudyConfig, data_dir: str | None) -> ProbeData | None:
+    """The first classification task of `config.tasks` at its last eval split (test where
+    the task has one), or None when there is none."""
+    f = config.finetune
+    for name in config.tasks:
+      task = tasks.get(name, "finetune")
+      if not task.is_regression:
+        split = task.eval_splits[-1]
+        return cls(task, task.read("train", data_dir, f.max_train_examples), split,
+                   task.read(split, data_dir, f.max_eval_examples), f.max_seq_len,
+                   f.eval_batch_size)
+    return None
+
+  def score(self, model: api.Pretrained, seed: int) -> dict:
+    """The frozen-feature probe of `model` on this split: {"task", "split", "score"}."""
+    x_train = probe.features(model, self.train, self.max_len, self.batch)
+    x_eval = probe.features(model, self.evaluate, self.max_len, self.batch)
+    result = probe.linear_probe(x_train, self.train.labels, {self.split: x_eval},
+                                {self.split: self.evaluate.labels}, self.task, seed)[self.split]
+    return {"task": self.task.name, "split": self.split, "score": result["score"]}
+
+
+def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str,
+                   probe_on: ProbeData | None = None) -> dict[str, list[dict]]:
   """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
-  end, held-out quality and each zero-shot task on `sample` items per group with the task's
-  references (fitted on the run's whole training text). Cached in RUN/learning_curve.json,
-  redone when the options change. One process measures."""
+  end, held-out quality, each zero-shot task on `sample` items per group with the task's
+  references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
+  linear probe of that checkpoint (`eval/probe.py`). Cached in RUN/learning_curve.json, redone
+  when the options change. One process measures."""
   if not sample or jax.process_count() > 1:
     return {}
   ids = None
@@ -287,7 +323,9 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
       continue
     steps = sorted(set(steps) | {run.config.steps})
     file = run.arm.run_dir / "learning_curve.json"
-    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 1}
+    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 2,
+               "probe": probe_on and {"task": probe_on.task.name, "split": probe_on.split,
+                                      "train": len(probe_on.train), "max_len": probe_on.max_len}}
     if file.exists() and json.loads(file.read_text()).get("options") == options:
       out[run.name] = json.loads(file.read_text())["points"]
       continue
@@ -307,8 +345,11 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
                       "references": {ref: r["overall"] for ref, r in result["references"].items()}}
       heldout = heldout_quality(run.config, params, run.data.get(run.config), run.tokenizer,
                                 run.arm.run_dir)
-      points.append({"step": step, "tokens": int(step * run.curve.tokens_per_step),
-                     "heldout": heldout.to_json(), "zero_shot": zero})
+      point = {"step": step, "tokens": int(step * run.curve.tokens_per_step),
+               "heldout": heldout.to_json(), "zero_shot": zero}
+      if probe_on is not None:
+        point["probe"] = probe_on.score(model, runs[0].config.seed)  # as the references
+      points.append(point)
     storage.write_atomic(file, json.dumps({"options": options, "points": points}))
     out[run.name] = points
   return out

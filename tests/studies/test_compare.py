@@ -53,6 +53,13 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert [p["step"] for p in curve] == [2, 3, 6] and curve[-1]["tokens"] == 6 * 8 * 64
   assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
   assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
+  # The probe at every point, on the first classification task's test split; at the end it is
+  # the references' probe of the same run (same examples, features and cross-validation).
+  assert [(p["probe"]["task"], p["probe"]["split"]) for p in curve] == [
+    ("goemotions_sentiment", "test")] * 3
+  final = summary["references"]["goemotions_sentiment"]["probe"]["clm"]["pretrained"]["test"]
+  assert curve[-1]["probe"]["score"] == pytest.approx(final["score"])
+  assert "random-init features (same shape)" in (out / "report.md").read_text()
   assert ("probe", "clm (frozen features)", "clm (random-init features)", "examples") in {
     (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
   assert set(summary["finetune"]["none"]) == {"goemotions_sentiment", "sst2"}
