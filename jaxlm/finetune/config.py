@@ -22,7 +22,7 @@ class FinetuneConfig:
   weight_decay: float = 0.01  # AdamW
   dropout: float = 0.1  # on the pooled representation
   max_seq_len: int = 128  # pairs are truncated longest-first to fit
-  seeds: int = 3  # fine-tuning seeds per task (median, range and interval reported)
+  seeds: int = 5  # fine-tuning seeds per task (median, range and interval reported)
   max_train_examples: int = 0  # 0: all
   max_eval_examples: int = 0  # per scored split; 0: all (a smaller number is for quick checks)
   eval_batch_size: int = 128  # examples per prediction batch

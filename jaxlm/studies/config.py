@@ -37,6 +37,10 @@ class StudyConfig:
   curve_sample: int = 10
   finetune: FinetuneConfig = dataclasses.field(default_factory=FinetuneConfig)
   glue_dir: str = ""  # GLUE TSVs or tfds:DATA_DIR; "" = $GLUE_DIR
+  # Pre-training seeds per variant (data order, initialisation, masks): seed k > 0 runs beside
+  # seed 0 (compare: VARIANT-seedK; scale: POINT-seedK), and every difference between variants
+  # gets an interval over them too.
+  pretrain_seeds: int = 1
 
   def validate(self) -> StudyConfig:
     self.pretrain.validate()
@@ -47,26 +51,18 @@ class StudyConfig:
     for key in ("zero_shot_sample", "curve_sample"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
+    if self.pretrain_seeds < 1:
+      raise ConfigError(f"config.pretrain_seeds={self.pretrain_seeds}: must be a positive integer")
     return self
 
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig(StudyConfig):
   baseline: bool = True  # also fine-tune randomly initialised backbones (`none`)
-  # Pre-training seeds per variant (data order, initialisation, masks): seed k > 0 runs as
-  # VARIANT-seedK, and every difference between variants gets an interval over them too.
-  pretrain_seeds: int = 1
   # The in-domain control (self-pre-training, Krishna et al. 2022): a fine-tuning task's name
   # to pre-train every variant on that task's own training texts instead of pretrain.data, the
   # same objectives and budget; "" (default): pre-train on pretrain.data.
   in_domain: str = ""
-
-  def validate(self) -> CompareConfig:
-    super().validate()
-    if self.pretrain_seeds < 1:
-      raise ConfigError(f"config.pretrain_seeds={self.pretrain_seeds}: must be a positive integer")
-    return self
-
 
 @dataclasses.dataclass(frozen=True)
 class ScaleConfig(StudyConfig):

@@ -10,6 +10,10 @@ The size rule (Kaplan et al. found loss depends little on shape at fixed paramet
 width D = width_per_layer · L, heads of `head_dim`, MLP `mlp_ratio` · D. Steps = tokens /
 (batch · seq_len), warmup a fixed fraction of the steps, the base config's schedule otherwise.
 
+With `pretrain_seeds` > 1 every point also trains at seeds 1.. (runs/<variant>/<point>-seedK):
+the fits use each point's mean over seeds, and each matched difference gets an interval over
+pre-training seeds.
+
 Outputs in WORKDIR: runs/<variant>/L{L}-D{D}-{tokens}/ (each a jaxlm run with TASK.json per
 zero-shot task), finetune/<variant>/<point>/<task>/, scale.md, scale.json and plots. Rerunning
 resumes: finished runs, zero-shot scores and fine-tunings are not redone.
@@ -48,13 +52,20 @@ def point_config(config: ScaleConfig, variant: str, layers: int, width: int,
   return run.validate()
 
 
-def arms(config: ScaleConfig, workdir) -> dict[runs.Arm, tuple[int, int, int]]:
-  """Every grid point of every variant, variant by variant, smallest first, with its
-  (layers, width, tokens)."""
-  return {runs.Arm(f"{variant}/{point_name(L, D, n)}", variant,
-                   point_config(config, variant, L, D, n),
-                   workdir / "runs" / variant / point_name(L, D, n)): (L, D, n)
-          for variant in config.objectives for L, D, n in config.grid()}
+def arms(config: ScaleConfig, workdir) -> dict[runs.Arm, tuple[int, int, int, int]]:
+  """Every grid point of every variant at every pre-training seed, variant by variant,
+  smallest first, with its (layers, width, tokens, seed index k); seed k > 0 runs as
+  POINT-seedK with `pretrain.seed + k`."""
+  out = {}
+  for variant in config.objectives:
+    for L, D, n in config.grid():
+      for k in range(config.pretrain_seeds):
+        name = point_name(L, D, n) + (f"-seed{k}" if k else "")
+        run_config = point_config(config, variant, L, D, n)
+        run_config = dataclasses.replace(run_config, seed=run_config.seed + k)
+        out[runs.Arm(f"{variant}/{name}", variant, run_config,
+                     workdir / "runs" / variant / name)] = (L, D, n, k)
+  return out
 
 
 def check(config: ScaleConfig) -> str | None:
@@ -76,10 +87,10 @@ def run(config: ScaleConfig, workdir: str | os.PathLike, *, quiet: bool = False)
                             "scale")
   points = []
   for r in pretrained:
-    L, D, n = grid[r.arm]
+    L, D, n, k = grid[r.arm]
     points.append({
-      "variant": r.arm.variant, "point": point_name(L, D, n), "layers": L, "width": D,
-      "tokens": n, "run_dir": str(r.arm.run_dir),
+      "variant": r.arm.variant, "point": point_name(L, D, n), "seed": k, "layers": L,
+      "width": D, "tokens": n, "run_dir": str(r.arm.run_dir),
       "non_embedding_params": non_embedding_params(r.config), "curve": r.curve.heldout_json(),
       "heldout": r.heldout.to_json(),
       "zero_shot": {task: per_run[r.name] for task, per_run in scored.items()},

@@ -16,7 +16,7 @@ import numpy as np
 from etils import epath
 from scipy import stats as scipy_stats
 
-from jaxlm import storage
+from jaxlm import stats, storage
 from jaxlm.studies import power_law
 from jaxlm.studies.plots import plt, save_png
 from jaxlm.studies.results import (
@@ -48,7 +48,28 @@ def _trend(x: list[float], y: list[float]) -> dict | None:
           "points": len(x)}
 
 
+def _mean_over_seeds(pts: list[dict]) -> list[dict]:
+  """One point per grid point: with several pre-training seeds, their held-out curves, final
+  held-out loss and downstream scores averaged (the runs of a point share steps and FLOPs)."""
+  by_point: dict[str, list[dict]] = {}
+  for p in pts:
+    by_point.setdefault(p["point"], []).append(p)
+  out = []
+  for same in by_point.values():
+    if len(same) == 1:
+      out.append(same[0])
+      continue
+    first = same[0]
+    curve = dict(first["curve"], loss=np.mean([q["curve"]["loss"] for q in same], 0).tolist())
+    heldout = dict(first["heldout"], loss=float(np.mean([q["heldout"]["loss"] for q in same])))
+    scores = {task: dict(s, mean=float(np.mean([q["scores"][task]["mean"] for q in same])))
+              for task, s in first["scores"].items() if all(task in q["scores"] for q in same)}
+    out.append(dict(first, curve=curve, heldout=heldout, scores=scores, seeds=len(same)))
+  return out
+
+
 def _objective_summary(pts: list[dict], task_names: list[str]) -> dict:
+  pts = _mean_over_seeds(pts)
   xs, ys, owner = [], [], []
   for i, p in enumerate(pts):
     c = p["curve"]
@@ -95,15 +116,22 @@ def _point_scores(p: dict) -> dict:
   return scores
 
 
+def _level_of(p: dict, task: str) -> float | None:
+  """A point's headline score on `task`: zero-shot overall, or the fine-tuning mean."""
+  return p["scores"][task]["mean"] if task in p.get("scores", {}) else None
+
+
 def _matched_differences(points: list[dict], variants: list[str]) -> list[dict]:
   """First variant minus each other one at the same size and tokens, per downstream task:
   zero-shot over items (paired bootstrap), fine-tuning over seeds (paired t) on the headline
-  split; p-values Holm-corrected over all of them."""
+  split, both at the first pre-training seed; with several pre-training seeds, also over them
+  (paired t over seed indices of the per-run scores). p-values Holm-corrected over all."""
   found: list[tuple[Difference, dict]] = []
-  by_key = {(p["variant"], p["point"]): p for p in points}
+  by_key = {(p["variant"], p["point"], p.get("seed", 0)): p for p in points}
+  seeds = sorted({p.get("seed", 0) for p in points})
   for b_name in variants[1:]:
-    for p in (q for q in points if q["variant"] == variants[0]):
-      q = by_key.get((b_name, p["point"]))
+    for p in (q for q in points if q["variant"] == variants[0] and q.get("seed", 0) == 0):
+      q = by_key.get((b_name, p["point"], 0))
       if q is None:
         continue
       where = {"point": p["point"], "flops_ratio": p["flops"] / q["flops"]}
@@ -116,6 +144,16 @@ def _matched_differences(points: list[dict], variants: list[str]) -> list[dict]:
           found += [(d, where) for d in finetune_differences(
             task, variants[0], b_name, ra, q["finetune"][task], [headline_split(ra)])
                     if d.over == "seeds"]
+      for task in p.get("scores", {}):
+        diffs = []
+        for k in seeds:
+          a, b = by_key.get((variants[0], p["point"], k)), by_key.get((b_name, p["point"], k))
+          if a and b and _level_of(a, task) is not None and _level_of(b, task) is not None:
+            diffs.append(_level_of(a, task) - _level_of(b, task))
+        if len(diffs) >= 2:
+          kind = p["scores"][task]["kind"]
+          found.append((Difference(kind, task, variants[0], b_name, "pretraining seeds",
+                                   stats.mean_ci(diffs), p["scores"][task].get("split")), where))
   corrected = holm([d for d, _ in found])
   return [{**d.to_json(), **where} for d, (_, where) in zip(corrected, found)]
 
@@ -140,6 +178,7 @@ def summarize(config, points: list[dict]) -> dict:
              "width_per_layer": config.width_per_layer, "head_dim": config.head_dim,
              "mlp_ratio": config.mlp_ratio, "tokens": config.tokens,
              "warmup_frac": config.warmup_frac, "curve_points": config.curve_points,
+             "pretrain_seeds": config.pretrain_seeds,
              "zero_shot_sample": config.zero_shot_sample, "tasks": tasks},
     "pretrain_config": config.pretrain.to_dict(),
     "points": clean,
@@ -280,7 +319,10 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     f"D = {g['width_per_layer']}·L, heads of {g['head_dim']}, MLP {g['mlp_ratio']}·D; token "
     f"budgets {', '.join(f'{n:,}' for n in g['tokens'])}; data `{p['data']['source']}`, tokenizer V={p['data']['vocab_size']} "
     f"(one, shared), T={p['seq_len']}, batch {p['batch_size']}, {p['optimizer']['schedule']} "
-    f"schedule at lr {p['optimizer']['lr']} with {g['warmup_frac']:.0%} warmup, seed {p['seed']}; "
+    f"schedule at lr {p['optimizer']['lr']} with {g['warmup_frac']:.0%} warmup, "
+    + (f"pre-training seeds {p['seed']}..{p['seed'] + g.get('pretrain_seeds', 1) - 1} (each "
+       "point at each seed; fits on each point's mean over them)"
+       if g.get("pretrain_seeds", 1) > 1 else f"seed {p['seed']}") + "; "
     f"{g['curve_points']} held-out evaluations per run. Pre-training took {minutes:.1f} minutes "
     "(from the runs' logs).", "",
     "## What the grid shows", "", *_words(summary), "",
@@ -310,15 +352,15 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
   lines += ["", "For reference, Hoffmann et al. (2022) find about 20 tokens per parameter "
             "compute-optimal for causal LMs far larger than these.", "",
             "## Grid points", "",
-            "| objective | point | params (non-embedding) | FLOPs | held-out loss | accuracy | "
-            + " | ".join(g["tasks"]) + " |", "|---" * (6 + len(g["tasks"])) + "|"]
+            "| objective | point | seed | params (non-embedding) | FLOPs | held-out loss | "
+            "accuracy | " + " | ".join(g["tasks"]) + " |", "|---" * (7 + len(g["tasks"])) + "|"]
   for pt in summary["points"]:
     cells = []
     for task in g["tasks"]:
       s = pt["scores"].get(task)
       cells.append("–" if s is None else f"{s['mean']:.1f} [{s['low']:.1f}, {s['high']:.1f}]")
     h = pt["heldout"]
-    lines.append(f"| {pt['variant']} | {pt['point']} | {pt['params']:,} "
+    lines.append(f"| {pt['variant']} | {pt['point']} | {pt.get('seed', 0)} | {pt['params']:,} "
                  f"({pt['non_embedding_params']:,}) | {pt['flops']:.3g} | {h['loss']:.3f} | "
                  f"{100 * h['accuracy']:.1f}% | " + " | ".join(cells) + " |")
   lines += ["", "Zero-shot scores: accuracy over minimal pairs with a 95% bootstrap interval "

@@ -109,6 +109,39 @@ def test_the_report_recovers_a_known_law_and_says_what_is_significant(tmp_path):
   assert (tmp_path / "downstream_vs_flops.png").exists()
 
 
+def test_pretraining_seeds_run_beside_each_point_and_give_an_interval_over_them(tmp_path):
+  config = _config(objectives="clm,mlm", tasks="goemotions_sentiment", depths="1,2",
+                   pretrain_seeds=3)
+  grid = scale.arms(config, tmp_path)
+  names = sorted(a.name for a in grid if a.variant == "clm")
+  assert names == ["clm/L1-D64-0.5M", "clm/L1-D64-0.5M-seed1", "clm/L1-D64-0.5M-seed2",
+                   "clm/L2-D128-0.5M", "clm/L2-D128-0.5M-seed1", "clm/L2-D128-0.5M-seed2"]
+  assert sorted({a.config.seed for a in grid}) == [0, 1, 2]
+  # Synthetic points at three seeds: clm beats mlm by 2, 3 and 7 points at L4 (mean 4).
+  points = []
+  for k, shift in enumerate((-2.0, -1.0, 3.0)):
+    for p in _synthetic_points():
+      p = dict(p, variant={"a": "clm", "b": "mlm"}[p["variant"]], seed=k)
+      if p["variant"] == "clm":
+        p["curve"] = dict(p["curve"], loss=[x + 0.01 * k for x in p["curve"]["loss"]])
+        ft = p["finetune"]["goemotions_sentiment"]
+        summ = ft["summary"]["test"]["score"]
+        p["finetune"] = {"goemotions_sentiment": dict(ft, summary={"test": {"score": dict(
+          summ, mean=summ["mean"] + shift)}})}
+      points.append(p)
+  summary = scale_report.summarize(config, points)
+  over = [d for d in summary["differences"] if d["over"] == "pretraining seeds"
+          and d["task"] == "goemotions_sentiment" and d["point"] == "L4"]
+  assert len(over) == 1
+  assert over[0]["interval"][0] == pytest.approx(16.0 + np.mean([-2.0, -1.0, 3.0]))
+  # The fits see each point once, at its mean over seeds (loss shifted by 0, .01, .02 for clm).
+  frontier = summary["objectives"]["clm"]["frontier"]
+  flops = [f["flops"] for f in frontier]
+  assert len(flops) == len(set(flops))
+  text = scale_report.write(summary, tmp_path).read_text()
+  assert "pre-training seeds 0..2" in text and "| clm | L4 | 2 |" in text
+
+
 def test_a_grid_point_resumes_and_a_finished_one_is_not_redone(tmp_path, corpus):
   config = _config(objectives="clm", depths="1", tokens="32768", curve_points=4, zero_shot="",
                    tasks="")
