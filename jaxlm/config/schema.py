@@ -129,6 +129,32 @@ class MLMConfig:
 
 
 @frozen
+class HybridConfig:
+  """GPT-BERT's causal + masked mix (objective `hybrid`, objectives/mntp.py)."""
+
+  # Share of each batch's rows trained causally (next-token prediction at every position); the
+  # rest are masked next-token rows. GPT-BERT (BabyLM 2024): 1 causal to 15 masked.
+  causal_fraction: float = 0.0625
+
+  def validate(self) -> HybridConfig:
+    if not 0.0 <= self.causal_fraction <= 1.0:
+      raise ConfigError(f"config.hybrid.causal_fraction={self.causal_fraction}: must be in [0, 1]")
+    return self
+
+
+@frozen
+class ScheduleConfig:
+  """An objective schedule's phases (objective `clm_then_mlm`, objectives/clm_then_mlm.py)."""
+
+  first_frac: float = 0.5  # share of the steps the first phase (CLM) trains
+
+  def validate(self) -> ScheduleConfig:
+    if not 0.0 < self.first_frac < 1.0:
+      raise ConfigError(f"config.schedule.first_frac={self.first_frac}: must be in (0, 1)")
+    return self
+
+
+@frozen
 class PrefixLMConfig:
   # The prefix length is drawn per sequence, uniformly in [min_frac*T, max_frac*T].
   min_prefix_frac: float = 0.1
@@ -139,6 +165,18 @@ class PrefixLMConfig:
       raise ConfigError(
         f"config.prefix_lm.min_prefix_frac={self.min_prefix_frac}, max_prefix_frac="
         f"{self.max_prefix_frac}: need 0 <= min <= max < 1")
+    return self
+
+
+@frozen
+class MDLMConfig:
+  # Masked diffusion: each row's masking rate t is drawn uniformly in [min_t, 1]; the loss
+  # weights it by 1/t, so min_t bounds that weight.
+  min_t: float = 1e-3
+
+  def validate(self) -> MDLMConfig:
+    if not 0.0 < self.min_t < 1.0:
+      raise ConfigError(f"config.mdlm.min_t={self.min_t}: must be in (0, 1)")
     return self
 
 
@@ -213,12 +251,13 @@ class DataConfig:
     return self
 
 
-GROUPS = ("model", "mlm", "prefix_lm", "optimizer", "mesh", "data")
+GROUPS = ("model", "mlm", "hybrid", "schedule", "prefix_lm", "mdlm", "optimizer", "mesh", "data")
 
 
 @frozen
 class Config:
-  objective: str = "clm"  # a key of jaxlm.objectives.OBJECTIVES: clm, mlm, mlm_nsp, prefix_lm
+  # A key of jaxlm.objectives.OBJECTIVES: clm, mlm, mlm_nsp, prefix_lm, mntp, hybrid, ...
+  objective: str = "clm"
   seed: int = 0  # parameters, data order, MLM masks, prefix splits and dropout all derive from it
   steps: int = 200  # optimizer steps
   batch_size: int = 32  # global, in sequences
@@ -239,7 +278,10 @@ class Config:
   peak_tflops: float = 0.0  # per device, for MFU; 0 looks the device up
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
+  hybrid: HybridConfig = dataclasses.field(default_factory=HybridConfig)
+  schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
   prefix_lm: PrefixLMConfig = dataclasses.field(default_factory=PrefixLMConfig)
+  mdlm: MDLMConfig = dataclasses.field(default_factory=MDLMConfig)
   optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
   mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)

@@ -9,6 +9,8 @@ Every objective scores a sentence by a sum of token log-probabilities, in nats:
 - MLM: pseudo-log-likelihood (Salazar et al., ACL 2020) in the word-level variant of Kauf &
   Ivanova (2023, "PLL-word-l2r"): token i is predicted with itself and the rest of its word
   masked, so a word split into several tokens is not scored from its own pieces.
+- MNTP: the same pseudo-log-likelihood read one position earlier (its masked token i is
+  predicted at i−1), after <s>.
 Causal rows are right-padded to a multiple of BUCKET (exact: no real position attends to a later
 one); PLL rows are grouped by exact length (attention is bidirectional, so no padding may enter
 it). Every call has ROWS rows, so each length compiles once, and the log-softmax and the gather
@@ -114,15 +116,19 @@ def causal_scores(loaded, sentences: Sequence[str], prefix_len: int | None = Non
 
 
 def pll_scores(loaded, sentences: Sequence[str]) -> np.ndarray:
-  """Word-level pseudo-log-likelihood per sentence (one masked row per token)."""
+  """Word-level pseudo-log-likelihood per sentence (one masked row per token). For objectives
+  that predict a masked token one position earlier (MNTP), every row opens with the token
+  documents open with and token i is read at position i, i.e. one before its own."""
   mask = loaded.tokenizer.token_to_id(MASK)
+  shifted = objectives.get(loaded.config.objective).predicts_next
+  start = [loaded.tokenizer.token_to_id(context_token(loaded))] if shifted else []
   encoded = encode(loaded, sentences)
   rows: dict[int, list[tuple[int, int, list[int]]]] = defaultdict(list)  # length -> (sent, pos, row)
   for s, (ids, words) in enumerate(encoded):
     for i in range(len(ids)):
-      row = [mask if j >= i and words[j] == words[i] and words[i] >= 0 or j == i else t
-             for j, t in enumerate(ids)]
-      rows[len(ids)].append((s, i, row))
+      row = start + [mask if j >= i and words[j] == words[i] and words[i] >= 0 or j == i else t
+                     for j, t in enumerate(ids)]
+      rows[len(row)].append((s, i, row))
   scores = np.zeros(len(sentences))
   for length, items in sorted(rows.items()):
     # No padding here: attention is bidirectional, so every row of a call has one length.

@@ -42,6 +42,12 @@ class Objective:
     and next-sentence labels, `jaxlm.data.sentence_pairs`).
   token_types: how many token-type (segment) embeddings its rows need (0: none).
   nsp: whether the model carries BERT's next-sentence head.
+  predicts_next: whether a masked token is predicted one position earlier (MNTP): its
+    pseudo-log-likelihood reads token i at position i−1, after the token documents open with.
+  likelihood: what its loss says about the likelihood of the data: 'exact' (a next-token
+    cross-entropy, as `reports_perplexity`), 'bound' (an upper bound on the negative
+    log-likelihood per token, a diffusion ELBO: exp(loss) is logged as `perplexity_bound`) or
+    'none' (MLM's loss on a fixed share of masked tokens).
   """
 
   name: str
@@ -58,3 +64,7 @@ class Objective:
   rows: Literal["packed", "sentence_pairs"] = "packed"
   token_types: int = 0
   nsp: bool = False
+  likelihood: Literal["exact", "bound", "none"] = "none"
+  predicts_next: bool = False
+  phases: tuple[Objective, ...] = ()
+  phase_of: Callable[..., jax.Array] | None = None

@@ -31,4 +31,5 @@ OBJECTIVE = Objective(
   name="clm", attention="causal", head="tied", classifier_attention="causal",
   classifier_readout="last", reports_perplexity=True, generates=True, hf_family="gpt2",
   loss_sums=clm_sums, inference_logits=clm_logits,
-  head_macs_per_token=lambda config: config.model.embed_dim * config.model.vocab_size)
+  head_macs_per_token=lambda config: config.model.embed_dim * config.model.vocab_size,
+  likelihood="exact")

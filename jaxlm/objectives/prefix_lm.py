@@ -44,4 +44,5 @@ OBJECTIVE = Objective(
   name="prefix_lm", attention="prefix", head="tied", classifier_attention="bidirectional",
   classifier_readout="first", reports_perplexity=True, generates=True, hf_family=None,
   loss_sums=prefix_lm_sums, inference_logits=prefix_lm_logits,
-  head_macs_per_token=lambda config: config.model.embed_dim * config.model.vocab_size)
+  head_macs_per_token=lambda config: config.model.embed_dim * config.model.vocab_size,
+  likelihood="exact")

@@ -17,8 +17,9 @@ from jaxlm.objectives import OBJECTIVES
 
 
 def _described(objective: str) -> str:
-  """An objective's own name for itself: its module docstring up to the first colon."""
-  module = sys.modules[OBJECTIVES[objective].loss_sums.__module__]
+  """An objective's own name for itself: its file's docstring up to the first colon."""
+  module = (sys.modules.get(f"jaxlm.objectives.{objective}")
+            or sys.modules[OBJECTIVES[objective].loss_sums.__module__])
   return (module.__doc__ or objective).split(":")[0].strip()
 
 

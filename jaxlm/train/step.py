@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 
+from jaxlm import objectives
 from jaxlm.config import Config
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.objectives import objective_sums, summarize
@@ -32,8 +33,11 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
   lr_at = schedule(config.optimizer, config.steps)
   micro = config.grad_accum
 
-  def sums_fn(params, batch, key):
-    sums = objective_sums(nnx.merge(graphdef, params), batch, key, config, special, dropout=True)
+  record = objectives.get(config.objective)
+
+  def sums_fn(params, batch, key, step):
+    sums = objective_sums(nnx.merge(graphdef, params), batch, key, config, special, dropout=True,
+                          step=step)
     return sums["loss_sum"], sums
 
   grad_fn = jax.grad(sums_fn, has_aux=True)
@@ -42,7 +46,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), TRAIN_STREAM),
                              state.step)
     if micro == 1:
-      grads, sums = grad_fn(state.params, batch, key)
+      grads, sums = grad_fn(state.params, batch, key, state.step)
     else:
       # Microbatch i takes rows i, i+micro, ...: each device keeps working on its own shard.
       def split(x):
@@ -50,12 +54,12 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
 
       def body(carry, xs):
         microbatch, i = xs
-        grads, sums = grad_fn(state.params, microbatch, jax.random.fold_in(key, i))
+        grads, sums = grad_fn(state.params, microbatch, jax.random.fold_in(key, i), state.step)
         return _add(carry, (grads, sums)), None
 
       first = jax.tree.map(lambda x: split(x)[0], batch)
       zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                           jax.eval_shape(grad_fn, state.params, first, key))
+                           jax.eval_shape(grad_fn, state.params, first, key, state.step))
       (grads, sums), _ = jax.lax.scan(body, zeros, (jax.tree.map(split, batch), jnp.arange(micro)))
     # Gradient of the mean loss over every predicted token of the global batch.
     grads = jax.tree.map(lambda g: g / jnp.maximum(sums["count"], 1.0), grads)
@@ -69,6 +73,8 @@ def make_train_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToke
     streak = jnp.where(finite, 0, state.nonfinite_streak + 1)
     metrics = summarize(sums, config.objective)
     metrics.update(grad_norm=grad_norm, lr=lr_at(state.step), nonfinite_streak=streak)
+    if record.phases:  # an objective schedule: which phase this step trained
+      metrics["phase"] = record.phase_of(state.step, config)
     return TrainState(step=state.step + 1, params=keep(params, state.params),
                       opt_state=keep(opt_state, state.opt_state), nonfinite_streak=streak), metrics
 

@@ -34,7 +34,7 @@ def _log_softmax(x):
   return x - np.log(np.exp(x - x.max()).sum()) - x.max()
 
 
-@pytest.mark.parametrize("objective", ["clm", "prefix_lm"])
+@pytest.mark.parametrize("objective", ["clm", "prefix_lm", "hybrid"])
 @pytest.mark.parametrize("doc_start, context", [("cls", CLS), ("none", SEP)])
 def test_causal_score_is_the_summed_next_token_log_probability(objective, doc_start, context,
                                                                tok):
@@ -70,3 +70,17 @@ def test_mlm_pll_masks_the_token_and_the_rest_of_its_word(tok):
   # token-level variant on such a sentence.
   assert any(len(set(w for w in tok.encode(s, add_special_tokens=False).word_ids)) <
              len(tok.encode(s, add_special_tokens=False).ids) for s in SENTENCES)
+
+
+def test_mntp_pll_reads_each_token_one_position_earlier_after_the_document_token(tok):
+  lm = _loaded("mntp", tok)
+  got = scoring.sentence_scores(lm, SENTENCES)
+  mask, start = tok.token_to_id(MASK), tok.token_to_id(CLS)
+  for sentence, score in zip(SENTENCES, got):
+    enc = tok.encode(sentence, add_special_tokens=False)
+    want = 0.0
+    for i, target in enumerate(enc.ids):
+      row = [start] + [mask if j == i or (j > i and enc.word_ids[j] == enc.word_ids[i]) else t
+                       for j, t in enumerate(enc.ids)]
+      want += _log_softmax(lm.logits(np.asarray([row]))[0, i])[target]  # row[i + 1] is token i
+    assert score == pytest.approx(want, abs=1e-4)
