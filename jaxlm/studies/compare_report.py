@@ -15,14 +15,56 @@ from jaxlm.studies.plots import plt, save_png
 from jaxlm.studies.results import format_interval
 
 
+def _bpb_cell(h: dict) -> str:
+  """Held-out bits per byte, marked for what it is: exact, a bound (≤), or a masked-token
+  cross-entropy (in parentheses: not a sequence likelihood)."""
+  if "bits_per_byte" not in h:
+    return "–"
+  kind = h.get("bits_per_byte_kind", "exact")
+  value = f"{h['bits_per_byte']:.3f}"
+  return {"exact": value, "bound": f"≤ {value}"}.get(kind, f"({value}, masked-token)")
+
+
+BPB_NOTE = ("Bits per byte is the held-out loss in bits over the held-out text's mean UTF-8 "
+            "bytes per token, for every objective and labelled for what it is: exact for CLM "
+            "and prefix-LM continuations (a sequence likelihood), an upper bound (≤) for `mdlm` "
+            "(its negative ELBO), and in parentheses a masked-token cross-entropy at the mask "
+            "rate for MLM-style objectives (`mlm`, `mntp`, the masked rows of `hybrid`), which "
+            "is not a sequence likelihood and is not comparable with the others.")
+
+
+def plot_bits_per_byte(summary: dict, out: epath.Path) -> str | None:
+  """Held-out bits per byte against pre-training FLOPs at every learning-curve point, every
+  objective on one axis; the line style says what each figure is."""
+  curves = summary.get("learning_curve", {})
+  if not curves:
+    return None
+  fig, ax = plt.subplots(figsize=(6, 4))
+  styles = {"exact": "-", "bound": "--"}
+  for name, points in curves.items():
+    fpt = summary["variants"][name]["flops"] / max(summary["variants"][name]["tokens"], 1)
+    kind = points[-1]["heldout"].get("bits_per_byte_kind", "exact")
+    ax.plot([p["tokens"] * fpt for p in points],
+            [p["heldout"]["bits_per_byte"] for p in points], styles.get(kind, ":"), marker="o",
+            label=f"{name} ({kind})")
+  ax.set_xscale("log")
+  ax.set_xlabel("pre-training FLOPs")
+  ax.set_ylabel("held-out bits per byte")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  save_png(fig, out / "bits_per_byte.png")
+  return "bits_per_byte.png"
+
+
 def _pretrain_rows(summary: dict) -> list[str]:
   rows = ["| objective | params | tokens | FLOPs | minutes | held-out loss | accuracy | row-mode "
           "baseline | unigram baseline | accuracy / row-mode | perplexity | bits/byte |",
           "|---" * 12 + "|"]
   for name, v in summary["variants"].items():
     h = v["heldout"]
-    ppl = f"{h['perplexity']:.1f}" if "perplexity" in h else "–"
-    bpb = f"{h['bits_per_byte']:.3f}" if "bits_per_byte" in h else "–"
+    ppl = (f"{h['perplexity']:.1f}" if "perplexity" in h else
+           f"≤ {h['perplexity_bound']:.1f} (bound)" if "perplexity_bound" in h else "–")
+    bpb = _bpb_cell(h)
     rows.append(
       f"| {name} | {v['params']:,} | {v['tokens']:,} | {v['flops']:.3g} | "
       f"{v['seconds'] / 60:.1f} | {h['loss']:.3f} | {100 * h['accuracy']:.1f} ± "
@@ -267,7 +309,7 @@ def _curve_rows(summary: dict) -> list[str]:
   for name, points in curves.items():
     for p in points:
       h = p["heldout"]
-      bpb = f"{h['bits_per_byte']:.3f}" if "bits_per_byte" in h else "–"
+      bpb = _bpb_cell(h)
       cells = [format_interval([p["zero_shot"][t]["overall"], *p["zero_shot"][t]["interval"]],
                                signed=False) if t in p["zero_shot"] else "–" for t in tasks_]
       if probed:
@@ -378,7 +420,7 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     "across objectives. Accuracy ± its 95% binomial half-width over the predicted tokens. The "
     "baselines predict without context: the training text's most frequent token (unigram) and "
     "each held-out row's own most frequent token (row-mode, which peeks at the row); an MLM on "
-    "the unigram plateau scores about the row-mode baseline.", "",
+    "the unigram plateau scores about the row-mode baseline.", "", BPB_NOTE, "",
     *[f"![{c}]({c})" for c in curves], "",
   ]
   for task, result in summary["zero_shot"].items():
@@ -394,6 +436,9 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
               "cross-validation) on each checkpoint, beside the same probe on a randomly "
               "initialised model of the variant's shape.", "",
               f"![learning curve]({plot_learning_curve(summary, out)})", ""]
+    bpb_plot = plot_bits_per_byte(summary, out)
+    if bpb_plot:
+      lines += [f"![bits per byte]({bpb_plot})", ""]
   if summary["finetune"]:
     plot = plot_finetune(summary, out)
     lines += ["## Fine-tuning", "", *_finetune_rows(summary), "",

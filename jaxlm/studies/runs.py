@@ -154,12 +154,24 @@ def pretrain(arms: list[Arm], study: str, *, quiet: bool = False) -> list[Run]:
 _EVAL_STEPS: dict[tuple, Any] = {}
 
 
+# What a held-out bits-per-byte figure is, by the objective's likelihood (`Objective.likelihood`).
+BPB_KINDS = {
+  "exact": "exact",  # CLM: next-token log-loss; prefix-LM: the continuations' (a sequence NLL)
+  "bound": "bound",  # MDLM: the negative ELBO, an upper bound on the NLL
+  "none": "masked-token",  # a masked-token cross-entropy at the mask rate: no sequence likelihood
+}
+
+
+def bpb_kind(objective) -> str:
+  return BPB_KINDS[objective.likelihood]
+
+
 def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok: Tokenizer,
                     where: epath.Path) -> HeldoutQuality:
   """Held-out metrics over every held-out row, beside the two context-free baselines of
-  `mlm_baseline`; perplexity and bits per byte (nats / ln 2 / UTF-8 bytes of the text the
-  predicted tokens cover, at the held-out text's mean bytes per token) where the objective
-  is a likelihood."""
+  `mlm_baseline`; bits per byte (the loss in nats / ln 2 / the held-out text's mean UTF-8
+  bytes per token) for every objective, with its kind (`BPB_KINDS`: exact, bound or
+  masked-token); perplexity where the objective is a likelihood."""
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
   key = (config, special)  # one compiled step per run config: a learning curve reuses it
@@ -182,10 +194,12 @@ def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok:
              "nsp_accuracy_halfwidth": stats.binomial_halfwidth(
                metrics["nsp_accuracy"], num_batches * config.batch_size)}
     metrics["loss"] = metrics["mlm_loss"]
-  bits_per_byte = None
-  if objective.reports_perplexity:
-    bytes_per_token = data.heldout_bytes / max(int((rows.segment_ids > 0).sum()), 1)
-    bits_per_byte = metrics["loss"] / math.log(2) / bytes_per_token
+  # Bits per byte for every objective, labelled for what it is (BPB_KINDS).
+  bytes_per_token = data.heldout_bytes / max(int((rows.segment_ids > 0).sum()), 1)
+  bits_per_byte = metrics["loss"] / math.log(2) / bytes_per_token
+  extra["bits_per_byte_kind"] = bpb_kind(objective)
+  if "perplexity_bound" in metrics:
+    extra["perplexity_bound"] = metrics["perplexity_bound"]
   predicted = max(int(metrics.get("predicted_tokens", 1)), 1)
   return HeldoutQuality(
     loss=metrics["loss"], accuracy=metrics["accuracy"],

@@ -78,13 +78,17 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert saved["comparisons"] == json.loads(json.dumps(summary["comparisons"]))
   flops = {o: v["flops"] for o, v in summary["variants"].items()}
   assert flops["mlm"] < flops["clm"]  # the MLM head runs on the masked positions only
-  assert "bits_per_byte" in summary["variants"]["clm"]["heldout"]
+  # Bits per byte for every objective, labelled for what it is.
+  kinds_of = {o: v["heldout"]["bits_per_byte_kind"] for o, v in summary["variants"].items()}
+  assert kinds_of == {"mlm": "masked-token", "clm": "exact", "prefix_lm": "exact"}
+  assert (out / "bits_per_byte.png").stat().st_size > 0
   report = (out / "report.md").read_text()
   for row in ("| mlm |", "| clm |", "| prefix_lm |", "| none |", "| none_causal |", "unigram (same text)", "bigram (same text)",
               "clm − none_causal", "after Holm's correction", "### Measured against",
               "bag of words: words", "## Learning curve (by tokens seen)",
               "GPT-2 (published)", "mlm − none", "## What is and is not significant",
-              "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)"):
+              "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)",
+              ", masked-token) |", "an upper bound (≤) for `mdlm`"):
     assert row in report, row
   # Rerunning resumes: nothing is trained, scored or fine-tuned again.
   before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
