@@ -107,4 +107,4 @@ def test_it_renders_its_own_report_section(registered, exported, tmp_path):
 
 def test_an_unregistered_task_is_one_line_naming_the_registered_ones(capsys):
   assert cli.main(["eval", "--workdir", "x", "--task", "word_order"]) == 2
-  assert "unknown zero_shot task 'word_order'; allowed: blimp" in capsys.readouterr().err
+  assert "unknown zero_shot task 'word_order'; allowed: blimp, zorro" in capsys.readouterr().err

@@ -1,19 +1,21 @@
 """The evaluation-task registry: name -> task record (jaxlm.eval.tasks.base).
 
 Fine-tuning tasks (`kind == "finetune"`): the nine GLUE tasks (data from the user) and
-`goemotions_sentiment` (shipped). Zero-shot tasks (`kind == "zero_shot"`): `blimp`. A new task is
-one module defining its record plus one line here; tests/eval/test_tasks.py checks every entry.
+`goemotions_sentiment` (shipped). Zero-shot tasks (`kind == "zero_shot"`): `blimp`, `zorro`. A
+new task is one module defining its record plus one line here; tests/eval/test_tasks.py checks
+every entry.
 """
 
 from __future__ import annotations
 
 from jaxlm.errors import ConfigError
-from jaxlm.eval.tasks import blimp, glue, goemotions
+from jaxlm.eval.tasks import blimp, glue, goemotions, zorro
 
 TASKS: dict = {
   **glue.TASKS,
   goemotions.TASK.name: goemotions.TASK,
   blimp.TASK.name: blimp.TASK,
+  zorro.TASK.name: zorro.TASK,
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -85,17 +86,36 @@ def _ci(overall: float, interval) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class BlimpTask:
-  """BLiMP as a jaxlm.eval.tasks.base.ZeroShotTask: groups are its 67 paradigms."""
+  """BLiMP as a jaxlm.eval.tasks.base.ZeroShotTask: groups are its 67 paradigms.
+
+  Another suite of minimal pairs is a subclass that overrides the data: `load_pairs`,
+  `phenomena`, `published_rows` and PUBLISHED_NOTE (jaxlm/eval/tasks/zorro.py)."""
 
   name: str = "blimp"
   kind: str = "zero_shot"
   version: int = 2  # 2: exact n-gram sums, the bigram reference, pairs by length
+  PUBLISHED_NOTE: ClassVar[str] = ("Published rows are the BLiMP paper's models on all 67,000 "
+                                   "pairs, trained on far more text.")
+
+  def load_pairs(self, groups: tuple[str, ...], sample: int) -> list[blimp_data.MinimalPair]:
+    """The fixed subsample of `sample` pairs (0: all) of each paradigm in `groups` (empty:
+    all); ValueError for an unknown paradigm or a sample too large."""
+    return blimp_data.load_pairs(list(groups) or None, sample or None)
+
+  def phenomena(self) -> tuple[str, ...]:
+    """The report's columns: every phenomenon, in order."""
+    return blimp_data.PHENOMENA
+
+  def published_rows(self) -> list[tuple[str, int, blimp_data.Accuracy]]:
+    """(label, pairs scored, accuracy) of each published system the report lists."""
+    published = blimp_data.published()
+    return [(label, 67_000, published[key]) for key, label in PUBLISHED]
 
   def check(self, sample: int, groups: tuple[str, ...] = ()) -> None:
     try:
-      blimp_data.load_pairs(list(groups) or None, sample or None)
+      self.load_pairs(groups, sample)
     except ValueError as e:
-      raise ConfigError(f"blimp: {e}") from None
+      raise ConfigError(f"{self.name}: {e}") from None
 
   def evaluate(self, model, *, sample: int = 100, groups: tuple[str, ...] = (),
                train_ids: np.ndarray | None = None) -> dict:
@@ -104,7 +124,7 @@ class BlimpTask:
     "by_length": the pairs' kinds (PAIR_KINDS, by the model's tokenizer: "pairs" counts
     them, "kinds" names each pair's) with the accuracy of the "model" and of each of the
     "references" on each kind."""
-    pairs = blimp_data.load_pairs(list(groups) or None, sample or None)
+    pairs = self.load_pairs(groups, sample)
     good = scoring.sentence_scores(model, [p.good for p in pairs])
     bad = scoring.sentence_scores(model, [p.bad for p in pairs])
     summary = blimp_data.summarize(pairs, good, bad)
@@ -129,7 +149,7 @@ class BlimpTask:
                                          for name, ref in references.items()}}}
 
   def render(self, results: dict[str, dict]) -> list[str]:
-    phenomena = blimp_data.PHENOMENA
+    phenomena = self.phenomena()
     rows = ["| system | pairs | overall | " + " | ".join(p.replace("_", " ") for p in phenomena)
             + " |", "|---" * (len(phenomena) + 3) + "|"]
     references = {}
@@ -142,15 +162,12 @@ class BlimpTask:
       cells = [f"{ref['groups'].get(p, math.nan):.1f}" for p in phenomena]
       rows.append(f"| {name} | {len(ref['correct']):,} | {ref['overall']:.1f} | "
                   + " | ".join(cells) + " |")
-    published = blimp_data.published()
-    for key, label in PUBLISHED:
-      acc = published[key]
-      rows.append(f"| {label} | 67,000 | {acc.overall:.1f} | " + " | ".join(
+    for label, n_pairs, acc in self.published_rows():
+      rows.append(f"| {label} | {n_pairs:,} | {acc.overall:.1f} | " + " | ".join(
         f"{acc.per_phenomenon[p]:.1f}" for p in phenomena) + " |")
     rows += ["", "Accuracy over minimal pairs (a tie counts half), 95% bootstrap interval over "
              "pairs. CLM: summed log-probability; prefix-LM: the same with a one-token prefix; "
-             "MLM: word-level pseudo-log-likelihood. Published rows are the BLiMP paper's models "
-             "on all 67,000 pairs, trained on far more text."]
+             "MLM: word-level pseudo-log-likelihood. " + self.PUBLISHED_NOTE]
     by_length = _render_by_length(results)
     if by_length:
       rows += ["", *by_length]
