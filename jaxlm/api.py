@@ -137,14 +137,23 @@ def fill_mask(loaded: Pretrained, text: str, top_k: int = 5) -> list[tuple[str, 
   """The `top_k` likeliest tokens, with probabilities, for the first [MASK] in `text`
   (an mlm model with a tokenizer; the text is encoded with the tokenizer's own template)."""
   tok = loaded.tokenizer
-  if objectives.get(loaded.config.objective).head != "mlm_transform":
-    raise ValueError(f"fill_mask: needs an mlm model, this one is {loaded.config.objective}")
+  objective = loaded.config.objective
+  if objectives.get(objective).head != "mlm_transform":
+    fills = ", ".join(n for n, o in objectives.OBJECTIVES.items() if o.head == "mlm_transform")
+    raise DataError(f"fill-mask: this is a {objective} model, which cannot fill masks; it needs "
+                    f"one pre-trained with {fills}"
+                    + ("; use generate" if objectives.get(objective).generates else ""))
   if tok is None:
-    raise ValueError("fill_mask: the model was loaded without a tokenizer")
+    raise DataError("fill-mask: the model was loaded without a tokenizer")
   mask_id = tok.token_to_id(MASK)
   ids = tok.encode(text).ids
   if mask_id is None or mask_id not in ids:
-    raise ValueError(f"fill_mask: the text holds no {MASK} token")
+    raise DataError(f"fill-mask: the text {text!r} holds no {MASK} token the tokenizer knows; "
+                    f"write {MASK} where the word to predict goes")
+  limit = loaded.config.model.max_seq_len
+  if loaded.config.model.position == "learned" and len(ids) > limit:
+    raise DataError(f"fill-mask: the text is {len(ids)} tokens; the model reads at most "
+                    f"max_seq_len={limit}")
   position = ids.index(mask_id)
   logits_V = loaded.logits(np.asarray([ids]))[0, position]
   # Rows past the tokenizer's vocabulary pad the embedding table; they are never real tokens.
@@ -167,6 +176,10 @@ def generate_text(loaded: Pretrained, prompts: list[str], max_new_tokens: int = 
     raise DataError("generate: the model directory holds no tokenizer")
   tok = loaded.tokenizer
   ids = [tok.encode(p, add_special_tokens=False).ids for p in prompts]
+  for i, (prompt, p_ids) in enumerate(zip(prompts, ids)):
+    if not p_ids:
+      raise DataError(f"generate: prompt {i + 1} ({prompt!r}) encodes to no tokens; every "
+                      "prompt needs at least one")
   sep = tok.token_to_id("[SEP]")
   out = generate(loaded.model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
                  top_p=top_p, seed=seed, stop_id=sep, vocab_in_use=tok.get_vocab_size())

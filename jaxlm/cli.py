@@ -23,6 +23,7 @@ EXIT_BAD_INPUT = 2  # a bad config, data path, restore or busy workdir: fix the 
 EXIT_NONFINITE = 3  # too many consecutive NaN/Inf steps: the run stopped, checkpoints are clean
 EXIT_PREEMPTED = 75  # SIGTERM: a checkpoint was committed; rerun the same command to resume
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): in training a checkpoint was committed first
+EXIT_BROKEN_PIPE = 141  # stdout closed early (128 + SIGPIPE), e.g. `jaxlm eval ... | head -1`
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -180,6 +181,10 @@ def _generate(args, overrides: dict[str, str]) -> int:
 
 
 def _fill_mask(args, overrides: dict[str, str]) -> int:
+  from jaxlm.data.special_tokens import MASK
+  if MASK not in args.text:  # fails before the model loads
+    raise ConfigError(f"fill-mask: --text {args.text!r} holds no {MASK} token; write {MASK} "
+                      "where the word to predict goes")
   from jaxlm import api
   for token, prob in api.fill_mask(api.load(args.workdir), args.text, args.top_k):
     print(f"{prob:.4f}\t{token}")
@@ -204,6 +209,15 @@ def _prepare(args, overrides: dict[str, str]) -> int:
   return 0
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Shows each flag's default where it has one (not after required, unset or on/off flags)."""
+
+  def _get_help_string(self, action):
+    if action.required or action.default in (None, "") or action.nargs == 0:
+      return action.help
+    return super()._get_help_string(action)
+
+
 def _add_distributed(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group(
     "multi-process", "Cloud TPU VMs and SLURM are detected; elsewhere give all three")
@@ -211,15 +225,17 @@ def _add_distributed(parser: argparse.ArgumentParser) -> None:
   group.add_argument("--num_processes", type=int)
   group.add_argument("--process_id", type=int)
   group.add_argument("--init_timeout", type=int, default=300,
-                     help="seconds to wait for every process to join (default 300)")
+                     help="seconds to wait for every process to join (default: %(default)s)")
 
 
 def _commands(sub) -> None:
   """Every subcommand's arguments, and its handler."""
-  train = sub.add_parser("train", help="pre-train one objective (clm, mlm, mlm_nsp, prefix_lm)",
+  train = sub.add_parser("train", help="pre-train one objective (clm, mlm, mlm_nsp, prefix_lm, mntp, "
+                         "hybrid, clm_then_mlm, mdlm)",
                          epilog="Override any config field: --config.model.num_layers=2")
   train.add_argument("--config", required=True,
-                     help="a shipped config name (tiny, gpt2_124m, ...) or a config file")
+                     help="a shipped config name (tiny, gpt2_124m, ...), a config file defining "
+                     "get_config(), or a run's config.json (re-runs that run; also .yaml)")
   train.add_argument("--workdir", required=True, help="run directory (resumed if it exists)")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   train.add_argument("--init_from", help="start from the parameters of another run directory")
@@ -228,7 +244,7 @@ def _commands(sub) -> None:
 
   ft = sub.add_parser("finetune", help="fine-tune a run on a task (goemotions_sentiment, GLUE)",
                       epilog="Override the recipe: --config.finetune.lr=5e-5",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=_DefaultsFormatter)
   ft.add_argument("--init", required=True,
                   help="a jaxlm run or a Hugging Face BERT / GPT-2 directory (safetensors)")
   ft.add_argument("--task", required=True, help="a fine-tuning task of jaxlm.eval.tasks: "
@@ -237,9 +253,14 @@ def _commands(sub) -> None:
                   help="GLUE in the official TSV layout, or tfds:DATA_DIR for TFDS glue/<task> "
                   "($GLUE_DIR; shipped tasks need none)")
   ft.add_argument("--workdir", required=True, help="where results.json and predictions go")
-  ft.add_argument("--epochs", type=int, help="the recipe's when unset")
-  ft.add_argument("--max_train_examples", type=int, help="the recipe's when unset")
-  ft.add_argument("--seeds", type=int, help="the recipe's when unset")
+  from jaxlm.finetune.config import FinetuneConfig
+  recipe = FinetuneConfig()  # unset flags leave the recipe's values (and its overrides) alone
+  ft.add_argument("--epochs", type=int, help="passes over the training split "
+                  f"(default: the recipe's, {recipe.epochs})")
+  ft.add_argument("--max_train_examples", type=int, help="cap on training examples; 0: all "
+                  f"(default: the recipe's, {recipe.max_train_examples})")
+  ft.add_argument("--seeds", type=int, help="fine-tuning seeds; the median and range are "
+                  f"reported (default: the recipe's, {recipe.seeds})")
   _add_distributed(ft)
   ft.set_defaults(handler=_finetune)
 
@@ -259,9 +280,9 @@ def _commands(sub) -> None:
     study.set_defaults(handler=_study)
 
   ev = sub.add_parser("eval", help="zero-shot evaluation of a run (BLiMP minimal pairs, ...)",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=_DefaultsFormatter)
   ev.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face directory")
-  ev.add_argument("--task", required=True, help="a zero-shot task of jaxlm.eval.tasks (blimp)")
+  ev.add_argument("--task", required=True, help="a zero-shot task of jaxlm.eval.tasks (blimp, zorro)")
   ev.add_argument("--groups", "--paradigms", default="",
                   help="comma-separated groups of the task (BLiMP: paradigms); empty: all")
   ev.add_argument("--sample", "--per_paradigm", type=int, default=100,
@@ -278,20 +299,23 @@ def _commands(sub) -> None:
   bench.add_argument("--warmup", type=int, default=3, help="untimed steps first; the first compiles")
   bench.set_defaults(handler=_bench)
 
-  gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)")
+  gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)",
+                       formatter_class=_DefaultsFormatter)
   gen.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face GPT-2 directory")
   gen.add_argument("--prompt", required=True, action="append", help="repeat for a batch")
-  gen.add_argument("--max_new_tokens", type=int, default=50)
+  gen.add_argument("--max_new_tokens", type=int, default=50,
+                   help="the prompt's tokens plus these must fit the model's max_seq_len")
   gen.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
   gen.add_argument("--top_k", type=int, default=50, help="0: off")
   gen.add_argument("--top_p", type=float, default=1.0, help="1: off")
-  gen.add_argument("--seed", type=int, default=0)
+  gen.add_argument("--seed", type=int, default=0, help="of the sampling")
   gen.set_defaults(handler=_generate)
 
-  fill = sub.add_parser("fill-mask", help="top tokens for [MASK] with an MLM model")
+  fill = sub.add_parser("fill-mask", help="top tokens for [MASK] with an MLM model",
+                        formatter_class=_DefaultsFormatter)
   fill.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face BERT directory")
   fill.add_argument("--text", required=True, help='e.g. "The [MASK] sat on the mat."')
-  fill.add_argument("--top_k", type=int, default=5)
+  fill.add_argument("--top_k", type=int, default=5, help="how many tokens to list")
   fill.set_defaults(handler=_fill_mask)
 
   export = sub.add_parser("export", help="write a run as a Hugging Face model directory")
@@ -316,12 +340,32 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _stdout_closed() -> bool:
+  """Whether stdout is a pipe nobody reads any more (not a broken socket elsewhere)."""
+  import select
+  try:
+    poll = select.poll()
+    poll.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
+  except (AttributeError, OSError, ValueError):  # no poll, or stdout has no descriptor
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   try:
-    rest, overrides = _split_overrides(argv)
-    args = _parser().parse_args(rest)
-    return args.handler(args, overrides)
+    try:
+      rest, overrides = _split_overrides(argv)
+      args = _parser().parse_args(rest)
+      return args.handler(args, overrides)
+    finally:
+      sys.stdout.flush()  # a closed stdout shows here, not as a traceback at exit
+  except BrokenPipeError:
+    if not _stdout_closed():
+      raise
+    # Quietly, as `yes | head -1` does; what is still buffered goes nowhere.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
   except ConfigError as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxlm.errors import DataError
 from jaxlm.model import LanguageModel
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
@@ -58,12 +59,16 @@ def generate(model: LanguageModel, prompts: list[list[int]], max_new_tokens: int
   """New token ids for each prompt (up to `max_new_tokens`, ending early at `stop_id`)."""
   cfg = model.backbone.cfg
   if not prompts or any(len(p) == 0 for p in prompts):
-    raise ValueError("every prompt needs at least one token")
+    raise DataError("generate: every prompt needs at least one token")
+  if max_new_tokens < 0:
+    raise DataError(f"generate: max_new_tokens={max_new_tokens}: must be >= 0")
   B, P = len(prompts), max(map(len, prompts))
   S = P + max_new_tokens
   if cfg.position == "learned" and S > cfg.max_seq_len:
-    raise ValueError(f"prompt ({P}) + max_new_tokens ({max_new_tokens}) exceed the model's "
-                     f"max_seq_len={cfg.max_seq_len}")
+    room = (f"at most {cfg.max_seq_len - P} new tokens fit after this prompt"
+            if P < cfg.max_seq_len else "shorten the prompt")
+    raise DataError(f"generate: prompt ({P} tokens) + max_new_tokens ({max_new_tokens}) = {S} "
+                    f"exceeds the model's max_seq_len={cfg.max_seq_len}; {room}")
   tokens_BxP = np.zeros((B, P), np.int32)
   valid = np.zeros((B, S), bool)
   for i, p in enumerate(prompts):

@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import importlib.resources
 import importlib.util
+import json
 import sys
 import types
 import typing
@@ -151,15 +152,55 @@ def load_config(path: str | Path, overrides: dict[str, str] | None = None, *,
   validates. `expected` is the dataclass it must return (default: Config); it needs a
   `validate()` method."""
   expected = expected or Config
-  module = _module(path)
-  if not isinstance(getattr(module, "get_config", None), types.FunctionType):
-    raise ConfigError(f"--config {path}: the file defines no get_config() function")
-  config = module.get_config()
-  if not isinstance(config, expected):
-    raise ConfigError(f"--config {path}: get_config() must return "
-                      f"{expected.__module__}.{expected.__name__}")
+  if Path(path).suffix in DATA_SUFFIXES:
+    config = _data_file_config(Path(path), expected)
+  else:
+    module = _module(path)
+    if not isinstance(getattr(module, "get_config", None), types.FunctionType):
+      raise ConfigError(f"--config {path}: the file defines no get_config() function")
+    config = module.get_config()
+    if not isinstance(config, expected):
+      raise ConfigError(f"--config {path}: get_config() must return "
+                        f"{expected.__module__}.{expected.__name__}")
   config = override(config, overrides or {})
   return config.validate()
+
+
+# Config files holding data rather than code: a run directory's own config.json (so a run can be
+# re-run from it), or the same fields in YAML.
+DATA_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _data_file_config(path: Path, expected: type) -> Config:
+  """The (not yet validated) Config a .json / .yaml file describes, e.g. RUN/config.json."""
+  if expected is not Config:
+    raise ConfigError(f"--config {path}: a {path.suffix} config describes one pre-training run; "
+                      f"this command takes a python config file defining get_config()")
+  if not path.is_file():
+    raise ConfigError(f"--config {path}: no such config file")
+  text = path.read_text(encoding="utf-8")
+  if path.suffix == ".json":
+    try:
+      data = json.loads(text)
+    except ValueError as e:
+      raise ConfigError(f"--config {path}: not valid JSON ({e})") from None
+  else:
+    try:
+      import yaml  # noqa: PLC0415 - only YAML configs need it (PyYAML, which flax requires)
+    except ImportError:
+      raise ConfigError(f"--config {path}: reading YAML needs PyYAML (pip install pyyaml); "
+                        "or give the config as .json or .py") from None
+    try:
+      data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+      raise ConfigError(f"--config {path}: not valid YAML ({' '.join(str(e).split())})") from None
+  if not isinstance(data, dict):
+    raise ConfigError(f"--config {path}: expected a mapping of config fields (as a run's "
+                      f"config.json holds), got {type(data).__name__}")
+  try:
+    return _build(data)
+  except ConfigError as e:
+    raise ConfigError(f"--config {path}: {e}") from None
 
 
 # Groups that runs saved by earlier versions hold and Config no longer has: the fine-tuning
@@ -170,6 +211,23 @@ _RETIRED = ("finetune",)
 def from_dict(data: dict[str, Any]) -> Config:
   """Rebuilds a Config from `to_dict()` output (e.g. a saved config.json). A run saved before
   `data.doc_start` existed opened no document with a token: it loads as `none`."""
+  return _build(data).validate()
+
+
+def _field_value(key: str, value: Any, hint: Any) -> Any:
+  """`value` as the field declares it: JSON lists become tuples; text (as YAML may leave 1e-3)
+  is parsed as on the command line."""
+  if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+    return tuple(_field_value(key, item, typing.get_args(hint)[0]) for item in value)
+  if isinstance(value, str) and hint is not str:
+    return _parse_value(key, value, hint)
+  if isinstance(value, (list, dict)):
+    raise ConfigError(f"config.{key}={value!r}: expected {getattr(hint, '__name__', hint)}")
+  return value
+
+
+def _build(data: dict[str, Any]) -> Config:
+  """from_dict, before validation (a config file's overrides still apply)."""
   if isinstance(data.get("data"), dict) and "doc_start" not in data["data"]:
     data = {**data, "data": {**data["data"], "doc_start": "none"}}
   types_ = typing.get_type_hints(Config)
@@ -179,12 +237,17 @@ def from_dict(data: dict[str, Any]) -> Config:
       continue
     if key not in _field_names(Config):
       raise ConfigError(f"config.{key}: unknown key; allowed: {', '.join(_field_names(Config))}")
-    if isinstance(value, dict):
-      group = types_[key]
+    group = types_[key]
+    if dataclasses.is_dataclass(group):
+      if not isinstance(value, dict):
+        raise ConfigError(f"config.{key}={value!r}: is a group; expected a mapping of its fields")
       unknown = set(value) - set(_field_names(group))
       if unknown:
         raise ConfigError(f"config.{key}.{sorted(unknown)[0]}: unknown key; allowed: "
                           f"{', '.join(_field_names(group))}")
-      value = group(**value)
+      hints = typing.get_type_hints(group)
+      value = group(**{k: _field_value(f"{key}.{k}", v, hints[k]) for k, v in value.items()})
+    else:
+      value = _field_value(key, value, group)
     fields[key] = value
-  return Config(**fields).validate()
+  return Config(**fields)
