@@ -43,10 +43,12 @@ def plot_bits_per_byte(summary: dict, out: epath.Path) -> str | None:
   styles = {"exact": "-", "bound": "--"}
   for name, points in curves.items():
     fpt = summary["variants"][name]["flops"] / max(summary["variants"][name]["tokens"], 1)
-    kind = points[-1]["heldout"].get("bits_per_byte_kind", "exact")
-    ax.plot([p["tokens"] * fpt for p in points],
-            [p["heldout"]["bits_per_byte"] for p in points], styles.get(kind, ":"), marker="o",
-            label=f"{name} ({kind})")
+    points = [p for p in points if "bits_per_byte" in p["heldout"]]
+    if points:
+      kind = points[-1]["heldout"].get("bits_per_byte_kind", "exact")
+      ax.plot([p["tokens"] * fpt for p in points],
+              [p["heldout"]["bits_per_byte"] for p in points], styles.get(kind, ":"),
+              marker="o", label=f"{name} ({kind})")
   ax.set_xscale("log")
   ax.set_xlabel("pre-training FLOPs")
   ax.set_ylabel("held-out bits per byte")

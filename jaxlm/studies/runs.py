@@ -337,7 +337,7 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
       continue
     steps = sorted(set(steps) | {run.config.steps})
     file = run.arm.run_dir / "learning_curve.json"
-    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 2,
+    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 3,
                "probe": probe_on and {"task": probe_on.task.name, "split": probe_on.split,
                                       "train": len(probe_on.train), "max_len": probe_on.max_len}}
     if file.exists() and json.loads(file.read_text()).get("options") == options:
