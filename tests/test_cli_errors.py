@@ -61,7 +61,10 @@ def _run(args: list[str], how: str, tmp_path) -> tuple[int, str]:
   if how == "closed_stdout":
     read_end, stdout = os.pipe()
     os.close(read_end)
-  process = subprocess.Popen(command, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True)
+  # Test runners (pytest-xdist's workers) may ignore SIGINT, and a child inherits that; a
+  # terminal's Ctrl-C reaches a process that does not, so the child starts with the default.
+  process = subprocess.Popen(command, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   if how == "closed_stdout":
     os.close(stdout)
   if how == "sigint":
