@@ -23,6 +23,7 @@ from jaxlm.config import replace_at
 from jaxlm.eval import tasks
 from jaxlm.studies import compare_report, runs, variants
 from jaxlm.studies.config import CompareConfig
+from jaxlm.studies.curves import ProbeData, learning_curve
 from jaxlm.studies.results import (
   Difference,
   finetune_differences,
@@ -71,8 +72,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
           for k in range(config.pretrain_seeds) for name in config.objectives]
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare")
-  curves = runs.learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
-                               runs.ProbeData.first_of(config, data_dir))
+  curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
+                          ProbeData.first_of(config, data_dir))
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)

@@ -11,7 +11,15 @@ from etils import epath
 
 from jaxlm import storage
 from jaxlm.eval import tasks
-from jaxlm.studies.plots import plt, save_png
+from jaxlm.studies.compare_plots import (
+  plot_bits_per_byte,
+  plot_curves,
+  plot_finetune,
+  plot_learning_curve,
+  plot_zero_shot,
+  probe_of,
+  random_probe,
+)
 from jaxlm.studies.results import format_interval
 
 
@@ -31,31 +39,6 @@ BPB_NOTE = ("Bits per byte is the held-out loss in bits over the held-out text's
             "(its negative ELBO), and in parentheses a masked-token cross-entropy at the mask "
             "rate for MLM-style objectives (`mlm`, `mntp`, the masked rows of `hybrid`), which "
             "is not a sequence likelihood and is not comparable with the others.")
-
-
-def plot_bits_per_byte(summary: dict, out: epath.Path) -> str | None:
-  """Held-out bits per byte against pre-training FLOPs at every learning-curve point, every
-  objective on one axis; the line style says what each figure is."""
-  curves = summary.get("learning_curve", {})
-  if not curves:
-    return None
-  fig, ax = plt.subplots(figsize=(6, 4))
-  styles = {"exact": "-", "bound": "--"}
-  for name, points in curves.items():
-    fpt = summary["variants"][name]["flops"] / max(summary["variants"][name]["tokens"], 1)
-    points = [p for p in points if "bits_per_byte" in p["heldout"]]
-    if points:
-      kind = points[-1]["heldout"].get("bits_per_byte_kind", "exact")
-      ax.plot([p["tokens"] * fpt for p in points],
-              [p["heldout"]["bits_per_byte"] for p in points], styles.get(kind, ":"),
-              marker="o", label=f"{name} ({kind})")
-  ax.set_xscale("log")
-  ax.set_xlabel("pre-training FLOPs")
-  ax.set_ylabel("held-out bits per byte")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  save_png(fig, out / "bits_per_byte.png")
-  return "bits_per_byte.png"
 
 
 def _pretrain_rows(summary: dict) -> list[str]:
@@ -211,99 +194,12 @@ def _targets(summary: dict) -> list[str]:
   return lines
 
 
-def plot_curves(summary: dict, out: epath.Path) -> list[str]:
-  names = []
-  for x_key, label in (("flops", "training FLOPs"), ("tokens", "training tokens")):
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, v in summary["variants"].items():
-      ax.plot(v["curve"][x_key], v["curve"]["loss"], label=name)
-    ax.set_xlabel(label)
-    ax.set_ylabel("training loss (nats per predicted token)")
-    ax.set_title("Pre-training loss by objective")
-    ax.legend()
-    fig.tight_layout()
-    name = f"loss_vs_{x_key}.png"
-    save_png(fig, out / name)
-    names.append(name)
-  return names
-
-
-def plot_zero_shot(task: str, result: dict, out: epath.Path) -> str:
-  """Accuracy per group of a zero-shot task, per system, with the task's references."""
-  phenomena = sorted({g for r in result.values() for g in r["groups"]})
-  systems = list(result)
-  fig, ax = plt.subplots(figsize=(12, 4.5))
-  width = 0.8 / (len(systems) + 1)
-  for i, name in enumerate(systems):
-    r = result[name]
-    values = [r["groups"].get(p, math.nan) for p in phenomena]
-    intervals = [r["group_intervals"].get(p, [math.nan, math.nan]) for p in phenomena]
-    err = [[v - lo for v, (lo, _) in zip(values, intervals)],
-           [hi - v for v, (_, hi) in zip(values, intervals)]]
-    ax.bar([k + i * width for k in range(len(phenomena))], values, width, yerr=err, capsize=2,
-           label=name)
-  references = next((r["references"] for r in result.values() if r.get("references")), {})
-  for name, ref in list(references.items())[:1]:
-    ax.bar([k + len(systems) * width for k in range(len(phenomena))],
-           [ref["groups"].get(p, math.nan) for p in phenomena], width, color="0.7", label=name)
-  ax.axhline(50, color="0.5", lw=0.8, ls=":")
-  ax.set_xticks([k + 0.4 for k in range(len(phenomena))],
-                [p.replace("_", "\n") for p in phenomena], fontsize=7)
-  ax.set_ylabel(f"{task} accuracy (bars: 95% bootstrap interval)")
-  ax.set_ylim(0, 100)
-  ax.legend(fontsize=7, ncol=3)
-  fig.tight_layout()
-  save_png(fig, out / f"{task}.png")
-  return f"{task}.png"
-
-
-def plot_finetune(summary: dict, out: epath.Path) -> str | None:
-  cells = [(task, split) for task in summary["tasks"] for split in
-           next((per[task]["summary"] for per in summary["finetune"].values() if task in per), {})]
-  if not cells:
-    return None
-  variants = list(summary["finetune"])
-  fig, ax = plt.subplots(figsize=(2 + 2 * len(cells), 4))
-  width = 0.8 / len(variants)
-  for i, name in enumerate(variants):
-    means, low, high, seeds_x, seeds_y = [], [], [], [], []
-    for k, (task, split) in enumerate(cells):
-      result = summary["finetune"][name][task]
-      score = result["summary"][split]["score"]
-      means.append(score["mean"])
-      low.append(score["mean"] - score["min"])
-      high.append(score["max"] - score["mean"])
-      for s in result["seeds"]:
-        seeds_x.append(k + i * width)
-        seeds_y.append(s["metrics"][split]["score"])
-    ax.bar([k + i * width for k in range(len(cells))], means, width, yerr=[low, high],
-           capsize=3, label=name, alpha=0.8)
-    ax.scatter(seeds_x, seeds_y, s=8, color="k", zorder=3)
-  ax.set_xticks([k + width * (len(variants) - 1) / 2 for k in range(len(cells))],
-                [f"{t}\n{s}" for t, s in cells], fontsize=8)
-  ax.set_ylabel("score (mean; bars: min-max over seeds; dots: seeds)")
-  ax.legend()
-  fig.tight_layout()
-  save_png(fig, out / "finetune.png")
-  return "finetune.png"
-
-
-def _probe_of(points: list[dict]) -> tuple[str, str] | None:
-  return next(((p["probe"]["task"], p["probe"]["split"]) for p in points if "probe" in p), None)
-
-
-def _random_probe(summary: dict, name: str, task: str, split: str) -> float | None:
-  """The probe of a randomly initialised model of `name`'s shape (compare's references)."""
-  probed = summary.get("references", {}).get(task, {}).get("probe", {}).get(name)
-  return probed["random"][split]["score"] if probed else None
-
-
 def _curve_rows(summary: dict) -> list[str]:
   curves = summary.get("learning_curve", {})
   tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
   refs = sorted({r for points in curves.values() for p in points for t in p["zero_shot"].values()
                  for r in t["references"]})
-  probed = next((_probe_of(points) for points in curves.values() if _probe_of(points)), None)
+  probed = next((probe_of(points) for points in curves.values() if probe_of(points)), None)
   probe_head = [f"probe, {probed[0]} {probed[1]}"] if probed else []
   rows = ["| variant | step | tokens seen | held-out loss | bits/byte | "
           + " | ".join([f"{t} (subset)" for t in tasks_] + probe_head) + " |",
@@ -328,52 +224,11 @@ def _curve_rows(summary: dict) -> list[str]:
                 + " | ".join(cells + ["–"] * len(probe_head)) + " |")
   if probed:
     for name in curves:
-      level = _random_probe(summary, name, *probed)
+      level = random_probe(summary, name, *probed)
       if level is not None:
         rows.append(f"| {name}, random-init features (same shape) | – | – | – | – | "
                     + " | ".join(["–"] * len(tasks_) + [f"{level:.1f}"]) + " |")
   return rows
-
-
-def plot_learning_curve(summary: dict, out: epath.Path) -> str:
-  curves = summary["learning_curve"]
-  tasks_ = sorted({t for points in curves.values() for p in points for t in p["zero_shot"]})
-  probed = next((_probe_of(points) for points in curves.values() if _probe_of(points)), None)
-  panels = 1 + len(tasks_) + bool(probed)
-  fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), squeeze=False)
-  for name, points in curves.items():
-    tokens = [p["tokens"] for p in points]
-    line, = axes[0][0].plot(tokens, [p["heldout"]["loss"] for p in points], "o-", label=name)
-    for ax, task in zip(axes[0][1:], tasks_):
-      values = [p["zero_shot"][task] for p in points]
-      ax.errorbar(tokens, [v["overall"] for v in values],
-                  yerr=[[v["overall"] - v["interval"][0] for v in values],
-                        [v["interval"][1] - v["overall"] for v in values]],
-                  fmt="o-", capsize=3, label=name)
-    if probed:
-      ax = axes[0][-1]
-      ax.plot([p["tokens"] for p in points if "probe" in p],
-              [p["probe"]["score"] for p in points if "probe" in p], "o-", label=name,
-              color=line.get_color())
-      level = _random_probe(summary, name, *probed)
-      if level is not None:
-        ax.axhline(level, color=line.get_color(), ls=":", label=f"{name}, random-init")
-  for ax, task in zip(axes[0][1:], tasks_):
-    references = next(p["zero_shot"][task]["references"] for points in curves.values()
-                      for p in points if task in p["zero_shot"])
-    for (ref, level), style in zip(references.items(), (":", "--", "-.")):
-      ax.axhline(level, color="0.5", ls=style, label=ref)
-    ax.set_ylabel(f"{task} accuracy, subset (95% intervals)")
-  if probed:
-    axes[0][-1].set_ylabel(f"frozen-feature probe, {probed[0]} {probed[1]}")
-  axes[0][0].set_ylabel("held-out loss (each objective's own)")
-  for ax in axes[0]:
-    ax.set_xscale("log")
-    ax.set_xlabel("pre-training tokens seen")
-    ax.legend(fontsize=7)
-  fig.tight_layout()
-  save_png(fig, out / "learning_curve.png")
-  return "learning_curve.png"
 
 
 def zero_shot_section(task: str, results: dict[str, dict], out: epath.Path) -> list[str]:

@@ -1,0 +1,100 @@
+"""The learning curve by tokens seen: at each token milestone a run kept, held-out quality, each
+zero-shot task on a fixed subset with its references, and the frozen-feature probe."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import jax
+
+from jaxlm import api, sharding, storage
+from jaxlm.eval import probe, tasks
+from jaxlm.studies.config import StudyConfig
+from jaxlm.studies.runs import Run, heldout_quality, train_ids
+from jaxlm.train.checkpoint import restore_params
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeData:
+  """What the learning curve probes each checkpoint on: a classification task's training
+  examples and its headline split, exactly as `finetune_references` reads them."""
+
+  task: Any
+  train: Any  # Examples
+  split: str
+  evaluate: Any  # Examples of `split`
+  max_len: int
+  batch: int
+
+  @classmethod
+  def first_of(cls, config: StudyConfig, data_dir: str | None) -> ProbeData | None:
+    """The first classification task of `config.tasks` at its last eval split (test where
+    the task has one), or None when there is none."""
+    f = config.finetune
+    for name in config.tasks:
+      task = tasks.get(name, "finetune")
+      if not task.is_regression:
+        split = task.eval_splits[-1]
+        return cls(task, task.read("train", data_dir, f.max_train_examples), split,
+                   task.read(split, data_dir, f.max_eval_examples), f.max_seq_len,
+                   f.eval_batch_size)
+    return None
+
+  def score(self, model: api.Pretrained, seed: int) -> dict:
+    """The frozen-feature probe of `model` on this split: {"task", "split", "score"}."""
+    x_train = probe.features(model, self.train, self.max_len, self.batch)
+    x_eval = probe.features(model, self.evaluate, self.max_len, self.batch)
+    result = probe.linear_probe(x_train, self.train.labels, {self.split: x_eval},
+                                {self.split: self.evaluate.labels}, self.task, seed)[self.split]
+    return {"task": self.task.name, "split": self.split, "score": result["score"]}
+
+
+def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str,
+                   probe_on: ProbeData | None = None) -> dict[str, list[dict]]:
+  """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
+  end, held-out quality, each zero-shot task on `sample` items per group with the task's
+  references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
+  linear probe of that checkpoint (`eval/probe.py`). Cached in RUN/learning_curve.json, redone
+  when the options change. One process measures."""
+  if not sample or jax.process_count() > 1:
+    return {}
+  ids = None
+  out = {}
+  for run in runs:
+    steps = run.config.milestone_steps()
+    if not steps:
+      continue
+    steps = sorted(set(steps) | {run.config.steps})
+    file = run.arm.run_dir / "learning_curve.json"
+    options = {"steps": steps, "tasks": list(names), "sample": sample, "version": 3,
+               "probe": probe_on and {"task": probe_on.task.name, "split": probe_on.split,
+                                      "train": len(probe_on.train), "max_len": probe_on.max_len}}
+    if file.exists() and json.loads(file.read_text()).get("options") == options:
+      out[run.name] = json.loads(file.read_text())["points"]
+      continue
+    print(f"jaxlm {study}: learning curve of {run.name} at steps {steps}")
+    ids = train_ids(run) if ids is None else ids
+    mesh = sharding.make_mesh(run.config.mesh)
+    points = []
+    for step in steps:
+      params = run.params if step == run.config.steps else restore_params(
+        run.arm.run_dir, mesh, step)[1]
+      model = api.from_params(run.config, params, run.tokenizer)
+      zero = {}
+      for name in names:
+        result = tasks.get(name, "zero_shot").evaluate(model, sample=sample, train_ids=ids)
+        zero[name] = {"overall": result["overall"], "interval": result["interval"],
+                      "items": result["items"],
+                      "references": {ref: r["overall"] for ref, r in result["references"].items()}}
+      heldout = heldout_quality(run.config, params, run.data.get(run.config), run.tokenizer,
+                                run.arm.run_dir)
+      point = {"step": step, "tokens": int(step * run.curve.tokens_per_step),
+               "heldout": heldout.to_json(), "zero_shot": zero}
+      if probe_on is not None:
+        point["probe"] = probe_on.score(model, runs[0].config.seed)  # as the references
+      points.append(point)
+    storage.write_atomic(file, json.dumps({"options": options, "points": points}))
+    out[run.name] = points
+  return out
