@@ -23,7 +23,7 @@ import io
 import json
 import math
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,10 +31,29 @@ N_PAIRS_PER_PARADIGM = 1000
 SYSTEMS = ("ngram", "lstm", "txl", "gpt2", "human")  # as named in published.json
 
 
-def _resource(name: str):
+def _resource(name: str, suite: str = "blimp"):
   # Package data next to this module; jaxlm/eval/data/ has no __init__.py, so it is reached
   # from the jaxlm.eval package rather than imported as a package itself.
-  return importlib.resources.files("jaxlm.eval") / "data" / "blimp" / name
+  return importlib.resources.files("jaxlm.eval") / "data" / suite / name
+
+
+def read_published(suite: str) -> tuple[dict, ...]:
+  """A shipped minimal-pair suite's published.json rows, one per paradigm."""
+  table = json.loads(_resource("published.json", suite).read_text(encoding="utf-8"))
+  return tuple(table["paradigms"])
+
+
+def read_pairs(suite: str, paradigms: Iterable[str], to_pair: Callable[[dict], MinimalPair]
+               ) -> Mapping[str, tuple[MinimalPair, ...]]:
+  """paradigm -> its pairs in file order, from a shipped suite's pairs.jsonl.gz; `to_pair`
+  reads one JSON row."""
+  by_uid: dict[str, list[MinimalPair]] = {uid: [] for uid in paradigms}
+  with gzip.open(io.BytesIO(_resource("pairs.jsonl.gz", suite).read_bytes()), "rt",
+                 encoding="utf-8") as f:
+    for line in f:
+      pair = to_pair(json.loads(line))
+      by_uid[pair.uid].append(pair)
+  return types.MappingProxyType({uid: tuple(pairs) for uid, pairs in by_uid.items()})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +93,7 @@ class BlimpSummary:
 
 @functools.cache
 def _published_rows() -> tuple[dict, ...]:
-  table = json.loads(_resource("published.json").read_text(encoding="utf-8"))
-  return tuple(table["paradigms"])
+  return read_published("blimp")
 
 
 PARADIGMS: tuple[str, ...] = tuple(sorted(r["uid"] for r in _published_rows()))
@@ -87,15 +105,9 @@ PHENOMENON: Mapping[str, str] = types.MappingProxyType(
 @functools.cache
 def _all_pairs() -> Mapping[str, tuple[MinimalPair, ...]]:
   """paradigm -> its 1,000 pairs in pair_id order."""
-  by_uid: dict[str, list[MinimalPair]] = {uid: [] for uid in PARADIGMS}
-  with gzip.open(io.BytesIO(_resource("pairs.jsonl.gz").read_bytes()), "rt",
-                 encoding="utf-8") as f:
-    for line in f:
-      r = json.loads(line)
-      by_uid[r["UID"]].append(MinimalPair(uid=r["UID"], phenomenon=r["linguistics_term"],
-                                          pair_id=int(r["pairID"]), good=r["sentence_good"],
-                                          bad=r["sentence_bad"]))
-  return types.MappingProxyType({uid: tuple(pairs) for uid, pairs in by_uid.items()})
+  return read_pairs("blimp", PARADIGMS, lambda r: MinimalPair(
+    uid=r["UID"], phenomenon=r["linguistics_term"], pair_id=int(r["pairID"]),
+    good=r["sentence_good"], bad=r["sentence_bad"]))
 
 
 def _check_paradigms(paradigms: Iterable[str] | str | None) -> tuple[str, ...]:

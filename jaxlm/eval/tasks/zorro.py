@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
-import importlib.resources
-import io
-import json
 import math
 import types
 from collections.abc import Iterable, Mapping
@@ -36,14 +32,9 @@ N_PAIRS_PER_PARADIGM = 2000
 N_PAIRS = 46_000  # 23 paradigms
 
 
-def _resource(name: str):
-  return importlib.resources.files("jaxlm.eval") / "data" / "zorro" / name
-
-
 @functools.cache
 def _published_rows() -> tuple[dict, ...]:
-  table = json.loads(_resource("published.json").read_text(encoding="utf-8"))
-  return tuple(table["paradigms"])
+  return blimp_data.read_published("zorro")
 
 
 PARADIGMS: tuple[str, ...] = tuple(sorted(r["uid"] for r in _published_rows()))
@@ -55,15 +46,9 @@ PHENOMENON: Mapping[str, str] = types.MappingProxyType(
 @functools.cache
 def _all_pairs() -> Mapping[str, tuple[MinimalPair, ...]]:
   """paradigm -> its 2,000 pairs in pair_id order (the source's order)."""
-  by_uid: dict[str, list[MinimalPair]] = {uid: [] for uid in PARADIGMS}
-  with gzip.open(io.BytesIO(_resource("pairs.jsonl.gz").read_bytes()), "rt",
-                 encoding="utf-8") as f:
-    for line in f:
-      r = json.loads(line)
-      by_uid[r["paradigm"]].append(MinimalPair(uid=r["paradigm"], phenomenon=r["phenomenon"],
-                                               pair_id=r["pair_id"], good=r["good"],
-                                               bad=r["bad"]))
-  return types.MappingProxyType({uid: tuple(pairs) for uid, pairs in by_uid.items()})
+  return blimp_data.read_pairs("zorro", PARADIGMS, lambda r: MinimalPair(
+    uid=r["paradigm"], phenomenon=r["phenomenon"], pair_id=r["pair_id"], good=r["good"],
+    bad=r["bad"]))
 
 
 @functools.lru_cache(maxsize=4 * len(PARADIGMS))
