@@ -73,13 +73,15 @@ def torch_worker(overrides: dict[str, str], warmup: int):
 
   config, _ = with_synthetic_tokenizer(load_config("tiny", overrides).validate())
   m, o = config.model, config.optimizer
-  if m.position != "learned" or m.norm != "pre" or m.activation != "gelu_tanh":
-    raise SystemExit("cpu_step.py: GPT2LMHeadModel has learned positions, pre-LN and tanh GELU; "
+  gelu = {"gelu_tanh": "gelu_new", "gelu_exact": "gelu"}  # GPT2Config's names
+  if m.position != "learned" or m.norm != "pre" or m.activation not in gelu:
+    raise SystemExit("cpu_step.py: GPT2LMHeadModel has learned positions, pre-LN and GELU; "
                      f"got position={m.position} norm={m.norm} activation={m.activation}")
   torch.manual_seed(0)
   model = transformers.GPT2LMHeadModel._from_config(transformers.GPT2Config(
     vocab_size=m.vocab_size, n_positions=m.max_seq_len, n_embd=m.embed_dim,
-    n_layer=m.num_layers, n_head=m.num_heads, n_inner=m.mlp_dim, activation_function="gelu_new",
+    n_layer=m.num_layers, n_head=m.num_heads, n_inner=m.mlp_dim,
+    activation_function=gelu[m.activation],
     layer_norm_epsilon=m.layer_norm_eps, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     bos_token_id=None, eos_token_id=None), attn_implementation="sdpa").train()
   params = list(model.parameters())
