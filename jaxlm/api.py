@@ -4,7 +4,9 @@ then read its logits or fill in a [MASK].
   import jaxlm
   lm = jaxlm.load("runs/tiny-mlm")       # or a transformers save_pretrained() directory
   logits_BxTxV = lm.logits(ids_BxT)
-  jaxlm.api.fill_mask(lm, "the [MASK] sat on the mat")
+  lm.fill_mask("the [MASK] sat on the mat")    # an MLM run: [(token, probability), ...]
+  lm.score(["The cat sleeps.", "The cat sleep."])  # log-probabilities (PLL for MLM), nats
+  jaxlm.load("runs/tiny-clm").generate("The cat")  # one prompt in, one continuation out
 
 Everything runs on one device, unsharded, in the run's compute dtype unless told otherwise.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,7 @@ from etils import epath
 from flax import nnx
 from tokenizers import Tokenizer
 
-from jaxlm import objectives, sharding, storage
+from jaxlm import objectives, scoring, sharding, storage
 from jaxlm.config import Config, DataError, MeshConfig
 from jaxlm.data import tokenizer
 from jaxlm.data.tokenizer import MASK
@@ -72,6 +74,29 @@ class Pretrained:
       self._forward = (graphdef, _make_forward(graphdef, objectives.get(self.config.objective)))
     return np.asarray(self._forward[1](state, jnp.asarray(tokens_BxT, jnp.int32),
                                        jnp.asarray(prefix_len_B, jnp.int32)))
+
+
+  def generate(self, prompts: str | Sequence[str], max_new_tokens: int = 50, **sampling
+               ) -> str | list[str]:
+    """Continuations (prompt + generated text): a plain string is one prompt and gives one
+    string; a list gives a list. `sampling`: temperature, top_k, top_p, seed (`generate_text`)."""
+    if isinstance(prompts, str):
+      return generate_text(self, [prompts], max_new_tokens, **sampling)[0]
+    return generate_text(self, list(prompts), max_new_tokens, **sampling)
+
+  def fill_mask(self, text: str, top_k: int = 5) -> list[tuple[str, float]]:
+    """The `top_k` likeliest tokens, with probabilities, for the first [MASK] in `text`."""
+    return fill_mask(self, text, top_k)
+
+  def score(self, sentences: str | Sequence[str]) -> float | np.ndarray:
+    """Each sentence's log-probability in nats, as the zero-shot tasks score it: summed
+    next-token log-probabilities for generating objectives, the word-level pseudo-log-
+    likelihood for masked ones (docs/eval.md). A plain string gives one float."""
+    if self.tokenizer is None:
+      raise DataError("score: the model was loaded without a tokenizer")
+    if isinstance(sentences, str):
+      return float(scoring.sentence_scores(self, [sentences])[0])
+    return scoring.sentence_scores(self, list(sentences))
 
 
 Loaded = Pretrained  # its earlier name, kept for scripts that use it
@@ -165,10 +190,13 @@ def fill_mask(loaded: Pretrained, text: str, top_k: int = 5) -> list[tuple[str, 
            float(probs_V[i])) for i in best]
 
 
-def generate_text(loaded: Pretrained, prompts: list[str], max_new_tokens: int = 50,
+def generate_text(loaded: Pretrained, prompts: Sequence[str], max_new_tokens: int = 50,
                   temperature: float = 0.8, top_k: int = 50, top_p: float = 1.0,
                   seed: int = 0) -> list[str]:
   """Continuations of `prompts` with a CLM model and its tokenizer (KV-cached decoding)."""
+  if isinstance(prompts, str):  # not 13 one-character prompts
+    raise TypeError("generate_text: prompts is a list of strings; for one prompt use "
+                    "[prompt] or lm.generate(prompt)")
   if not objectives.get(loaded.config.objective).generates:
     raise DataError(f"generate: this is an {loaded.config.objective} model; use fill-mask "
                     "(generation needs clm or prefix_lm)")

@@ -1,5 +1,5 @@
-"""The `jaxlm` command: train, finetune, compare, scale, eval, bench, generate, fill-mask,
-export and data prepare.
+"""The `jaxlm` command: train, finetune, compare, scale, eval, lm-eval, bench, generate,
+fill-mask, export and data prepare.
 
 Each subcommand is a parser (`_commands`) and a handler (`_handlers`); `main` splits the
 `--config.a.b=value` overrides off, parses, and calls the handler, which loads and preflights
@@ -82,18 +82,36 @@ def _train(args, overrides: dict[str, str]) -> int:
   if args.init_from:
     overrides["init_from"] = args.init_from
   config = preflight.pretrain_config(load_config(args.config, overrides))
+  from jaxlm.interop import hf_export
+  if reason := hf_export.export_blocker(config):  # known now, not when the run is exported
+    print(f"jaxlm: note: this run will not export to transformers: {reason}", file=sys.stderr)
   _join(args)
+  import jax
+
   from jaxlm.train.loop import NonFiniteLoss, Preempted, train
   try:
     with _owned(args.workdir, "train"):
-      train(config, args.workdir, quiet=args.quiet)
+      result = train(config, args.workdir, quiet=args.quiet)
   except Preempted as e:
     print(f"jaxlm: {e}", file=sys.stderr)
     return EXIT_INTERRUPTED if e.signum == signal.SIGINT else EXIT_PREEMPTED
   except NonFiniteLoss as e:
     print(f"jaxlm: error: {e}", file=sys.stderr)
     return EXIT_NONFINITE
+  if jax.process_index() == 0:
+    print(_train_summary(result, args.workdir))
   return 0
+
+
+def _train_summary(result: dict, workdir: str) -> str:
+  """One line: the step, the final held-out metrics and where the checkpoint is."""
+  shown = {"loss": "loss {:.4f}", "perplexity": "perplexity {:.2f}",
+           "bits_per_byte": "{:.3f} bits/byte", "bits_per_byte_bound": "<= {:.3f} bits/byte",
+           "accuracy": "accuracy {:.1%}"}
+  held_out = ", ".join(form.format(result["eval"][key]) for key, form in shown.items()
+                       if result["eval"].get(key) is not None)
+  return (f"jaxlm train: step {result['step']}; held-out {held_out}; checkpoint "
+          f"{workdir}/checkpoints/{result['step']}")
 
 
 def _finetune(args, overrides: dict[str, str]) -> int:
@@ -107,7 +125,7 @@ def _finetune(args, overrides: dict[str, str]) -> int:
   config, recipe, params, tok = trainer.load_init(args.init, overrides)
   with _owned(args.workdir, "finetune"):
     results = trainer.run(config, recipe, args.task, args.glue_dir or None, args.workdir,
-                          params, tok, init=args.init)
+                          params, tok, init=args.init, progress=True)
   for split, metrics in results["summary"].items():
     shown = ", ".join(f"{k} {v['median']:.1f} [{v['min']:.1f}-{v['max']:.1f}]"
                       for k, v in metrics.items())
@@ -127,6 +145,13 @@ def _study(args, overrides: dict[str, str]) -> int:
   else:
     from jaxlm.studies import scale as study
   study.check(config)
+  if args.command == "compare":  # the runs that will not export, known now
+    from jaxlm.interop import hf_export
+    from jaxlm.studies import variants
+    for name in config.objectives:
+      if reason := hf_export.export_blocker(variants.pretrain_config(config.pretrain, name)):
+        print(f"jaxlm: note: the {name} runs will not export to transformers: {reason}",
+              file=sys.stderr)
   _join(args)
   with _owned(args.workdir, args.command):
     study.run(config, args.workdir, quiet=args.quiet)
@@ -150,7 +175,7 @@ def _eval(args, overrides: dict[str, str]) -> int:
   if not args.no_reference and (storage.path(args.workdir) / "checkpoints").is_dir():
     ids = pipeline.training_token_ids(pipeline.load(model.config, lambda _: model.tokenizer),
                                       model.tokenizer)
-  result = task.evaluate(model, sample=args.sample, groups=groups, train_ids=ids)
+  result = task.evaluate(model, sample=args.sample, groups=groups, train_ids=ids, progress=True)
   result["options"] = {"sample": args.sample, "groups": list(groups)}
   low, high = result["interval"]
   refs = "".join(f"; {name} {ref['overall']:.1f}" for name, ref in result["references"].items())
@@ -161,6 +186,30 @@ def _eval(args, overrides: dict[str, str]) -> int:
   out = storage.path(args.workdir) / f"{task.name}.json"
   storage.write_atomic(out, json.dumps(result, indent=1))
   print(f"wrote {out}")
+  return 0
+
+
+def _lm_eval(args, overrides: dict[str, str]) -> int:
+  """`jaxlm lm-eval HARNESS_FLAGS`: lm-evaluation-harness's own command line, with the model
+  type `jaxlm` registered and filled in."""
+  try:
+    from lm_eval.__main__ import cli_evaluate
+
+    import jaxlm.eval.lm_eval_model  # noqa: F401 - registers the model type "jaxlm"
+  except ModuleNotFoundError as e:
+    if (e.name or "").split(".")[0] != "lm_eval":
+      raise
+    print("jaxlm lm-eval: needs the lmeval extra: pip install 'jaxlm[lmeval]'", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  if overrides or not args.harness_args or any(
+      a.split("=")[0] in ("--model", "-M") for a in args.harness_args):
+    raise ConfigError("lm-eval: give the harness's own flags and no --model or --config.*, e.g. "
+                      "jaxlm lm-eval --model_args path=RUN --tasks lambada_openai")
+  argv, sys.argv = sys.argv, ["lm-eval", "run", "--model", "jaxlm", *args.harness_args]
+  try:
+    cli_evaluate()
+  finally:
+    sys.argv = argv
   return 0
 
 
@@ -193,8 +242,23 @@ def _fill_mask(args, overrides: dict[str, str]) -> int:
 
 def _export(args, overrides: dict[str, str]) -> int:
   from jaxlm import api, preflight
+  from jaxlm.finetune import saved
   from jaxlm.interop import hf_export
   preflight.output_dir(args.out, "--out")
+  if saved.is_saved(args.workdir):  # a fine-tuning run: the classifier it kept
+    from flax import nnx
+
+    from jaxlm.eval import tasks
+    kept = saved.load(args.workdir)
+    task = tasks.get(kept.meta["task"], "finetune")
+    hf_export.classifier_to_hf(kept.config, nnx.state(kept.model), kept.meta, args.out,
+                               kept.tokenizer,
+                               labels=getattr(task, "label_meanings", task.label_names),
+                               pairs=len(getattr(task, "text_columns", ("text",))) > 1)
+    print(f"exported the {task.name} classifier of {args.workdir} (seed {kept.meta['seed']}) "
+          f"to {args.out}: config.json, model.safetensors and a tokenizer that adds [CLS] and "
+          "[SEP]; load it with AutoModelForSequenceClassification")
+    return 0
   model = api.load(args.workdir)
   hf_export.to_hf(model.config, model.params, args.out, model.tokenizer)
   print(f"exported {args.workdir} to {args.out} (Hugging Face format)")
@@ -290,6 +354,13 @@ def _commands(sub) -> None:
   ev.add_argument("--no_reference", "--no_floor", action="store_true",
                   help="skip the references fitted on the run's pre-training text")
   ev.set_defaults(handler=_eval)
+
+  # Everything after the command is the harness's: "+" prefixes keep argparse off its flags.
+  lm = sub.add_parser("lm-eval", prefix_chars="+", add_help=False,
+                      help="EleutherAI's lm-evaluation-harness on a run (the lmeval extra; "
+                      "harness flags: --model_args path=RUN --tasks ...)")
+  lm.add_argument("harness_args", nargs=argparse.REMAINDER)
+  lm.set_defaults(handler=_lm_eval)
 
   bench = sub.add_parser("bench", help="time training steps on synthetic data (tokens/s, MFU)",
                          epilog="Override any config field: --config.batch_size=32")

@@ -26,7 +26,7 @@ LAYERS = (
   ("jaxlm.preflight",),
   ("jaxlm.train",),
   ("jaxlm.interop",),
-  ("jaxlm.api", "jaxlm.generate"),
+  ("jaxlm.api", "jaxlm.generate", "jaxlm.scoring"),
   ("jaxlm.eval",),
   ("jaxlm.finetune",),
   ("jaxlm.studies",),

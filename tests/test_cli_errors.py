@@ -107,6 +107,13 @@ def test_a_run_reruns_from_its_own_config_json(clm_run, tmp_path):
                           timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.loads((rerun / "config.json").read_text()) == {**saved, "seed": 1}
+  final = [json.loads(line) for line in (rerun / "metrics.jsonl").read_text().splitlines()][-1]
+  step = final["step"]
+  assert final["split"] == "eval" and "bits_per_byte" in final
+  assert result.stdout.splitlines()[-1] == (  # the end-of-run summary
+    f"jaxlm train: step {step}; held-out loss {final['loss']:.4f}, perplexity "
+    f"{final['perplexity']:.2f}, {final['bits_per_byte']:.3f} bits/byte, accuracy "
+    f"{final['accuracy']:.1%}; checkpoint {rerun}/checkpoints/{step}")
 
 
 def test_help_texts_say_what_the_commands_do(capsys):

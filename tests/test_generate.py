@@ -103,3 +103,20 @@ def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
                             str(tmp_path / "mlm"), "--prompt", "x"], cwd=REPO,
                            capture_output=True, text=True, timeout=300)
   assert refused.returncode == 2 and "use fill-mask" in refused.stderr
+
+  # The same through the Python API: a plain string is one prompt (and one sentence).
+  import jaxlm
+  from jaxlm import api, scoring
+  clm, mlm = jaxlm.load(tmp_path / "clm"), jaxlm.load(tmp_path / "mlm")
+  one = clm.generate("We the people", max_new_tokens=5, temperature=0)
+  assert isinstance(one, str) and one.startswith("We the people")
+  assert clm.generate(["We the people", "Fellow"], max_new_tokens=5, temperature=0) == [
+    one, api.generate_text(clm, ["Fellow"], 5, temperature=0)[0]]
+  with pytest.raises(TypeError, match="prompts is a list of strings"):
+    api.generate_text(clm, "We the people")
+  sentences = ["The people of the land.", "Land the of people the."]
+  for lm in (clm, mlm):
+    assert lm.score(sentences[0]) == scoring.sentence_scores(lm, sentences[:1])[0]
+    np.testing.assert_array_equal(lm.score(sentences), scoring.sentence_scores(lm, sentences))
+  assert mlm.fill_mask("The [MASK] of the people.", 3) == api.fill_mask(
+    mlm, "The [MASK] of the people.", 3)

@@ -266,7 +266,10 @@ class Config:
   log_every: int = 10  # steps between logged training metrics
   eval_every: int = 100  # 0: only at the end
   eval_batches: int = 4  # held-out batches per periodic evaluation
-  checkpoint_every: int = 0  # 0: only at the end
+  checkpoint_every: int = 0  # steps between checkpoints (0: none by steps)
+  # Minutes of wall time between checkpoints (0: none by time), checked every log_every steps;
+  # with checkpoint_every=0 and a short run, only the end saves.
+  checkpoint_minutes: float = 15.0
   keep_checkpoints: int = 3  # the newest N ...
   keep_period: int = 0  # ... plus every checkpoint whose step is a multiple of this (0: none)
   # Token milestones (e.g. 1e6,2e6,5e6): a checkpoint is saved at the first step whose tokens seen
@@ -275,7 +278,13 @@ class Config:
   max_nonfinite_steps: int = 5  # stop after this many consecutive NaN/Inf steps
   init_from: str = ""  # a run directory whose parameters start this run (--init_from)
   allow_objective_change: bool = False  # let --init_from take a run of another objective
+  # Let a resumed run change what plans its learning rate (steps, optimizer.lr, schedule, ...):
+  # extending a finished run re-plans the schedule from the checkpoint's step on.
+  allow_schedule_change: bool = False
   peak_tflops: float = 0.0  # per device, for MFU; 0 looks the device up
+  # Where metrics go besides metrics.jsonl (always written): tensorboard, wandb (an extra;
+  # WANDB_MODE=offline works without a network). Empty: metrics.jsonl only.
+  trackers: tuple[str, ...] = ("tensorboard",)
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   mlm: MLMConfig = dataclasses.field(default_factory=MLMConfig)
   hybrid: HybridConfig = dataclasses.field(default_factory=HybridConfig)
@@ -300,6 +309,8 @@ class Config:
     for key in ("eval_every", "checkpoint_every", "keep_period"):
       if getattr(self, key) < 0:
         raise ConfigError(f"config.{key}={getattr(self, key)}: must be >= 0")
+    if self.checkpoint_minutes < 0:
+      raise ConfigError(f"config.checkpoint_minutes={self.checkpoint_minutes}: must be >= 0")
     if self.peak_tflops < 0:
       raise ConfigError(f"config.peak_tflops={self.peak_tflops}: must be >= 0")
     for group in GROUPS:

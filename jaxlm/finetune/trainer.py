@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding
 from tokenizers import Tokenizer
@@ -29,6 +30,7 @@ from jaxlm.config import Config, ConfigError, DataError, MeshConfig, OptimizerCo
 from jaxlm.eval import tasks
 from jaxlm.eval.inputs import encode, padded
 from jaxlm.eval.tasks import metrics
+from jaxlm.finetune import saved
 from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.model import Classifier
 from jaxlm.objectives.build import merge_params
@@ -86,9 +88,11 @@ class TaskTrainer:
             for k, v in batch.items()}
 
   def run_seed(self, train: dict, evals: dict[str, dict], seed: int,
-               pretrained: nnx.State | None) -> dict[str, np.ndarray]:
+               pretrained: nnx.State | None, bar: tqdm.tqdm
+               ) -> tuple[dict[str, np.ndarray], nnx.State]:
     """Fine-tunes one seed from `pretrained` (None: from scratch); returns dev predictions
-    (logits, or scores for regression) per eval split."""
+    (logits, or scores for regression) per eval split, and the parameters. `bar` advances by
+    the steps taken."""
     f = self.recipe
     params = nnx.state(self._model(seed))
     if pretrained is not None:  # the backbone by path; the head stays freshly initialised
@@ -105,6 +109,7 @@ class TaskTrainer:
           batch = self._put(padded({k: v[rows] for k, v in train.items()}, f.batch_size))
           params, opt_state, _ = self.step(params, opt_state, batch, jax.random.fold_in(
             key, epoch * self.steps_per_epoch + i))
+          bar.update(1)
       outputs = {}
       for split, data in evals.items():
         chunks = []
@@ -117,7 +122,13 @@ class TaskTrainer:
           chunks.append(np.asarray(logits)[:len(part["tokens"])])
         logits = np.concatenate(chunks)
         outputs[split] = logits[:, 0] if self.task.is_regression else logits
-    return outputs
+    return outputs, params
+
+  def description(self, max_seq_len: int) -> dict:
+    """What `saved.build` needs to rebuild the classifier."""
+    model = self._model(0)
+    return {"task": self.task.name, "num_labels": self.task.num_labels,
+            "attention": model.attention, "readout": model.readout, "max_seq_len": max_seq_len}
 
 
 def recipe_optimizer(recipe: FinetuneConfig, total_steps: int) -> OptimizerConfig:
@@ -142,10 +153,10 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | None,
         workdir: str | os.PathLike, pretrained: nnx.State | None, tok: Tokenizer,
-        init: str) -> dict:
+        init: str, progress: bool = False) -> dict:
   """Fine-tunes `recipe.seeds` seeds on a fine-tuning task of the registry (`data_dir`: where a
   task that is not shipped reads its files, e.g. the GLUE TSVs); writes results.json and
-  predictions TSVs."""
+  predictions TSVs. `progress`: a progress bar over every seed's steps."""
   task = tasks.get(task_name, "finetune")
   f = recipe.validate()
   workdir = storage.path(workdir)
@@ -161,9 +172,12 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
   eval_ex = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
   evals = {s: encode(tok, ex, max_len) for s, ex in eval_ex.items()}
   trainer = TaskTrainer(config, f, task, mesh, len(train_ex))
-  per_seed = []
+  per_seed, best = [], None  # best: (rank, seed entry, parameters)
+  bar = tqdm.tqdm(total=f.seeds * f.epochs * trainer.steps_per_epoch, unit="step",
+                  desc=f"fine-tuning {task.name} ({f.seeds} seeds)", dynamic_ncols=True,
+                  mininterval=1.0, disable=not progress or jax.process_index() != 0)
   for seed in range(f.seeds):
-    outputs = trainer.run_seed(train, evals, config.seed + seed, pretrained)
+    outputs, params = trainer.run_seed(train, evals, config.seed + seed, pretrained, bar)
     scores = {}
     for split, preds in outputs.items():
       scores[split] = metrics.compute_metrics(task, preds, eval_ex[split].labels)
@@ -178,15 +192,24 @@ def run(config: Config, recipe: FinetuneConfig, task_name: str, data_dir: str | 
                           .tolist() for split, preds in outputs.items()}
       entry["failed"] = collapsed(outputs)
     per_seed.append(entry)
+    rank = (not entry.get("failed"), scores[task.eval_splits[0]]["score"])
+    if best is None or rank > best[0]:
+      best = (rank, entry, params)
+    del params
   # A seed that predicts one class for every example learned nothing of the task: it is kept in
   # the file, marked, and left out of the summary (unless every seed failed).
+  bar.close()
   kept = [s for s in per_seed if not s.get("failed")] or per_seed
   summary = {split: {name: _summary([s["metrics"][split][name] for s in kept])
                      for name in kept[0]["metrics"][split]} for split in task.eval_splits}
   results = {"task": task.name, "init": init, "objective": config.objective,
              "train_examples": len(train_ex), "recipe": dataclasses.asdict(f),
              "seeds": per_seed, "summary": summary,
-             "failed_seeds": [s["seed"] for s in per_seed if s.get("failed")]}
+             "failed_seeds": [s["seed"] for s in per_seed if s.get("failed")],
+             "classifier": {"folder": saved.FOLDER, "seed": best[1]["seed"]}}
+  saved.save(workdir, best[2], config, tok, {**trainer.description(max_len),
+                                             "seed": best[1]["seed"],
+                                             "scores": best[1]["metrics"]})
   if jax.process_index() == 0:
     storage.write_atomic(workdir / "results.json", json.dumps(results, indent=2))
   return results

@@ -8,12 +8,32 @@
   mlm, pre-LN, model.embed_norm=false   XLMRobertaXLForMaskedLM (embeddings not normalised,
                                         pre-LN blocks, one final LayerNorm: jaxlm's pre-LN exactly)
   clm, pre-LN                           GPT2LMHeadModel
+  clm, pre-LN, model.position=rope      GPTNeoXForCausalLM (full-width rotary, rotate-half as
+                                        jaxlm's, sequential residual: jaxlm's pre-LN block)
+  mlm, pre-LN, model.position=rope      EsmForMaskedLM (ESM-2: rotary, pre-LN, optional
+                                        embedding LayerNorm, BERT's MLM head, exact GELU)
 
-The weight mapping is the one `hf_import` documents, run backwards, so every export loads back
-with `jaxlm.load` / `from_hf` to the same parameters (but for a clm model's token-type row 0,
-which GPT-2 keeps folded into wpe, as clm rows are all type 0). Refused: positions other than
-learned, post-LN clm, embed_norm clm, pre-LN mlm_nsp (no pre-LN transformers class has an NSP
-head), pre-LN mlm with tanh GELU (RoBERTa-family MLM heads apply exact GELU), prefix-LM attention.
+The weight mapping is the one `hf_import` documents, run backwards, so every export but
+GPT-NeoX's and ESM's (export only) loads back with `jaxlm.load` / `from_hf` to the same
+parameters (but for a clm model's token-type row 0, which GPT-2 keeps folded into wpe, as clm
+rows are all type 0). Refused: sinusoidal or no positions, post-LN RoPE, post-LN clm,
+embed_norm clm, pre-LN mlm_nsp (no pre-LN transformers class has an NSP head), pre-LN mlm with
+tanh GELU (RoBERTa-family MLM heads and all of ESM apply exact GELU), prefix-LM attention.
+`export_blocker` says which from the config alone, so `jaxlm train` says it before training.
+
+A fine-tuned classifier (`classifier_to_hf`: the parameters, config and description that
+`jaxlm finetune` keeps) exports where a transformers sequence classifier computes its logits:
+
+  classifier, model                     transformers class
+  causal, readout last, pre-LN          GPT2ForSequenceClassification
+  the same, model.position=rope         GPTNeoXForSequenceClassification
+
+Both score every position with a bias-free Linear and keep the last non-[PAD] token's scores:
+jaxlm's last-real-token read-out on right-padded `[CLS] a [SEP] (b [SEP])` rows. The head's
+bias moves into the final LayerNorm's bias, which nothing but the score layer reads there.
+Refused: bidirectional classifiers (every transformers encoder classifier, BERT, RoBERTa, XLM-R
+XL, ESM, has a dense + tanh pooler before its output layer, jaxlm's has none), the mean
+read-out, and pair tasks whose token-type row 1 differs from row 0 (neither class has types).
 """
 
 from __future__ import annotations
@@ -21,11 +41,11 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from flax import nnx
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, processors
 
 from jaxlm import objectives
 from jaxlm.config import Config, DataError
@@ -35,7 +55,11 @@ from jaxlm.interop.hf_layouts import (
   ACTIVATION_TO_HF,
   BERT,
   ENCODER_LINEAR,
+  ESM,
   GPT2_PLAIN,
+  NEOX_ARCH,
+  NEOX_LINEAR,
+  NEOX_PLAIN,
   NSP_ARCH,
   QKV,
   ROBERTA_PRELN,
@@ -53,56 +77,160 @@ def to_hf(config: Config, params: nnx.State, out_dir: str | Path,
   """Writes a jaxlm model as the transformers class the module docstring maps it to:
   config.json, model.safetensors and, given a tokenizer, tokenizer.json + tokenizer_config.json.
   Returns `out_dir`. Anything no class represents exactly raises DataError (one line)."""
+  write = _writer(config)
+  if isinstance(write, str):
+    raise DataError(f"to_hf: {write}")
+  _check_vocab(config, tokenizer)
+  hf_config, tensors = write(config, _flat_stacked(config, params), tokenizer)
+  out_dir = _write_model(out_dir, hf_config, tensors)
+  if tokenizer is not None:
+    _write_tokenizer(tokenizer, out_dir, _max_positions(config))
+  return out_dir
+
+
+def classifier_to_hf(config: Config, params: nnx.State, meta: dict, out_dir: str | Path,
+                     tokenizer: Tokenizer, labels: Sequence[str] = (),
+                     pairs: bool = True) -> Path:
+  """Writes a fine-tuned classifier as the transformers sequence classifier the module
+  docstring maps it to, with a tokenizer that encodes texts and pairs as fine-tuning did.
+  `config`: the pre-trained run's; `params`: the Classifier's state; `meta`: its description
+  (task, num_labels, attention, readout, max_seq_len); `labels`: names in id order (id2label);
+  `pairs`: whether the task reads (a, b) pairs, whose b tokens are type 1. Returns `out_dir`.
+  What no class reproduces raises DataError (one line)."""
+  write = _classifier_writer(config, meta)
+  if isinstance(write, str):
+    raise DataError(f"to_hf: {write}")
+  _check_vocab(config, tokenizer)
+  p = _flat_stacked(config, params)
+  if pairs and (why := _pair_types_blocker(p, meta["task"])):
+    raise DataError(f"to_hf: {why}")
+  hf_config, tensors = write(config, p, tokenizer)
+  hf_config, tensors = _as_sequence_classifier(hf_config, tensors, p, meta, tokenizer, labels)
+  out_dir = _write_model(out_dir, hf_config, tensors)
+  # No token_type_ids: GPT-2 would add word-embedding rows for them, and the types are folded.
+  _write_tokenizer(_pair_template(tokenizer), out_dir, meta["max_seq_len"],
+                   input_names=("input_ids", "attention_mask"))
+  return out_dir
+
+
+def _check_vocab(config: Config, tokenizer: Tokenizer | None) -> None:
+  vocab = config.model.vocab_size
+  if tokenizer is not None and tokenizer.get_vocab_size() > vocab:
+    raise DataError(f"to_hf: the tokenizer has {tokenizer.get_vocab_size()} tokens but the "
+                    f"model's vocabulary only {vocab}; is it the run's tokenizer.json?")
+
+
+def _write_model(out_dir: str | Path, hf_config: dict, tensors: dict[str, np.ndarray]) -> Path:
+  """config.json and model.safetensors in `out_dir` (created)."""
   from safetensors.numpy import save_file  # noqa: PLC0415 - only conversions need it
 
-  m = config.model
-  if m.position != "learned":
-    raise DataError(f"to_hf: model.position={m.position}; BERT, RoBERTa and GPT-2 have learned "
-                    "absolute positions only")
-  if tokenizer is not None and tokenizer.get_vocab_size() > m.vocab_size:
-    raise DataError(f"to_hf: the tokenizer has {tokenizer.get_vocab_size()} tokens but the "
-                    f"model's vocabulary only {m.vocab_size}; is it the run's tokenizer.json?")
-  write = _writer(config)
-  hf_config, tensors = write(config, _flat_stacked(config, params), tokenizer)
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
   # transformers refuses safetensors files without format metadata.
   save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
             str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-  if tokenizer is not None:
-    _write_tokenizer(tokenizer, out_dir, m.max_seq_len)
   return out_dir
 
 
-def _writer(config: Config) -> Writer:
-  """The writer for the class that represents this run exactly; DataError where none does."""
-  m, objective = config.model, objectives.get(config.objective)
-  name = config.objective
+def export_blocker(config: Config) -> str | None:
+  """Why `to_hf` will refuse this run (one line, without the `to_hf:` prefix), or None when a
+  transformers class reproduces its logits. Reads the config alone, so a run can be told before
+  it trains."""
+  write = _writer(config)
+  return write if isinstance(write, str) else None
+
+
+def _writer(config: Config) -> Writer | str:
+  """The writer for the class that represents this run exactly, or why none does."""
+  objective = objectives.get(config.objective)
   if objective.hf_family is None:
-    raise DataError(f"to_hf: objective={name}; no transformers architecture has its attention "
-                    f"({objective.attention}, as in prefix-LM)")
+    return (f"objective={config.objective}; no transformers architecture has its attention "
+            f"({objective.attention}, as in prefix-LM)")
   if objective.hf_family == "gpt2":
-    if m.norm != "pre":
-      raise DataError(f"to_hf: objective={name} with model.norm={m.norm}; GPT-2 ({name}) is "
-                      "pre-LN")
-    if m.embed_norm:
-      raise DataError(f"to_hf: objective={name} with model.embed_norm=true; GPT-2 has no "
-                      "embedding LayerNorm (needs embed_norm=false)")
-    return _gpt2_out
+    return _decoder_writer(config)
+  return _encoder_writer(config, objective.nsp)
+
+
+def _decoder_writer(config: Config) -> Writer | str:
+  """GPT-2 for learned positions, GPT-NeoX for RoPE: both pre-LN without an embedding norm."""
+  m, name = config.model, config.objective
+  family = {"learned": "GPT-2", "rope": "GPT-NeoX"}.get(m.position)
+  if family is None:
+    return (f"model.position={m.position} with objective={name}; GPT-2 has learned absolute "
+            "positions and GPT-NeoX rotary ones (model.position=learned or rope)")
+  if m.norm != "pre":
+    return f"objective={name} with model.norm={m.norm}; {family} ({name}) is pre-LN"
+  if m.embed_norm:
+    return (f"objective={name} with model.embed_norm=true; {family} has no embedding "
+            "LayerNorm (needs embed_norm=false)")
+  return _gpt2_out if family == "GPT-2" else _neox_out
+
+
+def _encoder_writer(config: Config, nsp: bool) -> Writer | str:
+  """BERT and the pre-LN RoBERTa classes for learned positions, ESM for RoPE."""
+  m, name = config.model, config.objective
+  if m.position not in ("learned", "rope"):
+    return (f"model.position={m.position} with objective={name}; transformers' masked LMs "
+            "have learned absolute or rotary positions (model.position=learned or rope)")
   if m.norm == "post":
+    if m.position == "rope":
+      return (f"model.position=rope with model.norm=post; the rotary masked LM jaxlm exports "
+              f"to ({ESM.archs[0]}) is pre-LN")
     return functools.partial(_encoder_out, layout=BERT)
-  layout = ROBERTA_PRELN if m.embed_norm else XLMR_XL
-  if objective.nsp:
-    raise DataError(f"to_hf: objective={name} with model.norm=pre; transformers' pre-LN "
-                    f"masked LMs ({ROBERTA_PRELN.archs[0]}, {XLMR_XL.archs[0]}) have no "
-                    f"next-sentence head; only {NSP_ARCH} has, for model.norm=post")
+  layout = ESM if m.position == "rope" else ROBERTA_PRELN if m.embed_norm else XLMR_XL
+  if nsp and layout is ESM:
+    return (f"objective={name} with model.position=rope; {ESM.archs[0]} has no next-sentence "
+            "head")
+  if nsp:
+    return (f"objective={name} with model.norm=pre; transformers' pre-LN masked LMs "
+            f"({ROBERTA_PRELN.archs[0]}, {XLMR_XL.archs[0]}) have no next-sentence head; only "
+            f"{NSP_ARCH} has, for model.norm=post")
   if m.activation != "gelu_exact":
-    raise DataError(f"to_hf: model.activation={m.activation} with model.norm=pre; "
-                    f"{layout.archs[0]}'s MLM head always applies exact GELU, so only "
-                    "activation=gelu_exact exports exactly (train with "
-                    "--config.model.activation=gelu_exact)")
+    where = "MLP and MLM head always apply" if layout is ESM else "MLM head always applies"
+    return (f"model.activation={m.activation} with model.norm=pre; {layout.archs[0]}'s {where} "
+            "exact GELU, so only activation=gelu_exact exports exactly (train with "
+            "--config.model.activation=gelu_exact)")
+  if layout is ESM:
+    return _esm_out
   return functools.partial(_encoder_out, layout=layout)
+
+
+def _classifier_writer(config: Config, meta: dict) -> Writer | str:
+  """The backbone's writer for a classifier that a transformers sequence classifier reproduces,
+  or why none does."""
+  attention, readout, task = meta["attention"], meta["readout"], meta["task"]
+  if attention != "causal":
+    return (f"the {task} classifier reads its backbone with {attention} attention "
+            f"(objective={config.objective}); every transformers encoder classifier (BERT, "
+            "RoBERTa, XLM-R XL, ESM ...ForSequenceClassification) passes the first token "
+            "through a dense + tanh pooler before its output layer, which jaxlm's classifier "
+            "(one Linear on that token) has not, so none gives its logits; causal (clm) "
+            "classifiers export")
+  if readout != "last":
+    return (f"the {task} classifier reads out the {readout} of the tokens "
+            "(config.finetune.readout); GPT-2's and GPT-NeoX's sequence classifiers score the "
+            "last real token only (fine-tune with config.finetune.readout=objective)")
+  return _decoder_writer(config)
+
+
+def _pair_types_blocker(p: dict[str, np.ndarray], task: str) -> str | None:
+  """Why a pair task's logits need a token-type row no decoder class has, or None. Type 0 is
+  folded into the embeddings as for the language model; a pair's b tokens add row 1."""
+  types_NxD = p.get("backbone.type_embed.embedding")
+  if types_NxD is None or len(types_NxD) < 2 or np.array_equal(types_NxD[1], types_NxD[0]):
+    return None
+  gap = float(np.max(np.abs(types_NxD[1] - types_NxD[0])))
+  return (f"the {task} classifier reads (a, b) pairs whose b tokens add token-type row 1 "
+          f"(model.type_vocab_size={len(types_NxD)}), which differs from row 0 by up to "
+          f"{gap:.3g}; GPT-2 and GPT-NeoX have no token-type table to hold it")
+
+
+def _max_positions(config: Config) -> int:
+  """The longest input the exported model is known to take: the learned table's rows, or for
+  RoPE (no table) the longer of that and the training length."""
+  m = config.model
+  return m.max_seq_len if m.position == "learned" else max(m.max_seq_len, config.seq_len)
 
 
 def _flat_stacked(config: Config, params: nnx.State) -> dict[str, np.ndarray]:
@@ -226,8 +354,185 @@ def _gpt2_out(config: Config, p: dict[str, np.ndarray],
   return hf_config, t
 
 
-def _write_tokenizer(tokenizer: Tokenizer, out_dir: Path, max_len: int) -> None:
-  """tokenizer.json plus the tokenizer_config.json AutoTokenizer reads its special tokens from."""
+def _neox_out(config: Config, p: dict[str, np.ndarray],
+              tokenizer: Tokenizer | None) -> tuple[dict, dict[str, np.ndarray]]:
+  """GPTNeoXForCausalLM with rotary over the whole head and a sequential residual: jaxlm's pre-LN
+  RoPE block. jaxlm's rope rotates the two halves of each head, as GPT-NeoX's rotate_half, so
+  q and k keep their head-dim order."""
+  m, L, D = config.model, config.model.num_layers, config.model.embed_dim
+  eos = _special_ids(tokenizer).get(jaxlm_tokenizer.SEP)
+  input_VxD, output_VxD = _rotary_embeddings(p)
+  rope = {"rope_type": "default", "rope_theta": m.rope_theta, "partial_rotary_factor": 1.0}
+  hf_config = {
+    "architectures": [NEOX_ARCH], "model_type": "gpt_neox", "vocab_size": m.vocab_size,
+    "hidden_size": D, "num_hidden_layers": L, "num_attention_heads": m.num_heads,
+    "intermediate_size": m.mlp_dim, "hidden_act": ACTIVATION_TO_HF[m.activation],
+    "max_position_embeddings": _max_positions(config), "layer_norm_eps": m.layer_norm_eps,
+    "hidden_dropout": m.dropout, "attention_dropout": m.attention_dropout,
+    "initializer_range": 0.02, "use_parallel_residual": False, "attention_bias": True,
+    # rope_parameters for transformers 5; rotary_pct and rotary_emb_base for 4.x readers.
+    "rope_parameters": rope, "rotary_pct": 1.0, "rotary_emb_base": m.rope_theta,
+    "tie_word_embeddings": output_VxD is None, "use_cache": True, "bos_token_id": eos,
+    "eos_token_id": eos, "dtype": "float32",
+  }
+  t = {"gpt_neox.embed_in.weight": input_VxD,
+       "gpt_neox.final_layer_norm.weight": p["backbone.norm.scale"],
+       "gpt_neox.final_layer_norm.bias": p["backbone.norm.bias"]}
+  if output_VxD is not None:
+    t["embed_out.weight"] = output_VxD  # transformers 5 reads it as lm_head.weight
+  for i in range(L):
+    q, layer = f"gpt_neox.layers.{i}.", _layer(p, i)
+    t.update({q + hf_name: layer[ours] for hf_name, ours in NEOX_PLAIN})
+    t.update({q + hf_name: layer[ours].T for hf_name, ours in NEOX_LINEAR})
+    # query_key_value's outputs are per head [H, 3 (q|k|v), K]: GPT-NeoX views them that way.
+    qkv_DxHx3xK = np.stack([layer[f"attn.{name}.kernel"] for name in QKV], axis=2)
+    qkv_Hx3xK = np.stack([layer[f"attn.{name}.bias"] for name in QKV], axis=1)
+    t[f"{q}attention.query_key_value.weight"] = qkv_DxHx3xK.reshape(D, -1).T
+    t[f"{q}attention.query_key_value.bias"] = qkv_Hx3xK.reshape(-1)
+    t[f"{q}attention.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  return hf_config, t
+
+
+# The sequence class of each decoder family, and the final LayerNorm bias only its score reads.
+SEQUENCE_CLASSES = {"gpt2": ("GPT2ForSequenceClassification", "transformer.ln_f.bias"),
+                    "gpt_neox": ("GPTNeoXForSequenceClassification",
+                                 "gpt_neox.final_layer_norm.bias")}
+# How far the exported logits may move from jaxlm's through the folded head bias.
+FOLD_TOL = 1e-5
+
+
+def _as_sequence_classifier(hf_config: dict, t: dict[str, np.ndarray], p: dict[str, np.ndarray],
+                            meta: dict, tokenizer: Tokenizer, labels: Sequence[str]
+                            ) -> tuple[dict, dict[str, np.ndarray]]:
+  """A decoder language model's config and tensors turned into its sequence classifier's, with
+  jaxlm's head as the bias-free `score` layer and its bias folded into the final LayerNorm."""
+  arch, norm_bias = SEQUENCE_CLASSES[hf_config["model_type"]]
+  pad = tokenizer.token_to_id(jaxlm_tokenizer.PAD)
+  if pad is None:
+    raise DataError(f"to_hf: the tokenizer has no {jaxlm_tokenizer.PAD} token, by which "
+                    f"{arch} finds each row's last real token")
+  num_labels = meta["num_labels"]
+  kernel_DxC, bias_C = p["head.kernel"], p["head.bias"]
+  folded_D = _fold_head_bias(kernel_DxC, bias_C, t[norm_bias], arch)
+  t = {k: v for k, v in t.items() if k != "embed_out.weight"}  # no LM head in this class
+  t[norm_bias], t["score.weight"] = folded_D, kernel_DxC.T
+  hf_config = {**hf_config, "architectures": [arch], "num_labels": num_labels,
+               # the class scores the rightmost token that is not pad_token_id
+               "pad_token_id": pad, "finetuning_task": meta["task"],
+               "problem_type": "regression" if num_labels == 1 else "single_label_classification"}
+  if len(labels) == num_labels and num_labels > 1:
+    hf_config["id2label"] = {str(i): name for i, name in enumerate(labels)}
+    hf_config["label2id"] = {name: i for i, name in enumerate(labels)}
+  return hf_config, t
+
+
+def _fold_head_bias(kernel_DxC: np.ndarray, bias_C: np.ndarray, norm_bias_D: np.ndarray,
+                    arch: str) -> np.ndarray:
+  """The final LayerNorm bias β' with W β' = W β + b: the least-squares shift W⁺ b, exact when
+  W's rows are independent. Refuses (DataError) when the float32 result, as transformers then
+  computes it, would move the logits by more than FOLD_TOL (times the bias's scale)."""
+  w_CxD = kernel_DxC.T.astype(np.float64)
+  shift_D = np.linalg.lstsq(w_CxD, bias_C.astype(np.float64), rcond=None)[0]
+  folded_D = (norm_bias_D + shift_D).astype(np.float32)
+  stored_shift_D = folded_D.astype(np.float64) - norm_bias_D
+  residual_C = w_CxD @ stored_shift_D - bias_C
+  # A large shift makes score(h) a float32 sum of large terms that cancel: its rounding counts.
+  rounding_C = np.finfo(np.float32).eps * (np.abs(w_CxD) @ np.abs(stored_shift_D))
+  error = float(np.max(np.abs(residual_C) + rounding_C))
+  if error > FOLD_TOL * max(1.0, float(np.max(np.abs(bias_C)))):
+    C, D = w_CxD.shape
+    raise DataError(f"to_hf: {arch}'s score layer has no bias, and the head's bias does not "
+                    f"fold into the final LayerNorm's: through the {C} x {D} head weight it "
+                    f"comes back only to {error:.2g} (rows not independent, or ill-conditioned)")
+  return folded_D
+
+
+def _esm_out(config: Config, p: dict[str, np.ndarray],
+             tokenizer: Tokenizer | None) -> tuple[dict, dict[str, np.ndarray]]:
+  """EsmForMaskedLM with rotary positions and no token dropout: ESM-2's pre-LN blocks, its
+  rotate-half rotary over the whole head (q scaled before rotating: the same product), the
+  embedding LayerNorm where jaxlm has one, the final one, and BERT's MLM head."""
+  m, L, D = config.model, config.model.num_layers, config.model.embed_dim
+  specials = _special_ids(tokenizer)
+  input_VxD, output_VxD = _rotary_embeddings(p)
+  hf_config = {
+    "architectures": list(ESM.archs), "model_type": ESM.model_type, "vocab_size": m.vocab_size,
+    "hidden_size": D, "num_hidden_layers": L, "num_attention_heads": m.num_heads,
+    "intermediate_size": m.mlp_dim, "max_position_embeddings": _max_positions(config),
+    "position_embedding_type": "rotary", "rope_theta": m.rope_theta,
+    "emb_layer_norm_before": m.embed_norm, "token_dropout": False,
+    "layer_norm_eps": m.layer_norm_eps, "hidden_dropout_prob": m.dropout,
+    "attention_probs_dropout_prob": m.attention_dropout, "initializer_range": 0.02,
+    "tie_word_embeddings": output_VxD is None, "is_decoder": False, "add_cross_attention": False,
+    "pad_token_id": specials.get(jaxlm_tokenizer.PAD) or 0,
+    "mask_token_id": specials.get(jaxlm_tokenizer.MASK),
+    "eos_token_id": specials.get(jaxlm_tokenizer.SEP), "dtype": "float32",
+  }
+  b = ESM.prefix
+  t = {
+    b + "embeddings.word_embeddings.weight": input_VxD,
+    f"{ESM.head_dense}.weight": p["mlm_head.transform.kernel"].T,
+    f"{ESM.head_dense}.bias": p["mlm_head.transform.bias"],
+    f"{ESM.head_norm}.weight": p["mlm_head.norm.scale"],
+    f"{ESM.head_norm}.bias": p["mlm_head.norm.bias"],
+    ESM.head_biases[0]: p["mlm_head.bias"],
+    # EsmModel always builds a contact-prediction head; zeros keep it from loading as random.
+    b + "contact_head.regression.weight": np.zeros((1, L * m.num_heads), np.float32),
+    b + "contact_head.regression.bias": np.zeros((1,), np.float32),
+    # A saved buffer in ESM (transformers would report it missing): jaxlm's rotary frequencies.
+    b + "rotary_embeddings.inv_freq": _inv_freq(m.rope_theta, m.head_dim),
+  }
+  if output_VxD is not None:
+    t[ESM.decoder] = output_VxD
+  for hf_name, ours in ESM.norms:
+    if f"{ours}.scale" in p:  # backbone.embed_norm only with model.embed_norm
+      t[f"{b}{hf_name}.weight"], t[f"{b}{hf_name}.bias"] = p[f"{ours}.scale"], p[f"{ours}.bias"]
+  for i in range(L):
+    q, layer = f"{b}encoder.layer.{i}.", _layer(p, i)
+    t.update({q + hf_name: layer[ours] for hf_name, ours in ESM.plain()})
+    t.update({q + hf_name: layer[ours].T for hf_name, ours in ENCODER_LINEAR})
+    for name in QKV:
+      t[f"{q}attention.self.{name}.weight"] = _heads_out(layer[f"attn.{name}.kernel"]).T
+      t[f"{q}attention.self.{name}.bias"] = layer[f"attn.{name}.bias"].reshape(-1)
+    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  return hf_config, t
+
+
+def _inv_freq(theta: float, K: int) -> np.ndarray:
+  """The rotary frequencies of `backbone.rope`, one per pair of head dims, in float32."""
+  return (1.0 / np.float32(theta) ** (np.arange(0, K, 2, dtype=np.float32) / np.float32(K))
+          ).astype(np.float32)
+
+
+def _rotary_embeddings(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+  """(input embeddings, output projection or None when tied to them) for the classes without
+  token-type or position tables (GPT-NeoX, ESM). Rows of a model with token types are all type
+  0 for these objectives (as `logits` reads them): that row, a constant added to every input
+  embedding, then has no place but the input table, which unties it from the output."""
+  embed_VxD = p["backbone.embed.embedding"]
+  types_NxD = p.get("backbone.type_embed.embedding")
+  if types_NxD is None:
+    return embed_VxD, None
+  return embed_VxD + types_NxD[0], embed_VxD
+
+
+def _pair_template(tokenizer: Tokenizer) -> Tokenizer:
+  """A copy that adds the specials around texts and pairs as `jaxlm.eval.inputs.encode` does:
+  `[CLS] a [SEP]` and `[CLS] a [SEP] b [SEP]`."""
+  specials = [(tok, tokenizer.token_to_id(tok)) for tok in (jaxlm_tokenizer.CLS,
+                                                            jaxlm_tokenizer.SEP)]
+  templated = Tokenizer.from_str(tokenizer.to_str())
+  templated.post_processor = processors.TemplateProcessing(
+    single=f"{jaxlm_tokenizer.CLS} $A {jaxlm_tokenizer.SEP}",
+    pair=f"{jaxlm_tokenizer.CLS} $A {jaxlm_tokenizer.SEP} $B:1 {jaxlm_tokenizer.SEP}:1",
+    special_tokens=specials)
+  return templated
+
+
+def _write_tokenizer(tokenizer: Tokenizer, out_dir: Path, max_len: int,
+                     input_names: tuple[str, ...] = ()) -> None:
+  """tokenizer.json plus the tokenizer_config.json AutoTokenizer reads its special tokens from;
+  `input_names`, when given, are the only inputs AutoTokenizer returns."""
   tokenizer.save(str(out_dir / "tokenizer.json"))
   roles = {"pad_token": jaxlm_tokenizer.PAD, "unk_token": jaxlm_tokenizer.UNK,
            "cls_token": jaxlm_tokenizer.CLS, "sep_token": jaxlm_tokenizer.SEP,
@@ -235,5 +540,7 @@ def _write_tokenizer(tokenizer: Tokenizer, out_dir: Path, max_len: int) -> None:
   present = {role: tok for role, tok in roles.items() if tokenizer.token_to_id(tok) is not None}
   tok_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
                 "clean_up_tokenization_spaces": False, **present}
+  if input_names:
+    tok_config["model_input_names"] = list(input_names)
   (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
   (out_dir / "special_tokens_map.json").write_text(json.dumps(present, indent=2) + "\n")

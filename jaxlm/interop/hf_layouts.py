@@ -22,12 +22,22 @@ and differ in where their LayerNorms sit (`EncoderLayout`) and in the MLM head's
                   attn_norm, LayerNorm -> mlp_norm; lm_head.* as RoBERTa-PreLN
   GPT-2           wte, wpe, h.i.{ln_1, attn.c_attn (q|k|v), attn.c_proj, ln_2, mlp.c_fc,
                   mlp.c_proj}, ln_f -> the same slots, ln_f being backbone.norm
+  GPT-NeoX        (export only; RoPE, sequential residual) embed_in, layers.i.{input_layernorm,
+                  attention.query_key_value (per head q|k|v), attention.dense,
+                  post_attention_layernorm, mlp.dense_h_to_4h, mlp.dense_4h_to_h},
+                  final_layer_norm -> the same slots
+  ESM             (export only; RoPE masked LM) embeddings.layer_norm -> backbone.embed_norm,
+                  encoder.emb_layer_norm_after -> backbone.norm; attention.LayerNorm ->
+                  attn_norm, LayerNorm -> mlp_norm; no position or token-type tables;
+                  lm_head.{dense,layer_norm}, lm_head.bias -> mlm_head.{transform,norm,bias}
 Every decoder (cls.predictions.decoder, lm_head.decoder, GPT-2's lm_head) is tied to the word
-embeddings, as jaxlm's is. RoBERTa-family MLM heads apply exact GELU whatever `hidden_act` says,
-so only exact-GELU models map onto them. RoBERTa numbers positions from pad_token_id + 1 and
-gives [PAD] tokens the pad row: the logits agree on inputs without [PAD] tokens between real ones
-(trailing padding under an attention mask is fine). A token-type table of zeros is what jaxlm
-writes for a model without token types, so it loads as `type_vocab_size=0`.
+embeddings, as jaxlm's is (GPT-NeoX's and ESM's but where a token-type row is folded into the
+input embeddings). RoBERTa-family MLM heads apply exact GELU whatever `hidden_act` says, and
+ESM's MLP and MLM head always do, so only exact-GELU models map onto them. RoBERTa numbers
+positions from pad_token_id + 1 and gives [PAD] tokens the pad row: the logits agree on inputs
+without [PAD] tokens between real ones (trailing padding under an attention mask is fine). A
+token-type table of zeros is what jaxlm writes for a model without token types, so it loads as
+`type_vocab_size=0`.
 """
 
 from __future__ import annotations
@@ -95,7 +105,16 @@ XLMR_XL = EncoderLayout(
   prefix="roberta.", norm="pre", norms=(("encoder.LayerNorm", "backbone.norm"),),
   attn_norm="attention.self_attn_layer_norm", mlp_norm="LayerNorm", **_ROBERTA_HEAD)
 ENCODERS = {layout.model_type: layout for layout in (BERT, ROBERTA_PRELN, XLMR_XL)}
+# ESM-2's masked LM: pre-LN with rotary positions (export only, so not among ENCODERS).
+ESM = EncoderLayout(
+  model_type="esm", archs=("EsmForMaskedLM",), prefix="esm.", norm="pre",
+  norms=(("embeddings.layer_norm", "backbone.embed_norm"),
+         ("encoder.emb_layer_norm_after", "backbone.norm")),
+  attn_norm="attention.LayerNorm", mlp_norm="LayerNorm", head_dense="lm_head.dense",
+  head_norm="lm_head.layer_norm", head_biases=("lm_head.bias",), decoder="lm_head.decoder.weight",
+  head_activation="gelu_exact", position_offset=False, type_rows=0)
 GPT2_ARCHS = ("GPT2LMHeadModel", "GPT2Model")
+NEOX_ARCH = "GPTNeoXForCausalLM"  # a clm run with RoPE exports to it
 NSP_ARCH = "BertForPreTraining"  # the one class holding BERT's next-sentence head
 TYPES = "embeddings.token_type_embeddings.weight"
 
@@ -108,6 +127,15 @@ ACTIVATION_TO_HF = {"gelu_exact": "gelu", "gelu_tanh": "gelu_new"}
 # Per-layer encoder tensors transposed from HF's (out, in): (HF name, jaxlm name).
 ENCODER_LINEAR = (("intermediate.dense.weight", "mlp.fc_in.kernel"),
                   ("output.dense.weight", "mlp.fc_out.kernel"))
+# GPT-NeoX's per-layer tensors that map one to one, and those transposed from (out, in).
+NEOX_PLAIN = (
+  ("input_layernorm.weight", "attn_norm.scale"), ("input_layernorm.bias", "attn_norm.bias"),
+  ("attention.dense.bias", "attn.out.bias"),
+  ("post_attention_layernorm.weight", "mlp_norm.scale"),
+  ("post_attention_layernorm.bias", "mlp_norm.bias"),
+  ("mlp.dense_h_to_4h.bias", "mlp.fc_in.bias"), ("mlp.dense_4h_to_h.bias", "mlp.fc_out.bias"))
+NEOX_LINEAR = (("mlp.dense_h_to_4h.weight", "mlp.fc_in.kernel"),
+               ("mlp.dense_4h_to_h.weight", "mlp.fc_out.kernel"))
 GPT2_PLAIN = (
   ("ln_1.weight", "attn_norm.scale"), ("ln_1.bias", "attn_norm.bias"),
   ("attn.c_proj.bias", "attn.out.bias"),

@@ -71,7 +71,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                    workdir / "pretrain" / seeded(name, k))
           for k in range(config.pretrain_seeds) for name in config.objectives]
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
-  scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare")
+  scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare",
+                          quiet=quiet)
   curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
                           ProbeData.first_of(config, data_dir))
 
@@ -87,7 +88,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                                      "model.type_vocab_size",
                                      config.pretrain.model.type_vocab_size)
         ft_arms.append(runs.FinetuneArm(name, baselines[name], None, workdir / "finetune" / name))
-  finetuned = runs.finetune(ft_arms, config, data_dir, first.tokenizer, "compare")
+  finetuned = runs.finetune(ft_arms, config, data_dir, first.tokenizer, "compare", quiet=quiet)
   measured_against = runs.finetune_references(pretrained, config, data_dir,
                                               workdir / "references", "compare")
 

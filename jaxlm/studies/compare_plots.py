@@ -90,6 +90,7 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
   variants = list(summary["finetune"])
   fig, ax = plt.subplots(figsize=(2 + 2 * len(cells), 4))
   width = 0.8 / len(variants)
+  seeds_all: list[float] = []
   for i, name in enumerate(variants):
     means, low, high, seeds_x, seeds_y = [], [], [], [], []
     for k, (task, split) in enumerate(cells):
@@ -101,13 +102,20 @@ def plot_finetune(summary: dict, out: epath.Path) -> str | None:
       for s in result["seeds"]:
         seeds_x.append(k + i * width)
         seeds_y.append(s["metrics"][split]["score"])
-    ax.bar([k + i * width for k in range(len(cells))], means, width, yerr=[low, high],
-           capsize=3, label=name, alpha=0.8)
-    ax.scatter(seeds_x, seeds_y, s=8, color="k", zorder=3)
+    # Points, not bars: the axis starts near the scores, where a bar's length would mislead.
+    ax.errorbar([k + i * width for k in range(len(cells))], means, yerr=[low, high], fmt="D",
+                capsize=3, label=name)
+    ax.scatter(seeds_x, seeds_y, s=8, color="k", alpha=0.6, zorder=3)
+    seeds_all += seeds_y
   ax.set_xticks([k + width * (len(variants) - 1) / 2 for k in range(len(cells))],
                 [f"{t}\n{s}" for t, s in cells], fontsize=8)
-  ax.set_ylabel("score (mean; bars: min-max over seeds; dots: seeds)")
-  ax.legend()
+  # An axis that shows the differences (they are a point or two), not one from 0.
+  shown = [y for y in seeds_all if math.isfinite(y)]
+  if shown:
+    pad = max(1.0, 0.1 * (max(shown) - min(shown)))
+    ax.set_ylim(min(shown) - pad, max(shown) + pad)
+  ax.set_ylabel("score (mean; bars: min-max over seeds;\ndots: seeds)")
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
   fig.tight_layout()
   save_png(fig, out / "finetune.png")
   return "finetune.png"

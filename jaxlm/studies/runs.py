@@ -35,7 +35,7 @@ from jaxlm.studies import variants
 from jaxlm.studies.config import StudyConfig
 from jaxlm.studies.results import Curve, HeldoutQuality
 from jaxlm.train.checkpoint import restore_params
-from jaxlm.train.evaluate import evaluate
+from jaxlm.train.evaluate import bytes_per_token, evaluate
 from jaxlm.train.loop import train
 from jaxlm.train.step import make_eval_step
 
@@ -195,8 +195,7 @@ def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok:
                metrics["nsp_accuracy"], num_batches * config.batch_size)}
     metrics["loss"] = metrics["mlm_loss"]
   # Bits per byte for every objective, labelled for what it is (BPB_KINDS).
-  bytes_per_token = data.heldout_bytes / max(int((rows.segment_ids > 0).sum()), 1)
-  bits_per_byte = metrics["loss"] / math.log(2) / bytes_per_token
+  bits_per_byte = metrics["loss"] / math.log(2) / bytes_per_token(data)
   extra["bits_per_byte_kind"] = bpb_kind(objective)
   if "perplexity_bound" in metrics:
     extra["perplexity_bound"] = metrics["perplexity_bound"]
@@ -217,7 +216,8 @@ def train_ids(run: Run) -> np.ndarray:
   return pipeline.training_token_ids(run.data.get(run.config, "packed"), run.tokenizer)
 
 
-def zero_shot(runs: list[Run], names: tuple[str, ...], sample: int, study: str
+def zero_shot(runs: list[Run], names: tuple[str, ...], sample: int, study: str, *,
+              quiet: bool = False
               ) -> dict[str, dict[str, dict]]:
   """{task: {run name: result}} for every zero-shot task and run, each cached in its run
   directory as TASK.json (redone when the options change). One process scores."""
@@ -243,7 +243,7 @@ def zero_shot(runs: list[Run], names: tuple[str, ...], sample: int, study: str
       print(f"jaxlm {study}: {name} zero-shot for {run.name}")
       ids = train_ids(runs[0]) if ids is None else ids
       start = time.perf_counter()
-      result = task.evaluate(run.model(), sample=sample, train_ids=ids)
+      result = task.evaluate(run.model(), sample=sample, train_ids=ids, progress=not quiet)
       result |= {"seconds": time.perf_counter() - start, "options": options}
       storage.write_atomic(file, json.dumps(result))
       out.setdefault(name, {})[run.name] = result
@@ -262,7 +262,7 @@ class FinetuneArm:
 
 
 def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
-             tok: Tokenizer, study: str) -> dict[str, dict[str, dict]]:
+             tok: Tokenizer, study: str, *, quiet: bool = False) -> dict[str, dict[str, dict]]:
   """{arm name: {task: results.json}}; results of the same recipe are read, not redone."""
   recipe = dataclasses.asdict(config.finetune)
   out: dict[str, dict[str, dict]] = {}
@@ -279,7 +279,7 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
       result = trainer.run(
         arm.config, config.finetune, task, data_dir, folder,
         arm.run.params if arm.run else None, tok,
-        init=str(arm.run.arm.run_dir) if arm.run else "none")
+        init=str(arm.run.arm.run_dir) if arm.run else "none", progress=not quiet)
       result["seconds"] = time.perf_counter() - start
       out.setdefault(arm.name, {})[task] = result
   return out

@@ -81,10 +81,11 @@ def run(config: ScaleConfig, workdir: str | os.PathLike, *, quiet: bool = False)
   workdir = storage.path(workdir)
   grid = arms(config, workdir)
   pretrained = runs.pretrain(list(grid), "scale", quiet=quiet)
-  scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "scale")
+  scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "scale",
+                          quiet=quiet)
   finetuned = runs.finetune([runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)
                              for r in pretrained], config, data_dir, pretrained[0].tokenizer,
-                            "scale")
+                            "scale", quiet=quiet)
   points = []
   for r in pretrained:
     L, D, n, k = grid[r.arm]

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
 from jaxlm import storage
@@ -22,6 +24,9 @@ from jaxlm.config import Config, DataError, from_dict
 from jaxlm.train.optim import make_optimizer
 from jaxlm.train.state import TrainState, abstract_train_state, state_shardings
 
+# What plans the learning rate: a resumed run keeps them unless allow_schedule_change is set.
+SCHEDULE_KEYS = ("steps", "optimizer.lr", "optimizer.schedule", "optimizer.warmup_steps",
+                 "optimizer.decay_frac", "optimizer.end_lr_frac", "schedule.first_frac")
 # What must match between a checkpoint and the run that restores it.
 SHAPE_KEYS = ("embed_dim", "num_heads", "num_layers", "mlp_dim", "max_seq_len", "position",
               "norm", "scan_layers", "vocab_size")
@@ -60,6 +65,44 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
             "and --config.allow_objective_change=true")
     raise DataError(f"{where}: trained with objective={saved['objective']}, this run is "
                     f"{current['objective']}; {hint}")
+  if not where.startswith("--init_from"):
+    _check_schedule(saved.get("config") or {}, current["config"], where)
+
+
+def _check_schedule(saved: dict, current: dict, where: str) -> None:
+  """Refuses a resume that would silently re-plan the learning rate (one line)."""
+  if current.get("allow_schedule_change"):
+    return
+  for key in SCHEDULE_KEYS:
+    group, _, name = key.rpartition(".")
+    there = (saved.get(group) or {}).get(name) if group else saved.get(name)
+    here = (current.get(group) or {}).get(name) if group else current.get(name)
+    if there is not None and there != here:
+      raise DataError(f"{where}: planned with {key}={there}, this run asks for {here}; the "
+                      "learning-rate schedule would change mid-run: add "
+                      "--config.allow_schedule_change=true to extend or re-plan it, or use a "
+                      "new workdir")
+
+
+class WallClockCadence:
+  """Says when `minutes` of wall time have passed since the last save (levanter saves every 15
+  minutes by default). Asked only at logging steps; process 0's clock decides for every process,
+  so all hosts save the same steps."""
+
+  def __init__(self, minutes: float, every: int):
+    self.seconds, self.every = minutes * 60, every
+    self.last = time.monotonic()
+
+  def due(self, step: int) -> bool:
+    if not self.seconds or step % self.every:
+      return False
+    due = time.monotonic() - self.last >= self.seconds
+    if jax.process_count() > 1:
+      due = bool(multihost_utils.broadcast_one_to_all(np.int32(due)))
+    return due
+
+  def saved(self) -> None:
+    self.last = time.monotonic()
 
 
 class Checkpointer:

@@ -3,6 +3,8 @@ held-out row) share."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -22,3 +24,20 @@ def evaluate(eval_step, params, rows: PackedRows, config, batch_sh,
     sums = eval_step(params, pipeline.to_global(next(it), batch_sh), np.int32(i))
     total = sums if total is None else jax.tree.map(lambda a, b: a + b, total, sums)
   return {k: float(v) for k, v in objectives.summarize(total, config.objective).items()}
+
+
+def bytes_per_token(data: pipeline.Data) -> float:
+  """The held-out text's mean UTF-8 bytes per token (bits per byte = nats / ln 2 / this)."""
+  return data.heldout_bytes / max(int((data.heldout.segment_ids > 0).sum()), 1)
+
+
+def with_bits_per_byte(metrics: dict[str, float], objective: str,
+                       per_token: float) -> dict[str, float]:
+  """`metrics` plus held-out bits per byte where the loss is a likelihood: `bits_per_byte` for
+  an exact one (CLM, prefix-LM), `bits_per_byte_bound` for a bound (MDLM). A masked-token loss
+  gets none (it is not the text's likelihood; `jaxlm compare` reports it labelled as such)."""
+  name = {"exact": "bits_per_byte", "bound": "bits_per_byte_bound"}.get(
+    objectives.get(objective).likelihood)
+  if name is None or not per_token:
+    return metrics
+  return {**metrics, name: metrics["loss"] / math.log(2) / per_token}

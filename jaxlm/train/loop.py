@@ -20,8 +20,15 @@ from jaxlm import objectives, preflight, sharding, storage
 from jaxlm.config import Config, DataError, replace_at
 from jaxlm.data import pipeline, tokenizer
 from jaxlm.objectives.build import count_params, merge_params
-from jaxlm.train.checkpoint import Checkpointer, check_compatible, restore_params, run_metadata
-from jaxlm.train.evaluate import evaluate
+from jaxlm.train import trackers
+from jaxlm.train.checkpoint import (
+  Checkpointer,
+  WallClockCadence,
+  check_compatible,
+  restore_params,
+  run_metadata,
+)
+from jaxlm.train.evaluate import bytes_per_token, evaluate, with_bits_per_byte
 from jaxlm.train.flops import peak_tflops_per_device, training_flops_per_token
 from jaxlm.train.logger import MetricsLogger
 from jaxlm.train.trainer import build_trainer
@@ -107,8 +114,9 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
 
   Returns {"train": last logged metrics, "eval": final held-out metrics, "config": the resolved
   config (embedding table fitted to the tokenizer, the shared tokenizer file of an --init_from
-  run)}, the config a saved run is loaded with."""
+  run; the config a saved run is loaded with), "step": the step of the newest checkpoint}."""
   config = preflight.pretrain_config(config)
+  trackers.check(config.trackers)
   workdir = storage.path(workdir)
   mesh = sharding.make_mesh(config.mesh)
   preflight.mesh_fit(config, mesh)
@@ -120,8 +128,6 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
     check_compatible(saved, meta, f"{workdir}/checkpoints")
   elif config.init_from:
     _init_from_metadata(config, meta)
-  if jax.process_index() == 0:
-    (workdir / "config.json").write_text(config.to_json())
 
   trainer = build_trainer(config, mesh, special)
   state, state_sh, batch_sh = trainer.state, trainer.state_sh, trainer.batch_sh
@@ -139,18 +145,28 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
     print(f"jaxlm train: {workdir} is already complete at step {start}", file=sys.stderr)
     try:
       with jax.set_mesh(mesh):
-        final_eval = evaluate(eval_step, state.params, data.heldout, config, batch_sh)
+        final_eval = with_bits_per_byte(
+          evaluate(eval_step, state.params, data.heldout, config, batch_sh), config.objective,
+          bytes_per_token(data))
     finally:
       ckpt.close()
-    return {"train": {}, "eval": final_eval, "config": config}
+    return {"train": {}, "eval": final_eval, "config": config, "step": start}
   if restored is not None:
     print(f"jaxlm train: resumed from step {start} of {config.steps} in {workdir}",
           file=sys.stderr)
+  if jax.process_index() == 0:  # after the checks: it always describes the checkpoints
+    (workdir / "config.json").write_text(config.to_json())
+
+  per_token = bytes_per_token(data)
+
+  def heldout() -> dict[str, float]:
+    return with_bits_per_byte(evaluate(eval_step, state.params, data.heldout, config, batch_sh),
+                              config.objective, per_token)
 
   tokens_per_step = config.batch_size * config.seq_len
   flops_per_token = training_flops_per_token(config)
   peak = peak_tflops_per_device(config)
-  log = MetricsLogger(workdir, config.steps, start, quiet)
+  log = MetricsLogger(workdir, config.steps, start, quiet, config.trackers, config.to_dict())
   try:
     log.write({"step": start, "split": "setup", "params": count_params(state.params),
                "train": pipeline.describe(data.train), "heldout": pipeline.describe(data.heldout),
@@ -169,6 +185,7 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
       return event
 
     last, pending, previous_streak = {}, None, None
+    clock = WallClockCadence(config.checkpoint_minutes, config.log_every)
     timer, timed_from = time.perf_counter(), start  # the first window includes compilation
 
     def flush() -> None:
@@ -196,23 +213,24 @@ def train(config: Config, workdir: str | os.PathLike, *, quiet: bool = False) ->
           pending = (done, metrics)
         log.advance(1)
         if config.eval_every and done % config.eval_every == 0 and done != config.steps:
-          log.write({"step": done, "split": "eval",
-                     **evaluate(eval_step, state.params, data.heldout, config, batch_sh)})
+          log.write({"step": done, "split": "eval", **heldout()})
         if stop.raised or ckpt.reached_preemption(done):
           flush()
           ckpt.save(done, state, train_iter, meta)
           why = "stopped (Ctrl-C)" if stop.signum == signal.SIGINT else "preempted"
           raise Preempted(f"{why} at step {done}; checkpoint committed in {workdir}, rerun to "
                           "resume", stop.signum)
-        if (config.checkpoint_every and done % config.checkpoint_every == 0) or done in milestones:
+        if ((config.checkpoint_every and done % config.checkpoint_every == 0)
+            or done in milestones or clock.due(done)):
           ckpt.save(done, state, train_iter, meta)
+          clock.saved()
           log.flush()  # what a resumed run will not log again is stored with its checkpoint
       flush()
-      final_eval = evaluate(eval_step, state.params, data.heldout, config, batch_sh)
+      final_eval = heldout()
     log.write({"step": int(state.step), "split": "eval", **final_eval})
     if ckpt.latest_step() != int(state.step):
       ckpt.save(int(state.step), state, train_iter, meta)
   finally:
     ckpt.close()  # waits for any save in flight to commit
     log.close()
-  return {"train": last, "eval": final_eval, "config": config}
+  return {"train": last, "eval": final_eval, "config": config, "step": int(state.step)}

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from helpers.model import model, tiny_config
 
+from jaxlm import scoring
 from jaxlm.api import Loaded
+from jaxlm.config import DataError
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.sources.text import CORPUS_DIR
 from jaxlm.data.special_tokens import CLS, MASK, SEP
-from jaxlm.eval import scoring
 
 SENTENCES = ["The cats sleep.", "A dog barked loudly at the unfamiliar visitor.", "Who left?"]
 
@@ -84,3 +85,26 @@ def test_mntp_pll_reads_each_token_one_position_earlier_after_the_document_token
                        for j, t in enumerate(enc.ids)]
       want += _log_softmax(lm.logits(np.asarray([row]))[0, i])[target]  # row[i + 1] is token i
     assert score == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm"])
+def test_a_progress_bar_counts_every_scored_row(objective, tok, capsys):
+  lm = _loaded(objective, tok)
+  quiet = scoring.sentence_scores(lm, SENTENCES)
+  assert capsys.readouterr().err == ""
+  shown = scoring.sentence_scores(lm, SENTENCES, progress="blimp scoring")
+  rows = (len(SENTENCES) if objective == "clm" else
+          sum(len(tok.encode(s, add_special_tokens=False).ids) for s in SENTENCES))
+  final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+  assert final.startswith("blimp scoring: 100%") and f" {rows}/{rows} " in final, final
+  np.testing.assert_array_equal(shown, quiet)
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm"])
+def test_a_sentence_past_the_learned_positions_is_one_line(objective, tok):
+  config = dataclasses.replace(tiny_config(objective, vocab_size=384), seq_len=8)
+  config = dataclasses.replace(config, model=dataclasses.replace(config.model, max_seq_len=12))
+  lm = Loaded(model=model(config), tokenizer=tok, config=config)
+  with pytest.raises(DataError, match=r"scoring: 1 of 2 sentences are longer than the model's 12 "
+                                      r"learned positions \(the longest: \d+ tokens\)"):
+    scoring.sentence_scores(lm, ["Who left?", SENTENCES[1]])

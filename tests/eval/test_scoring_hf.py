@@ -8,10 +8,9 @@ import pytest
 import torch
 import transformers
 
-from jaxlm import api
+from jaxlm import api, scoring
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.special_tokens import MASK, SEP
-from jaxlm.eval import scoring
 
 SENTENCES = ["The cats sleep soundly.", "Who did the unfamiliar visitors see?",
              "A dog barked at them."]

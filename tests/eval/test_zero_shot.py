@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from helpers.model import model, tiny_config
 
-from jaxlm import cli, stats
+from jaxlm import cli, scoring, stats
 from jaxlm.api import Pretrained
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.sources.text import CORPUS_DIR
 from jaxlm.errors import ConfigError
-from jaxlm.eval import scoring, tasks
+from jaxlm.eval import tasks
 from jaxlm.interop import hf_export
 from jaxlm.studies import compare_report
 
@@ -39,10 +39,11 @@ class WordOrderTask:
     if unknown:
       raise ConfigError(f"word_order: unknown group {unknown[0]!r}; allowed: {', '.join(PAIRS)}")
 
-  def evaluate(self, model, *, sample: int, groups=(), train_ids=None) -> dict:
+  def evaluate(self, model, *, sample: int, groups=(), train_ids=None, progress=False) -> dict:
     items = [(g, good, bad) for g in (groups or PAIRS) for good, bad in PAIRS[g][:sample or None]]
-    good = scoring.sentence_scores(model, [i[1] for i in items])
-    bad = scoring.sentence_scores(model, [i[2] for i in items])
+    label = "word_order scoring" if progress else None  # a progress bar for `jaxlm eval`
+    good = scoring.sentence_scores(model, [i[1] for i in items], label)
+    bad = scoring.sentence_scores(model, [i[2] for i in items], label)
     correct = (good > bad) + 0.5 * (good == bad)
     names = np.asarray([i[0] for i in items])
     return {"items": len(items), "overall": 100 * correct.mean(),

@@ -100,6 +100,17 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
                                                    ["accuracy"])
   values = [s["metrics"]["validation"]["accuracy"] for s in saved["seeds"]]
   assert saved["summary"]["validation"]["accuracy"]["median"] == pytest.approx(np.median(values))
+  # The best seed's classifier is kept and predicts what it predicted in fine-tuning.
+  from jaxlm.eval import tasks  # noqa: PLC0415
+  from jaxlm.finetune import saved as saved_classifier  # noqa: PLC0415
+  best = max(saved["seeds"], key=lambda s: s["metrics"]["validation"]["score"])
+  assert saved["classifier"] == {"folder": "classifier", "seed": best["seed"]}
+  kept = saved_classifier.load(tmp_path / "out")
+  assert kept.meta["seed"] == best["seed"] and kept.meta["task"] == "sst2"
+  dev = tasks.get("sst2", "finetune").read("validation", str(glue_dir), 0)
+  _, predictions, _ = metrics.read_predictions(
+    tmp_path / f"out/predictions_validation_seed{best['seed']}.tsv", task="sst2")
+  np.testing.assert_array_equal(kept.predict(dev.texts_a).argmax(-1), predictions)
 
 
 def test_a_pretrained_backbone_must_load_whole():

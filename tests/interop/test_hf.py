@@ -162,7 +162,8 @@ def test_pickled_checkpoint_is_refused_unopened(hf_bert, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("objective, overrides, why", [
-  ("mlm", {"norm": "post", "position": "rope"}, "learned absolute positions"),
+  # RoPE (GPT-NeoX, ESM) and its refusals: test_hf_rotary.py.
+  ("mlm", {"norm": "post", "position": "sinusoidal"}, "learned absolute or rotary positions"),
   ("clm", {"norm": "pre", "position": "sinusoidal"}, "learned absolute positions"),
   # Pre-LN MLM exports (test_export_jaxlm_pre_ln_mlm), but RoBERTa heads apply exact GELU.
   ("mlm", {"norm": "pre"}, "XLMRobertaXLForMaskedLM's MLM head always applies exact GELU"),

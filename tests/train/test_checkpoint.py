@@ -20,9 +20,11 @@ from conftest import REPO
 from helpers.cli import logged_losses
 from helpers.model import SPECIAL, packed_batch, tiny_config
 
+import jaxlm.train.checkpoint as checkpoint_module
 from jaxlm import lease, sharding
 from jaxlm.config import MeshConfig, from_dict, load_config
-from jaxlm.train.checkpoint import Checkpointer
+from jaxlm.train.checkpoint import Checkpointer, WallClockCadence
+from jaxlm.train.evaluate import with_bits_per_byte
 from jaxlm.train.loop import NonFiniteLoss, train
 from jaxlm.train.optim import make_optimizer
 from jaxlm.train.state import create_train_state
@@ -225,6 +227,8 @@ BAD_INPUTS = [
   ({"data.vocab_size": "4096"}, "made with data.tokenizer='bpe', data.vocab_size=512"),
   ({"model.num_layers": "3"}, "model.num_layers=2 there but 3 here"),
   ({"objective": "mlm"}, "trained with objective=clm, this run is mlm"),
+  ({}, "planned with steps=4, this run asks for 8; the learning-rate schedule would change"),
+  ({"steps": "4", "optimizer.lr": "1e-4"}, "planned with optimizer.lr=0.002, this run asks for"),
 ]
 
 
@@ -242,6 +246,17 @@ def test_bad_input_fails_in_one_line_and_leaves_checkpoints_alone(finished_run, 
   assert len(errors) == 1 and message in errors[0], result.stderr
   assert "Traceback" not in result.stderr
   assert _tree_digest(workdir) == before
+
+
+def test_a_finished_run_extends_when_asked(finished_run, tmp_path, capsys):
+  overrides, finished = finished_run
+  workdir = tmp_path / "run"
+  shutil.copytree(finished, workdir)
+  train(load_config(TINY, {**overrides, "steps": "6", "allow_schedule_change": "true"}), workdir,
+        quiet=True)
+  assert f"resumed from step 4 of 6 in {workdir}" in capsys.readouterr().err
+  assert max(int(p.name) for p in (workdir / "checkpoints").iterdir()) == 6
+  assert json.loads((workdir / "config.json").read_text())["steps"] == 6
 
 
 def test_a_missing_config_file_fails_in_one_line(tmp_path):
@@ -325,3 +340,34 @@ def test_rerunning_a_finished_run_says_so_and_logs_nothing_again(straight_run, t
   assert rerun.returncode == 0, rerun.stderr
   assert f"{workdir} is already complete at step 60" in rerun.stderr
   assert (workdir / "metrics.jsonl").read_bytes() == before
+
+
+def test_wall_clock_cadence_saves_at_logging_steps_once_the_time_has_passed(monkeypatch):
+  now = [100.0]
+  monkeypatch.setattr(checkpoint_module.time, "monotonic", lambda: now[0])
+  clock = WallClockCadence(minutes=2, every=5)
+  now[0] += 119
+  assert not clock.due(5)  # 1:59 since the start
+  now[0] += 1
+  assert not clock.due(7)  # not a logging step
+  assert clock.due(10)
+  clock.saved()
+  now[0] += 60
+  assert not clock.due(15)  # a minute after that save
+  assert not WallClockCadence(minutes=0, every=1).due(1)  # 0: never by time
+
+
+def test_a_run_saves_by_wall_time(corpus, tmp_path):
+  config = load_config(TINY, _overrides(corpus, tmp_path, steps="6", log_every="2",
+                                        checkpoint_minutes="1e-9", keep_checkpoints="5"))
+  train(config, tmp_path / "run", quiet=True)
+  assert sorted(int(p.name) for p in (tmp_path / "run/checkpoints").iterdir()) == [2, 4, 6]
+
+
+def test_bits_per_byte_is_logged_where_the_loss_is_a_likelihood():
+  metrics = {"loss": 2.0, "accuracy": 0.5}
+  assert with_bits_per_byte(metrics, "clm", 4.0)["bits_per_byte"] == pytest.approx(
+    2.0 / np.log(2) / 4.0)
+  assert with_bits_per_byte(metrics, "mdlm", 4.0)["bits_per_byte_bound"] == pytest.approx(
+    2.0 / np.log(2) / 4.0)
+  assert with_bits_per_byte(metrics, "mlm", 4.0) == metrics  # a masked-token loss: none

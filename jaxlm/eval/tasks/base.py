@@ -67,8 +67,8 @@ class ZeroShotTask(Protocol):
     """A one-line ConfigError for options the task cannot take, before any model loads."""
 
   def evaluate(self, model, *, sample: int, groups: tuple[str, ...] = (),
-               train_ids: np.ndarray | None = None) -> dict:
-    """Scores `model` (a jaxlm.api.Pretrained)."""
+               train_ids: np.ndarray | None = None, progress: bool = False) -> dict:
+    """Scores `model` (a jaxlm.api.Pretrained), with a progress bar if `progress`."""
 
   def render(self, results: dict[str, dict]) -> list[str]:
     """Markdown: a table of the systems, the references and any published rows, and a note

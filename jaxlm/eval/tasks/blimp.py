@@ -1,6 +1,6 @@
 """BLiMP zero-shot: `jaxlm eval --workdir RUN --task blimp`.
 
-Each minimal pair is right when the good sentence scores higher (jaxlm.eval.scoring; ties count
+Each minimal pair is right when the good sentence scores higher (jaxlm.scoring; ties count
 half). The default takes a fixed 100 pairs per paradigm (6,700 pairs: +-1.2 points at 50%).
 Beside the model, the result gives two count-based references fitted on the run's own
 pre-training tokens and scored the same way: a unigram (what token frequencies alone reach) and
@@ -20,9 +20,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from jaxlm import stats
+from jaxlm import scoring, stats
 from jaxlm.errors import ConfigError
-from jaxlm.eval import blimp_data, scoring
+from jaxlm.eval import blimp_data
 from jaxlm.eval.ngram import BIGRAM_WEIGHT, BigramModel
 
 PUBLISHED = (("ngram", "5-gram (published)"), ("lstm", "LSTM (published)"),
@@ -118,15 +118,17 @@ class BlimpTask:
       raise ConfigError(f"{self.name}: {e}") from None
 
   def evaluate(self, model, *, sample: int = 100, groups: tuple[str, ...] = (),
-               train_ids: np.ndarray | None = None) -> dict:
+               train_ids: np.ndarray | None = None, progress: bool = False) -> dict:
     """Accuracy (0-100) overall, per phenomenon and per paradigm, with a 95% bootstrap
     interval over pairs; the unigram and bigram references when `train_ids` is given; and
     "by_length": the pairs' kinds (PAIR_KINDS, by the model's tokenizer: "pairs" counts
     them, "kinds" names each pair's) with the accuracy of the "model" and of each of the
     "references" on each kind."""
     pairs = self.load_pairs(groups, sample)
-    good = scoring.sentence_scores(model, [p.good for p in pairs])
-    bad = scoring.sentence_scores(model, [p.bad for p in pairs])
+    # Both sides in one call: one progress bar, and rows of a length batched together.
+    scores = scoring.sentence_scores(model, [p.good for p in pairs] + [p.bad for p in pairs],
+                                     f"{self.name} scoring" if progress else None)
+    good, bad = scores[:len(pairs)], scores[len(pairs):]
     summary = blimp_data.summarize(pairs, good, bad)
     tok = model.tokenizer
     good_ids = _token_ids(tok, [p.good for p in pairs])
