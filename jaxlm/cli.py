@@ -389,8 +389,11 @@ def _commands(sub) -> None:
   fill.add_argument("--top_k", type=int, default=5, help="how many tokens to list")
   fill.set_defaults(handler=_fill_mask)
 
-  export = sub.add_parser("export", help="write a run as a Hugging Face model directory")
-  export.add_argument("--workdir", required=True, help="a jaxlm run directory")
+  export = sub.add_parser("export", help="write a run (or a fine-tuned classifier) as a Hugging "
+                          "Face model directory")
+  export.add_argument("--workdir", required=True,
+                      help="a jaxlm run directory, or a `jaxlm finetune` directory (its kept "
+                           "classifier)")
   export.add_argument("--format", choices=["hf"], default="hf")
   export.add_argument("--out", required=True)
   export.set_defaults(handler=_export)

@@ -74,7 +74,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare",
                           quiet=quiet)
   curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
-                          ProbeData.first_of(config, data_dir))
+                          ProbeData.first_of(config, data_dir), quiet=quiet)
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)

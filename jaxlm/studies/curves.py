@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import jax
+import tqdm
 
 from jaxlm import api, sharding, storage
 from jaxlm.eval import probe, tasks
@@ -52,7 +53,8 @@ class ProbeData:
 
 
 def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str,
-                   probe_on: ProbeData | None = None) -> dict[str, list[dict]]:
+                   probe_on: ProbeData | None = None, *, quiet: bool = False
+                   ) -> dict[str, list[dict]]:
   """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
   end, held-out quality, each zero-shot task on `sample` items per group with the task's
   references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
@@ -78,7 +80,8 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
     ids = train_ids(run) if ids is None else ids
     mesh = sharding.make_mesh(run.config.mesh)
     points = []
-    for step in steps:
+    for step in tqdm.tqdm(steps, desc=f"learning curve of {run.name}", unit="checkpoint",
+                          dynamic_ncols=True, disable=quiet):
       params = run.params if step == run.config.steps else restore_params(
         run.arm.run_dir, mesh, step)[1]
       model = api.from_params(run.config, params, run.tokenizer)
