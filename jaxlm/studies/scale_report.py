@@ -61,7 +61,9 @@ def _mean_over_seeds(pts: list[dict]) -> list[dict]:
       continue
     first = same[0]
     curve = dict(first["curve"], loss=np.mean([q["curve"]["loss"] for q in same], 0).tolist())
-    heldout = dict(first["heldout"], loss=float(np.mean([q["heldout"]["loss"] for q in same])))
+    heldout = dict(first["heldout"], **{key: float(np.mean([q["heldout"][key] for q in same]))
+                                        for key in ("loss", "bits_per_byte")
+                                        if all(key in q["heldout"] for q in same)})
     scores = {task: dict(s, mean=float(np.mean([q["scores"][task]["mean"] for q in same])))
               for task, s in first["scores"].items() if all(task in q["scores"] for q in same)}
     out.append(dict(first, curve=curve, heldout=heldout, scores=scores, seeds=len(same)))
@@ -353,7 +355,8 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
             "compute-optimal for causal LMs far larger than these.", "",
             "## Grid points", "",
             "| objective | point | seed | params (non-embedding) | FLOPs | held-out loss | "
-            "accuracy | " + " | ".join(g["tasks"]) + " |", "|---" * (7 + len(g["tasks"])) + "|"]
+            "bits per byte | accuracy | " + " | ".join(g["tasks"]) + " |",
+            "|---" * (8 + len(g["tasks"])) + "|"]
   for pt in summary["points"]:
     cells = []
     for task in g["tasks"]:
@@ -362,12 +365,23 @@ def write(summary: dict, out: str | os.PathLike) -> epath.Path:
     h = pt["heldout"]
     lines.append(f"| {pt['variant']} | {pt['point']} | {pt.get('seed', 0)} | {pt['params']:,} "
                  f"({pt['non_embedding_params']:,}) | {pt['flops']:.3g} | {h['loss']:.3f} | "
-                 f"{100 * h['accuracy']:.1f}% | " + " | ".join(cells) + " |")
-  lines += ["", "Zero-shot scores: accuracy over minimal pairs with a 95% bootstrap interval "
-            "over pairs; fine-tuning: mean over seeds [min, max], on the test split where the "
-            "task has one.", ""]
+                 f"{_bits_per_byte(h)} | {100 * h['accuracy']:.1f}% | " + " | ".join(cells) + " |")
+  lines += ["", "Bits per byte: the held-out loss in bits over the held-out text's mean bytes "
+            "per token; exact for CLM, a bound (≤) for MDLM, and for masked-token losses "
+            "(marked *) a per-masked-token figure that is not the text's likelihood. Zero-shot "
+            "scores: accuracy over minimal pairs with a 95% bootstrap interval over pairs; "
+            "fine-tuning: mean over seeds [min, max], on the test split where the task has one.",
+            ""]
   if downstream:
     lines += [f"![downstream]({downstream})", ""]
   path = out / "scale.md"
   storage.write_atomic(path, "\n".join(lines))
   return path
+
+
+def _bits_per_byte(heldout: dict) -> str:
+  """The held-out bits per byte, labelled by kind (runs.BPB_KINDS)."""
+  value, kind = heldout.get("bits_per_byte"), heldout.get("bits_per_byte_kind", "exact")
+  if value is None:
+    return "–"
+  return {"bound": f"≤ {value:.3f}", "masked-token": f"{value:.3f}*"}.get(kind, f"{value:.3f}")

@@ -91,6 +91,8 @@ def test_the_report_recovers_a_known_law_and_says_what_is_significant(tmp_path):
   points = _synthetic_points()
   for p in points:
     p["variant"] = {"a": "clm", "b": "mlm"}[p["variant"]]
+    p["heldout"] |= {"bits_per_byte": 2.0 if p["variant"] == "clm" else 3.0,
+                     "bits_per_byte_kind": "exact" if p["variant"] == "clm" else "masked-token"}
   summary = scale_report.summarize(config, points)
   fit = summary["objectives"]["clm"]["fit_compute"]
   assert abs(fit["alpha"] - 0.15) < 0.01 and abs(fit["E"] - 3.0) < 0.1
@@ -105,6 +107,8 @@ def test_the_report_recovers_a_known_law_and_says_what_is_significant(tmp_path):
   text = scale_report.write(summary, tmp_path).read_text()
   assert "clm: held-out loss on the compute frontier falls as C^(−α) with α = 0.150" in text
   assert "goemotions_sentiment at L4: clm − mlm = +16.0" in text
+  assert "| 10.750 | 2.000 | 10.0% |" in text  # clm L4: held-out loss, bits per byte, accuracy
+  assert "| 3.000* | 10.0% |" in text  # a masked-token figure, marked
   assert (tmp_path / "loss_vs_flops.png").exists()
   assert (tmp_path / "downstream_vs_flops.png").exists()
 
