@@ -30,7 +30,7 @@ from helpers.hf import (  # noqa: F401,F811 - pytest fixtures, by name
   torch_logits,
 )
 
-from jaxlm import api, sharding
+from jaxlm import api, objectives, sharding
 from jaxlm.config import DataError, MeshConfig, replace_at
 from jaxlm.data.tokenizer import tokenizer_hash, train_tokenizer
 from jaxlm.interop import hf_export
@@ -81,7 +81,7 @@ def _export_and_compare(config, tok, tmp_path: Path, seed: int) -> None:
   hf_export.to_hf(config, loaded.params, tmp_path, tokenizer=tok)
   hf_cfg = json.loads((tmp_path / "config.json").read_text())
   assert hf_cfg["vocab_size"] == config.model.vocab_size  # padded; transformers accepts it
-  auto = (transformers.AutoModelForMaskedLM if config.objective == "mlm"
+  auto = (transformers.AutoModelForMaskedLM if not objectives.get(config.objective).generates
           else transformers.AutoModelForCausalLM)
   hf_model = auto.from_pretrained(tmp_path).eval()
   real_vocab = tok.get_vocab_size()
@@ -94,8 +94,9 @@ def _export_and_compare(config, tok, tmp_path: Path, seed: int) -> None:
   assert hf_tok.mask_token == "[MASK]" and hf_tok.pad_token_id == tok.token_to_id("[PAD]")
 
 
-def test_export_jaxlm_bert(tmp_path):
-  config = tiny_config("mlm", norm="post", activation="gelu_exact", layer_norm_eps=1e-12)
+@pytest.mark.parametrize("objective", ["mlm", "mdlm"])  # MDLM: BERT's shape, the same head
+def test_export_jaxlm_bert(objective, tmp_path):
+  config = tiny_config(objective, norm="post", activation="gelu_exact", layer_norm_eps=1e-12)
   _export_and_compare(config, train_tokenizer("wordpiece", TEXTS, 200), tmp_path, seed=3)
 
 
