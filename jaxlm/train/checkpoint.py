@@ -7,6 +7,7 @@ the one before it is used.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -19,9 +20,9 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from orbax.checkpoint.checkpoint_managers import preservation_policy
 
-from jaxlm import storage
-from jaxlm.config import Config, DataError, from_dict
-from jaxlm.train.optim import make_optimizer
+from jaxlm import objectives, storage
+from jaxlm.config import Config, DataError, OptimizerConfig, from_dict
+from jaxlm.train.optim import make_optimizer, schedule
 from jaxlm.train.state import TrainState, abstract_train_state, state_shardings
 
 # What plans the learning rate: a resumed run keeps them unless allow_schedule_change is set.
@@ -70,8 +71,17 @@ def check_compatible(saved: dict, current: dict, where: str) -> None:
 
 
 def _check_schedule(saved: dict, current: dict, where: str) -> None:
-  """Refuses a resume that would silently re-plan the learning rate (one line)."""
-  if current.get("allow_schedule_change"):
+  """Refuses a resume whose learning rates would differ from the ones the checkpoint's run
+  planned (one line): raising `steps` re-plans a cosine schedule, not a constant one. An
+  objective schedule (CLM then MLM) switches at a share of `steps`, so any change there counts."""
+  if current.get("allow_schedule_change") or not saved:
+    return
+  plans = [(c["steps"], c.get("optimizer") or {}, (c.get("schedule") or {}).get("first_frac"))
+           for c in (saved, current)]
+  span = np.arange(max(plans[0][0], plans[1][0]))
+  rates = [np.asarray(schedule(_optimizer(opt), steps)(span)) for steps, opt, _ in plans]
+  phased = bool(objectives.get(current["objective"]).phases)
+  if np.array_equal(*rates) and not (phased and plans[0][::2] != plans[1][::2]):
     return
   for key in SCHEDULE_KEYS:
     group, _, name = key.rpartition(".")
@@ -82,6 +92,11 @@ def _check_schedule(saved: dict, current: dict, where: str) -> None:
                       "learning-rate schedule would change mid-run: add "
                       "--config.allow_schedule_change=true to extend or re-plan it, or use a "
                       "new workdir")
+
+
+def _optimizer(saved: dict) -> OptimizerConfig:
+  names = {f.name for f in dataclasses.fields(OptimizerConfig)}
+  return OptimizerConfig(**{k: v for k, v in saved.items() if k in names})
 
 
 class WallClockCadence:

@@ -155,7 +155,8 @@ def test_two_processes_checkpoint_and_resume_together_in_gcs(gcs, corpus, tmp_pa
   checkpoints = f"{BUCKET}/runs/two-processes/checkpoints"
   assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{checkpoints}/6/data")
                 if p.endswith(".json")) == ["process_0-of-2.json", "process_1-of-2.json"]
-  run_two_processes(train_args(run, corpus, tmp_path / "cache", 9), env)
+  run_two_processes(train_args(run, corpus, tmp_path / "cache", 9)  # extended: cosine re-plans
+                    + ["--config.allow_schedule_change=true"], env)
   metrics = fs.cat(f"{BUCKET}/runs/two-processes/metrics.jsonl").decode()
   assert [e["resumed"] for e in _events(metrics) if e["split"] == "setup"] == [False, True]
   assert sorted(logged_losses(metrics)) == list(range(1, 10))

@@ -22,7 +22,7 @@ from helpers.model import SPECIAL, packed_batch, tiny_config
 
 import jaxlm.train.checkpoint as checkpoint_module
 from jaxlm import lease, sharding
-from jaxlm.config import MeshConfig, from_dict, load_config
+from jaxlm.config import ConfigError, MeshConfig, from_dict, load_config
 from jaxlm.train.checkpoint import Checkpointer, WallClockCadence
 from jaxlm.train.evaluate import with_bits_per_byte
 from jaxlm.train.loop import NonFiniteLoss, train
@@ -371,3 +371,19 @@ def test_bits_per_byte_is_logged_where_the_loss_is_a_likelihood():
   assert with_bits_per_byte(metrics, "mdlm", 4.0)["bits_per_byte_bound"] == pytest.approx(
     2.0 / np.log(2) / 4.0)
   assert with_bits_per_byte(metrics, "mlm", 4.0) == metrics  # a masked-token loss: none
+
+
+def test_only_a_changed_learning_rate_plan_is_refused():
+  """Raising `steps` re-plans a cosine schedule but not a constant one (warmup done); an
+  objective schedule switches at a share of `steps`, so there any change counts."""
+  def config(steps, schedule="cosine", objective="clm"):
+    return {"steps": steps, "objective": objective, "schedule": {"first_frac": 0.5},
+            "optimizer": {"lr": 1e-3, "schedule": schedule, "warmup_steps": 5}}
+
+  check = checkpoint_module._check_schedule
+  check(config(10, "constant"), config(20, "constant"), "w")
+  with pytest.raises(ConfigError, match="w: planned with steps=10, this run asks for 20"):
+    check(config(10), config(20), "w")
+  with pytest.raises(ConfigError, match="planned with steps=10"):
+    check(config(10, "constant", "clm_then_mlm"), config(20, "constant", "clm_then_mlm"), "w")
+  check(config(10), {**config(20), "allow_schedule_change": True}, "w")
