@@ -43,6 +43,9 @@ class Pretrained:
   model: LanguageModel
   tokenizer: Tokenizer | None
   config: Config
+  # How `score` and the zero-shot tasks score a sentence (`scoring.sentence_scores`): "auto"
+  # (causal where the model generates, else PLL), "causal" or "pll" (masked LMs, the hybrid).
+  scoring: str = "auto"
   _forward: tuple[nnx.GraphDef, Callable[..., jax.Array]] | None = dataclasses.field(
     default=None, repr=False, compare=False)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -168,7 +169,7 @@ def _eval(args, overrides: dict[str, str]) -> int:
   task.check(args.sample, groups)  # bad options fail before anything loads
   from jaxlm import api, storage
   from jaxlm.data import pipeline
-  model = api.load(args.workdir)
+  model = dataclasses.replace(api.load(args.workdir), scoring=args.scoring)
   if model.tokenizer is None:
     raise ConfigError(f"--workdir {args.workdir}: holds no tokenizer")
   ids = None
@@ -176,14 +177,15 @@ def _eval(args, overrides: dict[str, str]) -> int:
     ids = pipeline.training_token_ids(pipeline.load(model.config, lambda _: model.tokenizer),
                                       model.tokenizer)
   result = task.evaluate(model, sample=args.sample, groups=groups, train_ids=ids, progress=True)
-  result["options"] = {"sample": args.sample, "groups": list(groups)}
+  result["options"] = {"sample": args.sample, "groups": list(groups), "scoring": args.scoring}
   low, high = result["interval"]
   refs = "".join(f"; {name} {ref['overall']:.1f}" for name, ref in result["references"].items())
   print(f"{task.name} {result['items']} items: {result['overall']:.1f} [{low:.1f}, {high:.1f}]"
         + refs)
   for name, value in result["groups"].items():
     print(f"  {name}: {value:.1f}")
-  out = storage.path(args.workdir) / f"{task.name}.json"
+  suffix = "" if args.scoring == "auto" else f"-{args.scoring}"
+  out = storage.path(args.workdir) / f"{task.name}{suffix}.json"
   storage.write_atomic(out, json.dumps(result, indent=1))
   print(f"wrote {out}")
   return 0
@@ -353,6 +355,9 @@ def _commands(sub) -> None:
                   help="a fixed subsample of items per group; 0: all")
   ev.add_argument("--no_reference", "--no_floor", action="store_true",
                   help="skip the references fitted on the run's pre-training text")
+  ev.add_argument("--scoring", choices=("auto", "causal", "pll"), default="auto",
+                  help="how a sentence is scored: auto (causal where the model generates, else "
+                       "pseudo-log-likelihood); pll also reads the hybrid's masked rows")
   ev.set_defaults(handler=_eval)
 
   # Everything after the command is the harness's: "+" prefixes keep argparse off its flags.

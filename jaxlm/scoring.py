@@ -57,19 +57,20 @@ def _make_scorer(graphdef, objective_name: str, vocab: int):
 
 
 def score_rows(loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK,
-               prefix_len: int | None, bar: tqdm.tqdm | None = None, rows: int = ROWS
-               ) -> tuple[np.ndarray, np.ndarray]:
+               prefix_len: int | None, bar: tqdm.tqdm | None = None, rows: int = ROWS,
+               reader: str | None = None) -> tuple[np.ndarray, np.ndarray]:
   """([N] summed log-probabilities of the weighted targets, [N] whether each is the model's
   argmax), `rows` rows per call (the last call padded with copies, so each shape compiles
-  once); `bar` advances by the rows scored."""
+  once); `bar` advances by the rows scored. `reader`: the objective whose logits read the rows
+  (default: the run's)."""
   graphdef, state = nnx.split(loaded.model)
+  reader = reader or loaded.config.objective
   # Compiled once per model structure, not per model object: the checkpoints of one run (a
   # learning curve) and runs of one shape share their scorers.
-  key = (loaded.config.objective, vocab_in_use(loaded), loaded.config.model)
+  key = (reader, vocab_in_use(loaded), loaded.config.model)
   cached = _SCORERS.get(key)
   if cached is None or cached[0] != graphdef:
-    cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, loaded.config.objective,
-                                                     vocab_in_use(loaded)))
+    cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, reader, vocab_in_use(loaded)))
   score = cached[1]
   arrays = [np.asarray(a, dtype) for a, dtype in ((tokens_NxT, np.int32),
                                                   (positions_NxK, np.int32),
@@ -146,9 +147,12 @@ def causal_scores(loaded, sentences: Sequence[str], prefix_len: int | None = Non
 def pll_scores(loaded, sentences: Sequence[str], progress: str | None = None) -> np.ndarray:
   """Word-level pseudo-log-likelihood per sentence (one masked row per token). For objectives
   that predict a masked token one position earlier (MNTP), every row opens with the token
-  documents open with and token i is read at position i, i.e. one before its own."""
+  documents open with and token i is read at position i, i.e. one before its own. A
+  generating objective that also trains masked rows (the hybrid) is read as its `pll_reader`."""
   mask = loaded.tokenizer.token_to_id(MASK)
-  shifted = objectives.get(loaded.config.objective).predicts_next
+  record = objectives.get(loaded.config.objective)
+  reader = objectives.get(record.pll_reader or record.name)
+  shifted = reader.predicts_next
   start = [loaded.tokenizer.token_to_id(context_token(loaded))] if shifted else []
   encoded = encode(loaded, sentences)
   rows: dict[int, list[tuple[int, int, list[int]]]] = defaultdict(list)  # length -> (sent, pos, row)
@@ -164,18 +168,25 @@ def pll_scores(loaded, sentences: Sequence[str], progress: str | None = None) ->
       position = np.asarray([[i] for _, i, _ in items])
       target = np.asarray([[encoded[s][0][i]] for s, i, _ in items])
       logp = score_rows(loaded, [r for _, _, r in items], position, target,
-                        np.ones_like(position, np.float32), None, bar)[0]
+                        np.ones_like(position, np.float32), None, bar, reader=reader.name)[0]
       np.add.at(scores, sentence, logp)
   return scores
 
 
-def sentence_scores(loaded, sentences: Sequence[str], progress: str | None = None) -> np.ndarray:
-  """The score the objective's record says to use: causal for models that generate (prefix-LM
-  with a one-token prefix), PLL for masked LMs. `progress`: a progress bar's label. A sentence
-  longer than a learned position table is refused (DataError, one line)."""
-  _check_lengths(loaded, sentences)
+METHODS = ("auto", "causal", "pll")
+
+
+def sentence_scores(loaded, sentences: Sequence[str], progress: str | None = None,
+                    method: str | None = None) -> np.ndarray:
+  """`method` (default: the model's `scoring`, "auto"): "causal" for models that generate
+  (prefix-LM with a one-token prefix), "pll" for masked LMs and for a generating objective that
+  also trains masked rows (the hybrid); "auto" picks causal where the model generates.
+  `progress`: a progress bar's label. A sentence longer than a learned position table, or a
+  method the objective cannot use, is refused (DataError, one line)."""
   record = objectives.get(loaded.config.objective)
-  if record.generates:
+  method = _method(record, method or loaded.scoring)
+  _check_lengths(loaded, sentences)
+  if method == "causal":
     return causal_scores(loaded, sentences, 1 if record.attention == "prefix" else None,
                          progress)
   return pll_scores(loaded, sentences, progress)
@@ -194,3 +205,17 @@ def _check_lengths(loaded, sentences: Sequence[str]) -> None:
     raise DataError(f"scoring: {over} of {len(sentences)} sentences are longer than the "
                     f"model's {m.max_seq_len} learned positions (the longest: {longest} tokens); "
                     "score with a model of a larger max_seq_len")
+
+
+def _method(record, method: str) -> str:
+  if method not in METHODS:
+    raise DataError(f"scoring: method={method!r}; allowed: {', '.join(METHODS)}")
+  if method == "auto":
+    return "causal" if record.generates else "pll"
+  if method == "causal" and not record.generates:
+    raise DataError(f"scoring: method=causal for a {record.name} model, which does not "
+                    "generate; use pll")
+  if method == "pll" and record.generates and record.pll_reader is None:
+    raise DataError(f"scoring: method=pll for a {record.name} model, which never trained on "
+                    "masked tokens; use causal")
+  return method

@@ -42,6 +42,9 @@ class Objective:
     and next-sentence labels, `jaxlm.data.sentence_pairs`).
   token_types: how many token-type (segment) embeddings its rows need (0: none).
   nsp: whether the model carries BERT's next-sentence head.
+  pll_reader: for a generating objective that also trains masked rows (the hybrid: MNTP's),
+    the objective whose reading of them its pseudo-log-likelihood uses (`jaxlm eval
+    --scoring pll`); None: PLL only for objectives that do not generate.
   predicts_next: whether a masked token is predicted one position earlier (MNTP): its
     pseudo-log-likelihood reads token i at position i−1, after the token documents open with.
   likelihood: what its loss says about the likelihood of the data: 'exact' (a next-token
@@ -66,5 +69,6 @@ class Objective:
   nsp: bool = False
   likelihood: Literal["exact", "bound", "none"] = "none"
   predicts_next: bool = False
+  pll_reader: str | None = None
   phases: tuple[Objective, ...] = ()
   phase_of: Callable[..., jax.Array] | None = None

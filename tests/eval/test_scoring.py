@@ -108,3 +108,19 @@ def test_a_sentence_past_the_learned_positions_is_one_line(objective, tok):
   with pytest.raises(DataError, match=r"scoring: 1 of 2 sentences are longer than the model's 12 "
                                       r"learned positions \(the longest: \d+ tokens\)"):
     scoring.sentence_scores(lm, ["Who left?", SENTENCES[1]])
+
+
+def test_the_hybrid_scores_by_mntp_pll_when_asked_and_other_misuse_is_one_line(tok):
+  hybrid = _loaded("hybrid", tok)
+  as_mntp = Loaded(model=hybrid.model, tokenizer=tok,
+                   config=dataclasses.replace(hybrid.config, objective="mntp"))
+  pll = scoring.sentence_scores(hybrid, SENTENCES, method="pll")
+  np.testing.assert_allclose(pll, scoring.sentence_scores(as_mntp, SENTENCES), rtol=1e-6)
+  np.testing.assert_array_equal(
+    scoring.sentence_scores(dataclasses.replace(hybrid, scoring="pll"), SENTENCES), pll)
+  assert not np.allclose(scoring.sentence_scores(hybrid, SENTENCES), pll)  # auto: causal
+  for objective, method, says in (("clm", "pll", "never trained on masked tokens"),
+                                   ("mlm", "causal", "which does not generate"),
+                                   ("mlm", "best", "allowed: auto, causal, pll")):
+    with pytest.raises(DataError, match=says):
+      scoring.sentence_scores(_loaded(objective, tok), SENTENCES, method=method)
