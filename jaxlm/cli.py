@@ -251,9 +251,10 @@ def _export(args, overrides: dict[str, str]) -> int:
     from flax import nnx
 
     from jaxlm.eval import tasks
+    from jaxlm.interop import hf_classifier
     kept = saved.load(args.workdir)
     task = tasks.get(kept.meta["task"], "finetune")
-    hf_export.classifier_to_hf(kept.config, nnx.state(kept.model), kept.meta, args.out,
+    hf_classifier.classifier_to_hf(kept.config, nnx.state(kept.model), kept.meta, args.out,
                                kept.tokenizer,
                                labels=getattr(task, "label_meanings", task.label_names),
                                pairs=len(getattr(task, "text_columns", ("text",))) > 1)

@@ -20,20 +20,7 @@ rows are all type 0). Refused: sinusoidal or no positions, post-LN RoPE, post-LN
 embed_norm clm, pre-LN mlm_nsp (no pre-LN transformers class has an NSP head), pre-LN mlm with
 tanh GELU (RoBERTa-family MLM heads and all of ESM apply exact GELU), prefix-LM attention.
 `export_blocker` says which from the config alone, so `jaxlm train` says it before training.
-
-A fine-tuned classifier (`classifier_to_hf`: the parameters, config and description that
-`jaxlm finetune` keeps) exports where a transformers sequence classifier computes its logits:
-
-  classifier, model                     transformers class
-  causal, readout last, pre-LN          GPT2ForSequenceClassification
-  the same, model.position=rope         GPTNeoXForSequenceClassification
-
-Both score every position with a bias-free Linear and keep the last non-[PAD] token's scores:
-jaxlm's last-real-token read-out on right-padded `[CLS] a [SEP] (b [SEP])` rows. The head's
-bias moves into the final LayerNorm's bias, which nothing but the score layer reads there.
-Refused: bidirectional classifiers (every transformers encoder classifier, BERT, RoBERTa, XLM-R
-XL, ESM, has a dense + tanh pooler before its output layer, jaxlm's has none), the mean
-read-out, and pair tasks whose token-type row 1 differs from row 0 (neither class has types).
+A fine-tuned classifier exports through `hf_classifier`.
 """
 
 from __future__ import annotations
@@ -41,11 +28,11 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 from flax import nnx
-from tokenizers import Tokenizer, processors
+from tokenizers import Tokenizer
 
 from jaxlm import objectives
 from jaxlm.config import Config, DataError
@@ -85,31 +72,6 @@ def to_hf(config: Config, params: nnx.State, out_dir: str | Path,
   out_dir = _write_model(out_dir, hf_config, tensors)
   if tokenizer is not None:
     _write_tokenizer(tokenizer, out_dir, _max_positions(config))
-  return out_dir
-
-
-def classifier_to_hf(config: Config, params: nnx.State, meta: dict, out_dir: str | Path,
-                     tokenizer: Tokenizer, labels: Sequence[str] = (),
-                     pairs: bool = True) -> Path:
-  """Writes a fine-tuned classifier as the transformers sequence classifier the module
-  docstring maps it to, with a tokenizer that encodes texts and pairs as fine-tuning did.
-  `config`: the pre-trained run's; `params`: the Classifier's state; `meta`: its description
-  (task, num_labels, attention, readout, max_seq_len); `labels`: names in id order (id2label);
-  `pairs`: whether the task reads (a, b) pairs, whose b tokens are type 1. Returns `out_dir`.
-  What no class reproduces raises DataError (one line)."""
-  write = _classifier_writer(config, meta)
-  if isinstance(write, str):
-    raise DataError(f"to_hf: {write}")
-  _check_vocab(config, tokenizer)
-  p = _flat_stacked(config, params)
-  if pairs and (why := _pair_types_blocker(p, meta["task"])):
-    raise DataError(f"to_hf: {why}")
-  hf_config, tensors = write(config, p, tokenizer)
-  hf_config, tensors = _as_sequence_classifier(hf_config, tensors, p, meta, tokenizer, labels)
-  out_dir = _write_model(out_dir, hf_config, tensors)
-  # No token_type_ids: GPT-2 would add word-embedding rows for them, and the types are folded.
-  _write_tokenizer(_pair_template(tokenizer), out_dir, meta["max_seq_len"],
-                   input_names=("input_ids", "attention_mask"))
   return out_dir
 
 
@@ -194,36 +156,6 @@ def _encoder_writer(config: Config, nsp: bool) -> Writer | str:
   if layout is ESM:
     return _esm_out
   return functools.partial(_encoder_out, layout=layout)
-
-
-def _classifier_writer(config: Config, meta: dict) -> Writer | str:
-  """The backbone's writer for a classifier that a transformers sequence classifier reproduces,
-  or why none does."""
-  attention, readout, task = meta["attention"], meta["readout"], meta["task"]
-  if attention != "causal":
-    return (f"the {task} classifier reads its backbone with {attention} attention "
-            f"(objective={config.objective}); every transformers encoder classifier (BERT, "
-            "RoBERTa, XLM-R XL, ESM ...ForSequenceClassification) passes the first token "
-            "through a dense + tanh pooler before its output layer, which jaxlm's classifier "
-            "(one Linear on that token) has not, so none gives its logits; causal (clm) "
-            "classifiers export")
-  if readout != "last":
-    return (f"the {task} classifier reads out the {readout} of the tokens "
-            "(config.finetune.readout); GPT-2's and GPT-NeoX's sequence classifiers score the "
-            "last real token only (fine-tune with config.finetune.readout=objective)")
-  return _decoder_writer(config)
-
-
-def _pair_types_blocker(p: dict[str, np.ndarray], task: str) -> str | None:
-  """Why a pair task's logits need a token-type row no decoder class has, or None. Type 0 is
-  folded into the embeddings as for the language model; a pair's b tokens add row 1."""
-  types_NxD = p.get("backbone.type_embed.embedding")
-  if types_NxD is None or len(types_NxD) < 2 or np.array_equal(types_NxD[1], types_NxD[0]):
-    return None
-  gap = float(np.max(np.abs(types_NxD[1] - types_NxD[0])))
-  return (f"the {task} classifier reads (a, b) pairs whose b tokens add token-type row 1 "
-          f"(model.type_vocab_size={len(types_NxD)}), which differs from row 0 by up to "
-          f"{gap:.3g}; GPT-2 and GPT-NeoX have no token-type table to hold it")
 
 
 def _max_positions(config: Config) -> int:
@@ -393,60 +325,6 @@ def _neox_out(config: Config, p: dict[str, np.ndarray],
   return hf_config, t
 
 
-# The sequence class of each decoder family, and the final LayerNorm bias only its score reads.
-SEQUENCE_CLASSES = {"gpt2": ("GPT2ForSequenceClassification", "transformer.ln_f.bias"),
-                    "gpt_neox": ("GPTNeoXForSequenceClassification",
-                                 "gpt_neox.final_layer_norm.bias")}
-# How far the exported logits may move from jaxlm's through the folded head bias.
-FOLD_TOL = 1e-5
-
-
-def _as_sequence_classifier(hf_config: dict, t: dict[str, np.ndarray], p: dict[str, np.ndarray],
-                            meta: dict, tokenizer: Tokenizer, labels: Sequence[str]
-                            ) -> tuple[dict, dict[str, np.ndarray]]:
-  """A decoder language model's config and tensors turned into its sequence classifier's, with
-  jaxlm's head as the bias-free `score` layer and its bias folded into the final LayerNorm."""
-  arch, norm_bias = SEQUENCE_CLASSES[hf_config["model_type"]]
-  pad = tokenizer.token_to_id(jaxlm_tokenizer.PAD)
-  if pad is None:
-    raise DataError(f"to_hf: the tokenizer has no {jaxlm_tokenizer.PAD} token, by which "
-                    f"{arch} finds each row's last real token")
-  num_labels = meta["num_labels"]
-  kernel_DxC, bias_C = p["head.kernel"], p["head.bias"]
-  folded_D = _fold_head_bias(kernel_DxC, bias_C, t[norm_bias], arch)
-  t = {k: v for k, v in t.items() if k != "embed_out.weight"}  # no LM head in this class
-  t[norm_bias], t["score.weight"] = folded_D, kernel_DxC.T
-  hf_config = {**hf_config, "architectures": [arch], "num_labels": num_labels,
-               # the class scores the rightmost token that is not pad_token_id
-               "pad_token_id": pad, "finetuning_task": meta["task"],
-               "problem_type": "regression" if num_labels == 1 else "single_label_classification"}
-  if len(labels) == num_labels and num_labels > 1:
-    hf_config["id2label"] = {str(i): name for i, name in enumerate(labels)}
-    hf_config["label2id"] = {name: i for i, name in enumerate(labels)}
-  return hf_config, t
-
-
-def _fold_head_bias(kernel_DxC: np.ndarray, bias_C: np.ndarray, norm_bias_D: np.ndarray,
-                    arch: str) -> np.ndarray:
-  """The final LayerNorm bias β' with W β' = W β + b: the least-squares shift W⁺ b, exact when
-  W's rows are independent. Refuses (DataError) when the float32 result, as transformers then
-  computes it, would move the logits by more than FOLD_TOL (times the bias's scale)."""
-  w_CxD = kernel_DxC.T.astype(np.float64)
-  shift_D = np.linalg.lstsq(w_CxD, bias_C.astype(np.float64), rcond=None)[0]
-  folded_D = (norm_bias_D + shift_D).astype(np.float32)
-  stored_shift_D = folded_D.astype(np.float64) - norm_bias_D
-  residual_C = w_CxD @ stored_shift_D - bias_C
-  # A large shift makes score(h) a float32 sum of large terms that cancel: its rounding counts.
-  rounding_C = np.finfo(np.float32).eps * (np.abs(w_CxD) @ np.abs(stored_shift_D))
-  error = float(np.max(np.abs(residual_C) + rounding_C))
-  if error > FOLD_TOL * max(1.0, float(np.max(np.abs(bias_C)))):
-    C, D = w_CxD.shape
-    raise DataError(f"to_hf: {arch}'s score layer has no bias, and the head's bias does not "
-                    f"fold into the final LayerNorm's: through the {C} x {D} head weight it "
-                    f"comes back only to {error:.2g} (rows not independent, or ill-conditioned)")
-  return folded_D
-
-
 def _esm_out(config: Config, p: dict[str, np.ndarray],
              tokenizer: Tokenizer | None) -> tuple[dict, dict[str, np.ndarray]]:
   """EsmForMaskedLM with rotary positions and no token dropout: ESM-2's pre-LN blocks, its
@@ -514,19 +392,6 @@ def _rotary_embeddings(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
   if types_NxD is None:
     return embed_VxD, None
   return embed_VxD + types_NxD[0], embed_VxD
-
-
-def _pair_template(tokenizer: Tokenizer) -> Tokenizer:
-  """A copy that adds the specials around texts and pairs as `jaxlm.eval.inputs.encode` does:
-  `[CLS] a [SEP]` and `[CLS] a [SEP] b [SEP]`."""
-  specials = [(tok, tokenizer.token_to_id(tok)) for tok in (jaxlm_tokenizer.CLS,
-                                                            jaxlm_tokenizer.SEP)]
-  templated = Tokenizer.from_str(tokenizer.to_str())
-  templated.post_processor = processors.TemplateProcessing(
-    single=f"{jaxlm_tokenizer.CLS} $A {jaxlm_tokenizer.SEP}",
-    pair=f"{jaxlm_tokenizer.CLS} $A {jaxlm_tokenizer.SEP} $B:1 {jaxlm_tokenizer.SEP}:1",
-    special_tokens=specials)
-  return templated
 
 
 def _write_tokenizer(tokenizer: Tokenizer, out_dir: Path, max_len: int,

@@ -23,7 +23,7 @@ from jaxlm import cli  # noqa: E402
 from jaxlm.config import DataError  # noqa: E402
 from jaxlm.data.tokenizer import train_tokenizer  # noqa: E402
 from jaxlm.finetune import saved  # noqa: E402
-from jaxlm.interop import hf_export  # noqa: E402
+from jaxlm.interop import hf_classifier  # noqa: E402
 from jaxlm.model import Classifier  # noqa: E402
 
 MAX_LEN = 24
@@ -138,7 +138,7 @@ def test_bidirectional_classifier_is_refused_in_one_line(tok, tmp_path, capsys):
 
 def _refusal(tmp_path, tok, config, meta: dict, model: Classifier, pairs: bool = True) -> str:
   with pytest.raises(DataError) as e:
-    hf_export.classifier_to_hf(config, nnx.state(model), meta, tmp_path / "out", tok,
+    hf_classifier.classifier_to_hf(config, nnx.state(model), meta, tmp_path / "out", tok,
                                pairs=pairs)
   assert "\n" not in str(e.value)
   assert not (tmp_path / "out" / "model.safetensors").exists()
@@ -159,7 +159,7 @@ def test_mean_readout_and_distinct_pair_type_rows_are_refused(tok, tmp_path):
   model.readout = "last"
   why = _refusal(tmp_path, tok, config, _meta("rte", 2), model)
   assert "token-type row 1" in why
-  hf_export.classifier_to_hf(config, nnx.state(model), _meta("sst2", 2), tmp_path / "single",
+  hf_classifier.classifier_to_hf(config, nnx.state(model), _meta("sst2", 2), tmp_path / "single",
                              tok, pairs=False)  # single texts never read row 1
 
 
@@ -172,7 +172,7 @@ def test_head_bias_folds_only_where_its_weight_gives_it_back(tok, tmp_path):
   kernel_DxC[:, 2] = kernel_DxC[:, 0] + kernel_DxC[:, 1]
   model.head.kernel.set_value(kernel_DxC)
   model.head.bias.set_value(np.asarray([1.0, 1.0, 2.0], np.float32))  # b = W x for some x
-  hf_export.classifier_to_hf(config, nnx.state(model), _meta("mnli", 3), tmp_path / "ok", tok)
+  hf_classifier.classifier_to_hf(config, nnx.state(model), _meta("mnli", 3), tmp_path / "ok", tok)
   weights = json.loads((tmp_path / "ok" / "config.json").read_text())
   assert weights["architectures"] == ["GPT2ForSequenceClassification"]
   model.head.bias.set_value(np.asarray([1.0, 1.0, 5.0], np.float32))  # out of W's range
