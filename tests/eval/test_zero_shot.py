@@ -87,7 +87,8 @@ def test_a_registered_task_runs_through_jaxlm_eval(registered, exported, capsys)
   printed = capsys.readouterr().out
   assert printed.startswith("word_order 4 items: ")
   saved = json.loads((hf_dir / "word_order.json").read_text())
-  assert saved["items"] == 4 and saved["options"] == {"sample": 2, "groups": ["svo", "questions"]}
+  assert saved["items"] == 4 and saved["options"] == {"sample": 2, "groups": ["svo", "questions"],
+                                                       "scoring": "auto"}
   assert set(saved["groups"]) == {"svo", "questions"}
 
 
