@@ -192,6 +192,23 @@ def _layer(p: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
   return {k[len(prefix):]: v[i] for k, v in p.items() if k.startswith(prefix)}
 
 
+def _encoder_layers(p: dict[str, np.ndarray], L: int, D: int, prefix: str,
+                    plain) -> dict[str, np.ndarray]:
+  """Every layer's tensors under PREFIXencoder.layer.i., by BERT's names (which the RoBERTa
+  classes and ESM share); `plain`: the layout's (transformers name, jaxlm name) pairs copied
+  as they are."""
+  t = {}
+  for i in range(L):
+    q, layer = f"{prefix}encoder.layer.{i}.", _layer(p, i)
+    t.update({q + hf_name: layer[ours] for hf_name, ours in plain})
+    t.update({q + hf_name: layer[ours].T for hf_name, ours in ENCODER_LINEAR})
+    for name in QKV:
+      t[f"{q}attention.self.{name}.weight"] = _heads_out(layer[f"attn.{name}.kernel"]).T
+      t[f"{q}attention.self.{name}.bias"] = layer[f"attn.{name}.bias"].reshape(-1)
+    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  return t
+
+
 def _heads_out(kernel_DxHxK: np.ndarray) -> np.ndarray:
   return kernel_DxHxK.reshape(kernel_DxHxK.shape[0], -1)
 
@@ -237,14 +254,7 @@ def _encoder_out(config: Config, p: dict[str, np.ndarray], tokenizer: Tokenizer 
   }
   for hf_name, ours in layout.norms:
     t[f"{b}{hf_name}.weight"], t[f"{b}{hf_name}.bias"] = p[f"{ours}.scale"], p[f"{ours}.bias"]
-  for i in range(L):
-    q, layer = f"{b}encoder.layer.{i}.", _layer(p, i)
-    t.update({q + hf_name: layer[ours] for hf_name, ours in layout.plain()})
-    t.update({q + hf_name: layer[ours].T for hf_name, ours in ENCODER_LINEAR})
-    for name in QKV:
-      t[f"{q}attention.self.{name}.weight"] = _heads_out(layer[f"attn.{name}.kernel"]).T
-      t[f"{q}attention.self.{name}.bias"] = layer[f"attn.{name}.bias"].reshape(-1)
-    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  t.update(_encoder_layers(p, L, D, b, layout.plain()))
   if nsp:  # BertForPreTraining: bert.pooler (dense + tanh on [CLS]), then cls.seq_relationship
     t.update({f"{b}pooler.dense.weight": p["nsp_head.pooler.kernel"].T,
               f"{b}pooler.dense.bias": p["nsp_head.pooler.bias"],
@@ -365,14 +375,7 @@ def _esm_out(config: Config, p: dict[str, np.ndarray],
   for hf_name, ours in ESM.norms:
     if f"{ours}.scale" in p:  # backbone.embed_norm only with model.embed_norm
       t[f"{b}{hf_name}.weight"], t[f"{b}{hf_name}.bias"] = p[f"{ours}.scale"], p[f"{ours}.bias"]
-  for i in range(L):
-    q, layer = f"{b}encoder.layer.{i}.", _layer(p, i)
-    t.update({q + hf_name: layer[ours] for hf_name, ours in ESM.plain()})
-    t.update({q + hf_name: layer[ours].T for hf_name, ours in ENCODER_LINEAR})
-    for name in QKV:
-      t[f"{q}attention.self.{name}.weight"] = _heads_out(layer[f"attn.{name}.kernel"]).T
-      t[f"{q}attention.self.{name}.bias"] = layer[f"attn.{name}.bias"].reshape(-1)
-    t[f"{q}attention.output.dense.weight"] = layer["attn.out.kernel"].reshape(-1, D).T
+  t.update(_encoder_layers(p, L, D, b, ESM.plain()))
   return hf_config, t
 
 
