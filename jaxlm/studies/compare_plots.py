@@ -37,15 +37,24 @@ def plot_bits_per_byte(summary: dict, out: epath.Path) -> str | None:
 
 
 def plot_curves(summary: dict, out: epath.Path) -> list[str]:
+  """Held-out loss at each kept checkpoint (the learning curve's points), the training loss
+  thin beside it."""
   names = []
   for x_key, label in (("flops", "training FLOPs"), ("tokens", "training tokens")):
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, v in summary["variants"].items():
-      ax.plot(v["curve"][x_key], v["curve"]["loss"], label=name)
+      line = ax.plot(v["curve"][x_key], v["curve"]["loss"], lw=0.8, alpha=0.5,
+                     label=f"{name} (training)")
+      points = summary.get("learning_curve", {}).get(name, [])
+      if points:
+        x = [p["tokens"] * (v["curve"]["flops_per_token"] if x_key == "flops" else 1)
+             for p in points]
+        ax.plot(x, [p["heldout"]["loss"] for p in points], "o-", color=line[0].get_color(),
+                label=f"{name} (held-out)")
     ax.set_xlabel(label)
-    ax.set_ylabel("training loss (nats per predicted token)")
-    ax.set_title("Pre-training loss by objective")
-    ax.legend()
+    ax.set_ylabel("loss (nats per predicted token)")
+    ax.set_title("Pre-training loss by objective: held-out at kept checkpoints")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     name = f"loss_vs_{x_key}.png"
     save_png(fig, out / name)
