@@ -129,8 +129,9 @@ def _decoder_writer(config: Config) -> Writer | str:
   return _gpt2_out if family == "GPT-2" else _neox_out
 
 
-def _encoder_writer(config: Config, nsp: bool) -> Writer | str:
-  """BERT and the pre-LN RoBERTa classes for learned positions, ESM for RoPE."""
+def _encoder_writer(config: Config, nsp: bool, mlm_head: bool = True) -> Writer | str:
+  """BERT and the pre-LN RoBERTa classes for learned positions, ESM for RoPE. `mlm_head`:
+  whether the MLM head is written (a fine-tuned classifier's backbone has none)."""
   m, name = config.model, config.objective
   if m.position not in ("learned", "rope"):
     return (f"model.position={m.position} with objective={name}; transformers' masked LMs "
@@ -148,7 +149,7 @@ def _encoder_writer(config: Config, nsp: bool) -> Writer | str:
     return (f"objective={name} with model.norm=pre; transformers' pre-LN masked LMs "
             f"({ROBERTA_PRELN.archs[0]}, {XLMR_XL.archs[0]}) have no next-sentence head; only "
             f"{NSP_ARCH} has, for model.norm=post")
-  if m.activation != "gelu_exact":
+  if m.activation != "gelu_exact" and (mlm_head or layout is ESM):
     where = "MLP and MLM head always apply" if layout is ESM else "MLM head always applies"
     return (f"model.activation={m.activation} with model.norm=pre; {layout.archs[0]}'s {where} "
             "exact GELU, so only activation=gelu_exact exports exactly (train with "
@@ -246,11 +247,7 @@ def _encoder_out(config: Config, p: dict[str, np.ndarray], tokenizer: Tokenizer 
     b + "embeddings.word_embeddings.weight": p["backbone.embed.embedding"],
     b + "embeddings.position_embeddings.weight": pos_PxD,
     b + TYPES: types_NxD,
-    f"{layout.head_dense}.weight": p["mlm_head.transform.kernel"].T,
-    f"{layout.head_dense}.bias": p["mlm_head.transform.bias"],
-    f"{layout.head_norm}.weight": p["mlm_head.norm.scale"],
-    f"{layout.head_norm}.bias": p["mlm_head.norm.bias"],
-    layout.head_biases[0]: p["mlm_head.bias"],
+    **_mlm_head(p, layout),
   }
   for hf_name, ours in layout.norms:
     t[f"{b}{hf_name}.weight"], t[f"{b}{hf_name}.bias"] = p[f"{ours}.scale"], p[f"{ours}.bias"]
@@ -261,6 +258,17 @@ def _encoder_out(config: Config, p: dict[str, np.ndarray], tokenizer: Tokenizer 
               "cls.seq_relationship.weight": p["nsp_head.classifier.kernel"].T,
               "cls.seq_relationship.bias": p["nsp_head.classifier.bias"]})
   return hf_config, t
+
+
+def _mlm_head(p: dict[str, np.ndarray], layout: EncoderLayout) -> dict[str, np.ndarray]:
+  """The MLM head's tensors by the layout's names; none for a classifier's backbone."""
+  if "mlm_head.bias" not in p:
+    return {}
+  return {f"{layout.head_dense}.weight": p["mlm_head.transform.kernel"].T,
+          f"{layout.head_dense}.bias": p["mlm_head.transform.bias"],
+          f"{layout.head_norm}.weight": p["mlm_head.norm.scale"],
+          f"{layout.head_norm}.bias": p["mlm_head.norm.bias"],
+          layout.head_biases[0]: p["mlm_head.bias"]}
 
 
 def _gpt2_out(config: Config, p: dict[str, np.ndarray],
@@ -359,18 +367,14 @@ def _esm_out(config: Config, p: dict[str, np.ndarray],
   b = ESM.prefix
   t = {
     b + "embeddings.word_embeddings.weight": input_VxD,
-    f"{ESM.head_dense}.weight": p["mlm_head.transform.kernel"].T,
-    f"{ESM.head_dense}.bias": p["mlm_head.transform.bias"],
-    f"{ESM.head_norm}.weight": p["mlm_head.norm.scale"],
-    f"{ESM.head_norm}.bias": p["mlm_head.norm.bias"],
-    ESM.head_biases[0]: p["mlm_head.bias"],
+    **_mlm_head(p, ESM),
     # EsmModel always builds a contact-prediction head; zeros keep it from loading as random.
     b + "contact_head.regression.weight": np.zeros((1, L * m.num_heads), np.float32),
     b + "contact_head.regression.bias": np.zeros((1,), np.float32),
     # A saved buffer in ESM (transformers would report it missing): jaxlm's rotary frequencies.
     b + "rotary_embeddings.inv_freq": _inv_freq(m.rope_theta, m.head_dim),
   }
-  if output_VxD is not None:
+  if output_VxD is not None and "mlm_head.bias" in p:
     t[ESM.decoder] = output_VxD
   for hf_name, ours in ESM.norms:
     if f"{ours}.scale" in p:  # backbone.embed_norm only with model.embed_norm

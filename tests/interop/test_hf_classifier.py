@@ -1,10 +1,12 @@
-"""Fine-tuned classifiers through `jaxlm export`: a causal (clm) classifier kept by `jaxlm finetune`
-loads as GPT2ForSequenceClassification (learned positions) or GPTNeoXForSequenceClassification
-(RoPE) with no missing or unexpected tensors, and its exported tokenizer plus model give the
-classifier's logits (`SavedClassifier.predict`) on right-padded single texts and pairs, its head
-bias folded into the final LayerNorm's. What no class reproduces is refused in one line: every
-bidirectional (MLM) classifier, the mean read-out, a pair task's distinct token-type row 1, a
-head bias its weight cannot give back."""
+"""Fine-tuned classifiers through `jaxlm export`: a classifier kept by `jaxlm finetune` loads as
+its transformers sequence class with no missing or unexpected tensors, and its exported tokenizer
+plus model give the classifier's logits (`SavedClassifier.predict`) on right-padded single texts
+and pairs. Causal (clm) classifiers: GPT2ForSequenceClassification (learned positions) or
+GPTNeoXForSequenceClassification (RoPE), the head bias folded into the final LayerNorm's.
+Bidirectional ones: BERT, RoBERTa-PreLayerNorm, XLM-R XL and ESM sequence classifiers, their
+dense + tanh pooler made the identity. What no class reproduces is refused in one line: the mean
+read-out, a pair task's distinct token-type row 1 in a class without token types, a head bias its
+weight cannot give back, ESM with tanh GELU."""
 
 from __future__ import annotations
 
@@ -67,12 +69,13 @@ def _export(workdir, out, capsys) -> tuple[torch.nn.Module, transformers.PreTrai
   return model.eval(), transformers.AutoTokenizer.from_pretrained(out)
 
 
-def _torch_logits(model, hf_tok, texts) -> np.ndarray:
-  """Logits of right-padded rows under an attention mask, encoded by the exported tokenizer."""
+def _torch_logits(model, hf_tok, texts, typed: bool = False) -> np.ndarray:
+  """Logits of right-padded rows under an attention mask, encoded by the exported tokenizer;
+  `typed`: whether it passes token types (never to GPT-2, which would misread them)."""
   firsts = [t[0] if isinstance(t, tuple) else t for t in texts]
   seconds = [t[1] for t in texts] if isinstance(texts[0], tuple) else None
   enc = hf_tok(firsts, seconds, padding=True, return_tensors="pt")
-  assert set(enc) == {"input_ids", "attention_mask"}  # no token_type_ids: GPT-2 would misread them
+  assert set(enc) == {"input_ids", "attention_mask"} | ({"token_type_ids"} if typed else set())
   assert (enc["attention_mask"][:, 0] == 1).all()  # padded on the right
   with torch.no_grad():
     return model(**enc).logits.float().numpy()
@@ -126,14 +129,71 @@ def test_causal_classifier_exports_with_its_logits(position, task, labels, type_
   print(f"{arch} {task}: max |diff| {max(diffs):.2e}")
 
 
-def test_bidirectional_classifier_is_refused_in_one_line(tok, tmp_path, capsys):
-  config = tiny_config("mlm", norm="post", activation="gelu_exact", vocab_size=384)
-  _kept(tmp_path / "ft", config, tok, "sst2", 2, attention="bidirectional", readout="first")
-  assert cli.main(["export", "--workdir", str(tmp_path / "ft"), "--out",
-                   str(tmp_path / "out")]) == 2
-  err = capsys.readouterr().err.strip()
-  assert "\n" not in err and "tanh pooler" in err and "bidirectional attention" in err, err
-  assert not (tmp_path / "out" / "model.safetensors").exists()
+@pytest.mark.parametrize("model, task, labels, type_vocab_size, arch", [
+  # BERT (post-LN) on MNLI pairs whose token-type row 1 is its own: read as BERT reads it.
+  (dict(norm="post"), "mnli", ("entailment", "neutral", "contradiction"), 2,
+   "BertForSequenceClassification"),
+  # Pre-LN with an embedding LayerNorm, tanh GELU (no MLM head, so RoBERTa's exact-GELU head
+  # does not matter), RTE pairs with token types.
+  (dict(norm="pre", embed_norm=True, activation="gelu_tanh"), "rte", ("entailment", "not"), 2,
+   "RobertaPreLayerNormForSequenceClassification"),
+  # Pre-LN without one, no token types, STS-B regression.
+  (dict(norm="pre", embed_norm=False), "stsb", (), 0, "XLMRobertaXLForSequenceClassification"),
+  # RoPE (ESM), single texts, a type table ESM folds into its embeddings.
+  (dict(norm="pre", position="rope", activation="gelu_exact"), "sst2", ("negative", "positive"),
+   2, "EsmForSequenceClassification"),
+])
+def test_bidirectional_classifier_exports_with_its_logits(model, task, labels, type_vocab_size,
+                                                          arch, tok, tmp_path, capsys):
+  config = tiny_config("mlm", vocab_size=384, type_vocab_size=type_vocab_size, **model)
+  num_labels = max(len(labels), 1)
+  pairs = task != "sst2"
+  _kept(tmp_path / "ft", config, tok, task, num_labels, attention="bidirectional",
+        readout="first", seed=3)
+  hf_model, hf_tok = _export(tmp_path / "ft", tmp_path / "out", capsys)
+  assert type(hf_model).__name__ == arch
+  assert hf_model.config.problem_type == ("regression" if num_labels == 1
+                                          else "single_label_classification")
+  kept = saved.load(tmp_path / "ft")
+  typed = type_vocab_size == 2 and arch != "EsmForSequenceClassification"
+  diffs = []
+  for texts in ([PAIRS, PAIRS[:1]] if pairs else []) + [SINGLES, SINGLES[1:2]]:
+    _assert_same_ids(hf_tok, kept, texts)
+    diffs.append(max_diff(_torch_logits(hf_model, hf_tok, texts, typed), kept.predict(texts)))
+  assert max(diffs) < TOL, diffs
+  print(f"{arch} {task}: max |diff| {max(diffs):.2e}")
+
+
+def test_pooler_is_the_identity_to_float32():
+  """2^-k times the largest final state a LayerNorm can give stays where tanh(x) == x in float32,
+  and the logits' scale comes back exactly through the power-of-two output weight."""
+  config = tiny_config("mlm", norm="pre", vocab_size=384)
+  D = config.model.embed_dim
+  scale, bias = np.full(D, 3.0, np.float32), np.full(D, 0.5, np.float32)
+  k = hf_classifier._pooler_shift({"backbone.norm.scale": scale, "backbone.norm.bias": bias},
+                                  config)
+  bound = 3.0 * np.sqrt(D - 1) + 0.5
+  assert bound * 2.0 ** -k <= 2.0 ** -hf_classifier.TANH_BITS < bound * 2.0 ** -(k - 1)
+  h = np.linspace(-bound, bound, 10001, dtype=np.float32)  # every state the norm can give
+  pooled = torch.tanh(torch.from_numpy(h * np.float32(2.0 ** -k))).numpy() * np.float32(2.0 ** k)
+  assert np.max(np.abs(pooled - h) / np.maximum(np.abs(h), 1e-30)) <= np.finfo(np.float32).eps
+
+
+def test_esm_classifier_refusals_name_their_reason(tok, tmp_path):
+  """ESM's MLP is exact GELU whatever the config says, and it has no token-type table."""
+  meta = {"task": "sst2", "num_labels": 2, "attention": "bidirectional", "readout": "first",
+          "max_seq_len": MAX_LEN}
+  config = tiny_config("mlm", norm="pre", position="rope", vocab_size=384)  # tanh GELU
+  model = Classifier(config.model, "bidirectional", "first", 2, 0.0, rngs=nnx.Rngs(params=0))
+  assert "exact GELU" in _refusal(tmp_path, tok, config, meta, model, pairs=False)
+  config = tiny_config("mlm", norm="pre", position="rope", activation="gelu_exact",
+                       vocab_size=384, type_vocab_size=2)
+  model = Classifier(config.model, "bidirectional", "first", 2, 0.0, rngs=nnx.Rngs(params=0))
+  perturb_jaxlm(model, 0)
+  why = _refusal(tmp_path, tok, config, {**meta, "task": "rte"}, model)
+  assert "token-type row 1" in why and "EsmForSequenceClassification" in why, why
+  model.readout = "mean"
+  assert "readout" in _refusal(tmp_path, tok, config, {**meta, "readout": "mean"}, model)
 
 
 def _refusal(tmp_path, tok, config, meta: dict, model: Classifier, pairs: bool = True) -> str:
