@@ -135,10 +135,19 @@ class HybridConfig:
   # Share of each batch's rows trained causally (next-token prediction at every position); the
   # rest are masked next-token rows. GPT-BERT (BabyLM 2024): 1 causal to 15 masked.
   causal_fraction: float = 0.0625
+  # How the two kinds of row share the loss. "rows" (GPT-BERT's default): each kind's mean
+  # token loss, weighted by its share of rows, so causal rows carry causal_fraction of it.
+  # "tokens": the mean over every predicted token of both kinds (GPT-BERT's
+  # --token_weighted_loss), where a causal row, predicting every token, outweighs a masked one
+  # by about 1 / mask_rate.
+  loss_weighting: str = "rows"
 
   def validate(self) -> HybridConfig:
     if not 0.0 <= self.causal_fraction <= 1.0:
       raise ConfigError(f"config.hybrid.causal_fraction={self.causal_fraction}: must be in [0, 1]")
+    if self.loss_weighting not in ("rows", "tokens"):
+      raise ConfigError(f"config.hybrid.loss_weighting={self.loss_weighting!r}; allowed: rows, "
+                        "tokens")
     return self
 
 

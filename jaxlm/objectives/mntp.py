@@ -52,7 +52,25 @@ def hybrid_sums(model, batch: Batch, key, config, special, dropout_key):
   else:
     spec = MaskSpec("bidirectional", seg_BxT)
   h_BxTxD = model.hidden(inputs_BxT, spec, batch["positions"], dropout_key)
-  return loss_sums(model.lm_logits, h_BxTxD, targets_BxT, weights_BxT, config.model.loss_chunk)
+  loss_weights_BxT = None
+  if 0 < n_causal < B and config.hybrid.loss_weighting == "rows":
+    loss_weights_BxT = _row_weighted(weights_BxT, causal_B, n_causal / B)
+  return loss_sums(model.lm_logits, h_BxTxD, targets_BxT, weights_BxT, config.model.loss_chunk,
+                   loss_weights_BxT)
+
+
+def _row_weighted(weights_BxT: jax.Array, causal_B: jax.Array, share: float) -> jax.Array:
+  """Per-token loss weights under which the summed loss over the predicted tokens' count is
+  share × (the causal rows' mean token loss) + (1 − share) × (the masked rows' mean): GPT-BERT
+  averages each device's mean loss, and `share` of its devices read causal rows."""
+  w_BxT = weights_BxT.astype(jnp.float32)
+  causal_BxT = causal_B[:, None]
+  n_causal = jnp.sum(jnp.where(causal_BxT, w_BxT, 0.0))
+  n_masked = jnp.sum(jnp.where(causal_BxT, 0.0, w_BxT))
+  total = n_causal + n_masked
+  scale_BxT = jnp.where(causal_BxT, share * total / jnp.maximum(n_causal, 1.0),
+                        (1.0 - share) * total / jnp.maximum(n_masked, 1.0))
+  return w_BxT * scale_BxT
 
 
 def mntp_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,

@@ -114,3 +114,40 @@ def test_a_causal_fraction_outside_0_1_is_one_line():
 def test_the_hybrid_scores_like_a_causal_lm_and_mntp_like_a_masked_one():
   assert objectives.get("hybrid").generates and not objectives.get("mntp").generates
   assert objectives.get("mntp").predicts_next and not objectives.get("mlm").predicts_next
+
+
+@pytest.mark.parametrize("weighting", ["rows", "tokens"])
+def test_the_hybrid_weights_its_two_kinds_of_row_as_configured(weighting, monkeypatch):
+  """rows (GPT-BERT's default): loss = f × causal rows' mean token loss + (1 − f) × masked rows'
+  mean, f the causal share of rows; tokens: the mean over every predicted token. Checked against
+  the per-token cross-entropies computed by hand from the logits the objective reads."""
+  config = override(tiny_config("hybrid"), {"hybrid.causal_fraction": "0.25",
+                                            "mlm.mask_rate": "0.3",
+                                            "hybrid.loss_weighting": weighting})
+  batch = {k: jnp.asarray(v) for k, v in packed_batch(B, T).items()}
+  lm = model(config)
+  seen = {}
+  real_loss_sums = hybrid_sums.__globals__["loss_sums"]
+
+  def capture(logits_fn, h, targets, weights, chunk, loss_weights=None):
+    seen.update(logits=logits_fn(h), targets=targets, weights=weights)
+    return real_loss_sums(logits_fn, h, targets, weights, chunk, loss_weights)
+
+  monkeypatch.setitem(hybrid_sums.__globals__, "loss_sums", capture)
+  sums = hybrid_sums(lm, batch, jax.random.key(2), config, SPECIAL, None)
+  logits = np.asarray(seen["logits"], np.float64)
+  targets, weights = np.asarray(seen["targets"]), np.asarray(seen["weights"]) > 0
+  ce = (np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+        - np.take_along_axis(logits, targets[..., None], -1)[..., 0])
+  causal = (np.arange(B) < 2)[:, None] & weights
+  masked = (np.arange(B) >= 2)[:, None] & weights
+  assert causal.sum() / 2 > 2 * masked.sum() / 6 > 0  # the kinds differ in tokens per row
+  assert float(sums["count"]) == weights.sum()
+  want = (0.25 * ce[causal].mean() + 0.75 * ce[masked].mean() if weighting == "rows"
+          else ce[weights].mean())
+  np.testing.assert_allclose(float(sums["loss_sum"]) / float(sums["count"]), want, rtol=1e-5)
+
+
+def test_a_loss_weighting_outside_rows_tokens_is_one_line():
+  with pytest.raises(ConfigError, match=r"config.hybrid.loss_weighting='row'; allowed: rows, "):
+    override(tiny_config("hybrid"), {"hybrid.loss_weighting": "row"}).validate()
