@@ -11,10 +11,10 @@ Every objective scores a sentence by a sum of token log-probabilities, in nats:
   masked, so a word split into several tokens is not scored from its own pieces.
 - MNTP: the same pseudo-log-likelihood read one position earlier (its masked token i is
   predicted at i−1), after <s>.
-Causal rows are right-padded to a multiple of BUCKET (exact: no real position attends to a later
-one); PLL rows are grouped by exact length (attention is bidirectional, so no padding may enter
-it). Every call has ROWS rows, so each length compiles once, and the log-softmax and the gather
-of the scored tokens run on the device.
+Rows of nearby lengths share a compiled shape: right-padded to the longest of their group under
+a segment mask (padding is segment 0, which no real token attends to, whatever the attention
+kind), the groups chosen to minimise compiles plus padded work (`_groups`). Every call has ROWS
+rows; the log-softmax and the gather of the scored tokens run on the device.
 """
 
 from __future__ import annotations
@@ -33,21 +33,25 @@ from jaxlm.config import DataError
 from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP
 
 ROWS = 128  # rows per forward call
+# What one more compiled shape costs, in padded tokens scored: about 1 s of XLA compile against
+# about 11 us per token on 2 CPU cores (tiny model); on an accelerator it is larger still.
+COMPILE_TOKENS = 100_000
 _SCORERS: dict[tuple, tuple] = {}  # (objective, vocab, ModelConfig) -> (graphdef, jitted scorer)
-BUCKET = 8  # causal rows are right-padded to a multiple of this (exact: nothing attends ahead)
+Row = tuple[Sequence[int], Sequence[int], Sequence[int]]  # tokens, positions read, tokens there
 
 
 def _make_scorer(graphdef, objective_name: str, vocab: int):
-  """jit(state, tokens_NxT, positions_NxK, targets_NxK, weights_NxK, prefix_len) -> ([N] sums of
-  log p(target | row) at the given positions, [N] whether every weighted target is the argmax):
-  the log-softmax and the gather run on the device, so only 2N numbers come back, never
-  N x T x V logits."""
+  """jit(state, tokens_NxT, segment_ids_NxT or None, positions_NxK, targets_NxK, weights_NxK,
+  prefix_len) -> ([N] sums of log p(target | row) at the given positions, [N] whether every
+  weighted target is the argmax): the log-softmax and the gather run on the device, so only 2N
+  numbers come back, never N x K x V logits."""
   objective = objectives.get(objective_name)
 
   @jax.jit
-  def score(state, tokens_NxT, positions_NxK, targets_NxK, weights_NxK, prefix_len_N):
+  def score(state, tokens_NxT, segment_ids_NxT, positions_NxK, targets_NxK, weights_NxK,
+            prefix_len_N):
     picked_NxKxV = objective.inference_logits(nnx.merge(graphdef, state), tokens_NxT,
-                                              prefix_len_N, positions_NxK)
+                                              prefix_len_N, positions_NxK, segment_ids_NxT)
     logp_NxKxV = jax.nn.log_softmax(picked_NxKxV[..., :vocab].astype(jnp.float32), axis=-1)
     logp_NxK = jnp.take_along_axis(logp_NxKxV, targets_NxK[..., None], axis=-1)[..., 0]
     greedy_NxK = (jnp.argmax(logp_NxKxV, axis=-1) == targets_NxK) | (weights_NxK == 0)
@@ -56,13 +60,66 @@ def _make_scorer(graphdef, objective_name: str, vocab: int):
   return score
 
 
-def score_rows(loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK,
-               prefix_len: int | None, bar: tqdm.tqdm | None = None, rows: int = ROWS,
+def _groups(counts: dict[int, int]) -> list[list[int]]:
+  """Row lengths (keys of `counts`: length -> rows) in groups of consecutive lengths, each run
+  padded to its longest, minimising COMPILE_TOKENS per group plus the padded tokens scored (a
+  dynamic program over the sorted lengths)."""
+  lengths = sorted(counts)
+  best = [0.0] + [float("inf")] * len(lengths)  # best[j]: cost of the first j lengths
+  cut = [0] * (len(lengths) + 1)
+  for j in range(1, len(lengths) + 1):
+    longest, rows = lengths[j - 1], 0
+    for i in range(j, 0, -1):  # the last group holds lengths i-1 .. j-1
+      rows += counts[lengths[i - 1]]
+      cost = best[i - 1] + COMPILE_TOKENS + rows * longest
+      if cost < best[j]:
+        best[j], cut[j] = cost, i - 1
+  groups, j = [], len(lengths)
+  while j:
+    groups.append(lengths[cut[j]:j])
+    j = cut[j]
+  return groups[::-1]
+
+
+def score_rows(loaded, rows: Sequence[Row], prefix_len: int | None,
+               bar: tqdm.tqdm | None = None, per_call: int | None = None,
                reader: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """([N] summed log-probabilities of the weighted targets, [N] whether each is the model's
-  argmax), `rows` rows per call (the last call padded with copies, so each shape compiles
-  once); `bar` advances by the rows scored. `reader`: the objective whose logits read the rows
-  (default: the run's)."""
+  """Per row (tokens, positions read, the tokens scored there): ([R] summed log-probabilities
+  of those tokens, [R] whether each is the model's argmax). Rows are grouped by length
+  (`_groups`) and run `per_call` at a time (default ROWS; the last call padded with copies, so
+  each shape compiles once); `bar` advances by the rows scored. `reader`: the objective whose
+  logits read the rows (default: the run's)."""
+  by_length: dict[int, list[int]] = defaultdict(list)
+  for r, (tokens, _, _) in enumerate(rows):
+    by_length[len(tokens)].append(r)
+  pad = loaded.tokenizer.token_to_id(PAD)
+  sums_R, greedy_R = np.zeros(len(rows)), np.ones(len(rows), bool)
+  for lengths in _groups({n: len(members) for n, members in by_length.items()}):
+    members = [r for n in lengths for r in by_length[n]]
+    T, K = lengths[-1], max(len(rows[r][1]) for r in members)
+    tokens_NxT = np.full((len(members), T), pad, np.int32)
+    segments_NxT = np.zeros((len(members), T), np.int32)
+    positions_NxK, targets_NxK = (np.zeros((len(members), K), np.int32) for _ in range(2))
+    weights_NxK = np.zeros((len(members), K), np.float32)
+    for n, r in enumerate(members):
+      tokens, positions, targets = rows[r]
+      tokens_NxT[n, :len(tokens)] = tokens
+      segments_NxT[n, :len(tokens)] = 1
+      positions_NxK[n, :len(positions)] = positions
+      targets_NxK[n, :len(targets)] = targets
+      weights_NxK[n, :len(targets)] = 1.0
+    # One length: no padding to keep out, so no mask to build.
+    arrays = (tokens_NxT, segments_NxT if len(lengths) > 1 else None, positions_NxK,
+              targets_NxK, weights_NxK)
+    sums_R[members], greedy_R[members] = _score_arrays(loaded, arrays, prefix_len, bar,
+                                                       per_call or ROWS, reader)
+  return sums_R, greedy_R
+
+
+def _score_arrays(loaded, arrays: tuple[np.ndarray | None, ...], prefix_len: int | None,
+                  bar: tqdm.tqdm | None, per_call: int, reader: str | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+  """`score_rows` for rows of one padded shape."""
   graphdef, state = nnx.split(loaded.model)
   reader = reader or loaded.config.objective
   # Compiled once per model structure, not per model object: the checkpoints of one run (a
@@ -72,16 +129,13 @@ def score_rows(loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK,
   if cached is None or cached[0] != graphdef:
     cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, reader, vocab_in_use(loaded)))
   score = cached[1]
-  arrays = [np.asarray(a, dtype) for a, dtype in ((tokens_NxT, np.int32),
-                                                  (positions_NxK, np.int32),
-                                                  (targets_NxK, np.int32),
-                                                  (weights_NxK, np.float32))]
   sums, greedy = [], []
-  for start in range(0, len(tokens_NxT), rows):
-    chunk = [a[start:start + rows] for a in arrays]
+  for start in range(0, len(arrays[0]), per_call):
+    chunk = [None if a is None else a[start:start + per_call] for a in arrays]
     n = len(chunk[0])
-    chunk = [np.concatenate([c, np.repeat(c[-1:], rows - n, 0)]) for c in chunk]
-    prefix_N = np.full(rows, 0 if prefix_len is None else prefix_len, np.int32)
+    chunk = [None if c is None else np.concatenate([c, np.repeat(c[-1:], per_call - n, 0)])
+             for c in chunk]
+    prefix_N = np.full(per_call, 0 if prefix_len is None else prefix_len, np.int32)
     s_N, g_N = score(state, *chunk, prefix_N)
     sums.append(np.asarray(s_N)[:n])
     greedy.append(np.asarray(g_N)[:n])
@@ -122,25 +176,15 @@ def causal_scores(loaded, sentences: Sequence[str], prefix_len: int | None = Non
                   progress: str | None = None) -> np.ndarray:
   """sum_i log p(w_i | <s> w_<i) per sentence (<s>: `context_token`). `progress`: a progress
   bar's label (None: no bar)."""
-  sep, pad = (loaded.tokenizer.token_to_id(t) for t in (context_token(loaded), PAD))
+  start = loaded.tokenizer.token_to_id(context_token(loaded))
   encoded = encode(loaded, sentences)
+  scored = [s for s, (ids, _) in enumerate(encoded) if ids]
+  # Position i of [<s>] + ids predicts token i + 1.
+  rows = [([start] + ids[:-1], range(len(ids)), ids)
+          for ids in (encoded[s][0] for s in scored)]
   scores = np.zeros(len(sentences))
-  by_length: dict[int, list[int]] = defaultdict(list)
-  for i, (ids, _) in enumerate(encoded):
-    if ids:
-      by_length[-(-(len(ids) + 1) // BUCKET) * BUCKET].append(i)
-  with _bar(progress, sum(map(len, by_length.values()))) as bar:
-    for length, members in sorted(by_length.items()):
-      K = length - 1  # predicted positions 0..K-1 predict tokens 1..K
-      tokens = np.full((len(members), length), pad, np.int32)
-      weights = np.zeros((len(members), K), np.float32)
-      for row, i in enumerate(members):
-        ids = encoded[i][0]
-        tokens[row, :len(ids) + 1] = [sep] + ids
-        weights[row, :len(ids)] = 1.0
-      positions = np.broadcast_to(np.arange(K), (len(members), K))
-      scores[members] = score_rows(loaded, tokens, positions, tokens[:, 1:], weights,
-                                   prefix_len, bar)[0]
+  with _bar(progress, len(rows)) as bar:
+    scores[scored] = score_rows(loaded, rows, prefix_len, bar)[0]
   return scores
 
 
@@ -152,24 +196,15 @@ def pll_scores(loaded, sentences: Sequence[str], progress: str | None = None) ->
   mask = loaded.tokenizer.token_to_id(MASK)
   record = objectives.get(loaded.config.objective)
   reader = objectives.get(record.pll_reader or record.name)
-  shifted = reader.predicts_next
-  start = [loaded.tokenizer.token_to_id(context_token(loaded))] if shifted else []
-  encoded = encode(loaded, sentences)
-  rows: dict[int, list[tuple[int, int, list[int]]]] = defaultdict(list)  # length -> (sent, pos, row)
-  for s, (ids, words) in enumerate(encoded):
+  start = [loaded.tokenizer.token_to_id(context_token(loaded))] if reader.predicts_next else []
+  owners, rows = [], []
+  for s, (ids, words) in enumerate(encode(loaded, sentences)):
     for i in range(len(ids)):
-      row = start + masked_row(ids, words, i, mask)
-      rows[len(row)].append((s, i, row))
+      owners.append(s)
+      rows.append((start + masked_row(ids, words, i, mask), [i], [ids[i]]))
   scores = np.zeros(len(sentences))
-  with _bar(progress, sum(map(len, rows.values()))) as bar:
-    for length, items in sorted(rows.items()):
-      # No padding here: attention is bidirectional, so every row of a call has one length.
-      sentence = np.asarray([s for s, _, _ in items])
-      position = np.asarray([[i] for _, i, _ in items])
-      target = np.asarray([[encoded[s][0][i]] for s, i, _ in items])
-      logp = score_rows(loaded, [r for _, _, r in items], position, target,
-                        np.ones_like(position, np.float32), None, bar, reader=reader.name)[0]
-      np.add.at(scores, sentence, logp)
+  with _bar(progress, len(rows)) as bar:
+    np.add.at(scores, owners, score_rows(loaded, rows, None, bar, reader=reader.name)[0])
   return scores
 
 

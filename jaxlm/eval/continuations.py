@@ -13,23 +13,22 @@ scored tokens start.
 - PLL (masked LMs): the scorer's word-level pseudo-log-likelihood of the scored tokens only, the
   context left unmasked; a text longer than the model is read in windows of max_seq_len tokens
   ending at each window's last scored token.
-Rows run on the device as the scorer runs them (`rows` per call, causal rows right-padded to a
-multiple of BUCKET, PLL rows grouped by exact length); the log-softmax, the gather of the scored
-tokens and the argmax stay on the device, so each row returns two numbers.
+Rows run on the device through the scorer's `score_rows` (nearby lengths padded to one shape
+under a segment mask, `rows` per call); the log-softmax, the gather of the scored tokens and
+the argmax stay on the device, so each row returns two numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from jaxlm import objectives, scoring
-from jaxlm.data.special_tokens import MASK, PAD
+from jaxlm.data.special_tokens import MASK
 
-Row = tuple[list[int], list[int], list[int]]  # tokens, positions read, tokens scored there
+Row = scoring.Row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +44,6 @@ def _windows(start: int, end: int, width: int) -> Iterator[tuple[int, int]]:
     yield a, min(a + width, end)
 
 
-def _bucket(n: int) -> int:
-  return -(-n // scoring.BUCKET) * scoring.BUCKET
-
-
 class ContinuationScorer:
   """Scores `Item`s with one loaded model (its scorer compiled once per row shape)."""
 
@@ -59,7 +54,7 @@ class ContinuationScorer:
     self.prefix_len = 1 if record.attention == "prefix" else 0
     self.opens_rows = not self.causal and record.predicts_next  # MNTP reads token i at i−1
     self.start_id = tok.token_to_id(scoring.context_token(loaded))
-    self.pad_id, self.mask_id = tok.token_to_id(PAD), tok.token_to_id(MASK)
+    self.mask_id = tok.token_to_id(MASK)
     self.max_len = loaded.config.model.max_seq_len
     self.rows = rows
     self.loaded = loaded
@@ -72,7 +67,7 @@ class ContinuationScorer:
       for row in (self._causal_rows(item) if self.causal else self._pll_rows(item)):
         rows.append(row)
         owners.append(n)
-    sums_R, greedy_R = self._run(rows)
+    sums_R, greedy_R = scoring.score_rows(self.loaded, rows, self.prefix_len, per_call=self.rows)
     sums, greedy = np.zeros(len(items)), np.ones(len(items), bool)
     np.add.at(sums, owners, sums_R)
     np.logical_and.at(greedy, owners, greedy_R)
@@ -94,31 +89,3 @@ class ContinuationScorer:
         # With the opening token, row index i+1 holds token i, read one earlier: at i.
         yield start + row, [i - first], [ids[i]]
 
-  def _shape(self, row: Row) -> tuple[int, int]:
-    """(T, K) a row is padded to: causal rows to buckets (exact: nothing attends ahead), PLL
-    rows not at all (attention is bidirectional)."""
-    tokens, positions, _ = row
-    if not self.causal:
-      return len(tokens), len(positions)
-    T = min(_bucket(len(tokens)), self.max_len)
-    return T, min(_bucket(len(positions)), T)
-
-  def _run(self, rows: list[Row]) -> tuple[np.ndarray, np.ndarray]:
-    by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for r, row in enumerate(rows):
-      by_shape[self._shape(row)].append(r)
-    sums_R, greedy_R = np.zeros(len(rows)), np.ones(len(rows), bool)
-    for (T, K), members in sorted(by_shape.items()):
-      tokens_NxT = np.full((len(members), T), self.pad_id, np.int32)
-      positions_NxK, targets_NxK = (np.zeros((len(members), K), np.int32) for _ in range(2))
-      weights_NxK = np.zeros((len(members), K), np.float32)
-      for n, r in enumerate(members):
-        tokens, positions, targets = rows[r]
-        tokens_NxT[n, :len(tokens)] = tokens
-        positions_NxK[n, :len(positions)] = positions
-        targets_NxK[n, :len(targets)] = targets
-        weights_NxK[n, :len(targets)] = 1.0
-      sums_R[members], greedy_R[members] = scoring.score_rows(
-        self.loaded, tokens_NxT, positions_NxK, targets_NxK, weights_NxK, self.prefix_len,
-        rows=self.rows)
-    return sums_R, greedy_R

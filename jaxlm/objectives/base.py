@@ -16,7 +16,8 @@ from jaxlm.model.masks import MaskKind
 # (model, batch, key, config, special, dropout_key) -> {"loss_sum", "correct_sum", "count"}
 LossSums = Callable[..., dict[str, jax.Array]]
 # (model, tokens_BxT, prefix_len_B) -> logits_BxTxV, float32
-InferenceLogits = Callable[..., jax.Array]  # (model, tokens_BxT, prefix_len_B, positions_BxK=None)
+# (model, tokens_BxT, prefix_len_B, positions_BxK=None, segment_ids_BxT=None)
+InferenceLogits = Callable[..., jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +35,10 @@ class Objective:
   generates: whether it can continue text left to right.
   hf_family: the transformers family it exports to ('bert', 'gpt2'), or None.
   loss_sums: summed loss, correct predictions and predicted-token count of a batch.
-  inference_logits: (model, tokens_BxT, prefix_len_B, positions_BxK=None) -> float32 logits at
-    every position for `jaxlm.load(...).logits`, or only at `positions_BxK` (zero-shot scoring).
+  inference_logits: (model, tokens_BxT, prefix_len_B, positions_BxK=None,
+    segment_ids_BxT=None) -> float32 logits at every position for `jaxlm.load(...).logits`, or
+    only at `positions_BxK` (zero-shot scoring); `segment_ids_BxT` (0: padding) keeps right
+    padding out of every real token's attention.
   head_macs_per_token: forward multiply-adds of the head per input token (for FLOP counts).
   rows: the rows it reads: 'packed' documents (every objective's default, so variants see the
     same tokens in the same order) or 'sentence_pairs' ([CLS] A [SEP] B [SEP] with token types

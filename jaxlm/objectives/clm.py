@@ -21,9 +21,11 @@ def clm_sums(model, batch: Batch, key, config, special, dropout_key):
 
 
 def clm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
-               positions_BxK: jax.Array | None = None) -> jax.Array:
+               positions_BxK: jax.Array | None = None,
+               segment_ids_BxT: jax.Array | None = None) -> jax.Array:
   del prefix_len_B
-  h = at_positions(model.hidden(tokens_BxT, MaskSpec("causal")), positions_BxK)
+  spec = MaskSpec("causal", segment_ids_BxT)
+  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 
 

@@ -34,9 +34,11 @@ def mlm_sums(model, batch: Batch, key, config, special, dropout_key):
 
 
 def mlm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
-               positions_BxK: jax.Array | None = None) -> jax.Array:
+               positions_BxK: jax.Array | None = None,
+               segment_ids_BxT: jax.Array | None = None) -> jax.Array:
   del prefix_len_B
-  h = at_positions(model.hidden(tokens_BxT, MaskSpec("bidirectional")), positions_BxK)
+  spec = MaskSpec("bidirectional", segment_ids_BxT)
+  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
   return model.mlm_logits(h).astype(jnp.float32)
 
 

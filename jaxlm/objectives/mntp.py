@@ -74,10 +74,12 @@ def _row_weighted(weights_BxT: jax.Array, causal_B: jax.Array, share: float) -> 
 
 
 def mntp_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
-                positions_BxK: jax.Array | None = None) -> jax.Array:
+                positions_BxK: jax.Array | None = None,
+                segment_ids_BxT: jax.Array | None = None) -> jax.Array:
   """Bidirectional logits through the tied head: the output at position i predicts token i+1."""
   del prefix_len_B
-  h = at_positions(model.hidden(tokens_BxT, MaskSpec("bidirectional")), positions_BxK)
+  spec = MaskSpec("bidirectional", segment_ids_BxT)
+  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 
 

@@ -34,8 +34,9 @@ def prefix_lm_sums(model, batch: Batch, key, config, special, dropout_key):
 
 
 def prefix_lm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
-                     positions_BxK: jax.Array | None = None) -> jax.Array:
-  spec = MaskSpec("prefix", prefix_len_B=prefix_len_B)
+                     positions_BxK: jax.Array | None = None,
+                     segment_ids_BxT: jax.Array | None = None) -> jax.Array:
+  spec = MaskSpec("prefix", segment_ids_BxT, prefix_len_B)
   h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 

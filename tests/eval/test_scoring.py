@@ -124,3 +124,51 @@ def test_the_hybrid_scores_by_mntp_pll_when_asked_and_other_misuse_is_one_line(t
                                    ("mlm", "best", "allowed: auto, causal, pll")):
     with pytest.raises(DataError, match=says):
       scoring.sentence_scores(_loaded(objective, tok), SENTENCES, method=method)
+
+
+def _partitions(n):
+  """Every split of n sorted lengths into runs of consecutive ones."""
+  if n == 0:
+    yield []
+    return
+  for first in range(1, n + 1):
+    for rest in _partitions(n - first):
+      yield [first] + rest
+
+
+@pytest.mark.parametrize("compile_tokens", [0, 50, 1_000, 10**9])
+def test_length_groups_minimise_compiles_plus_padded_tokens(compile_tokens, monkeypatch):
+  """Against every partition, enumerated: each group costs COMPILE_TOKENS plus its rows times
+  its longest length."""
+  monkeypatch.setattr(scoring, "COMPILE_TOKENS", compile_tokens)
+  counts = {3: 40, 4: 2, 5: 30, 9: 1, 10: 25, 17: 3, 30: 8}
+  lengths = sorted(counts)
+
+  def cost(sizes):
+    total, start = 0, 0
+    for size in sizes:
+      run = lengths[start:start + size]
+      total += compile_tokens + sum(counts[n] for n in run) * run[-1]
+      start += size
+    return total
+
+  groups = scoring._groups(counts)
+  assert [n for g in groups for n in g] == lengths
+  assert cost([len(g) for g in groups]) == min(cost(p) for p in _partitions(len(lengths)))
+  if compile_tokens == 0:
+    assert all(len(g) == 1 for g in groups)  # nothing is padded
+  if compile_tokens == 10**9:
+    assert groups == [lengths]  # one shape
+
+
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+def test_scores_do_not_depend_on_how_rows_are_grouped(objective, tok, monkeypatch):
+  """Every length alone (no padding) and all lengths in one padded shape (the padding masked
+  out as segment 0) give the same scores: no real token attends to padding."""
+  lm = _loaded(objective, tok)
+  sentences = SENTENCES + ["It rained.", "The long winter ended in a cold and muddy spring."]
+  monkeypatch.setattr(scoring, "COMPILE_TOKENS", 0)
+  alone = scoring.sentence_scores(lm, sentences)
+  monkeypatch.setattr(scoring, "COMPILE_TOKENS", 10**9)
+  padded = scoring.sentence_scores(lm, sentences)
+  np.testing.assert_allclose(padded, alone, rtol=1e-5)
