@@ -73,8 +73,10 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   pretrained = runs.pretrain(arms, "compare", quiet=quiet)
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare",
                           quiet=quiet)
+  measured_against = runs.finetune_references(pretrained, config, data_dir,
+                                              workdir / "references", "compare")
   curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
-                          ProbeData.first_of(config, data_dir), quiet=quiet)
+                          ProbeData.first_of(config, data_dir), measured_against, quiet=quiet)
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)
@@ -89,8 +91,6 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
                                      config.pretrain.model.type_vocab_size)
         ft_arms.append(runs.FinetuneArm(name, baselines[name], None, workdir / "finetune" / name))
   finetuned = runs.finetune(ft_arms, config, data_dir, first.tokenizer, "compare", quiet=quiet)
-  measured_against = runs.finetune_references(pretrained, config, data_dir,
-                                              workdir / "references", "compare")
 
   summary = {
     "objectives": list(config.objectives), "tasks": list(config.tasks),

@@ -43,6 +43,15 @@ class ProbeData:
                    f.eval_batch_size)
     return None
 
+  def from_references(self, references: dict[str, dict], run: str) -> dict | None:
+    """The same probe of run `run`'s final model, as `finetune_references` computed it for
+    every split (same examples, features and cross-validation seed), or None."""
+    found = references.get(self.task.name, {}).get("probe", {}).get(run)
+    if found is None or self.split not in found["pretrained"]:
+      return None
+    return {"task": self.task.name, "split": self.split,
+            "score": found["pretrained"][self.split]["score"]}
+
   def score(self, model: api.Pretrained, seed: int) -> dict:
     """The frozen-feature probe of `model` on this split: {"task", "split", "score"}."""
     x_train = probe.features(model, self.train, self.max_len, self.batch)
@@ -53,13 +62,14 @@ class ProbeData:
 
 
 def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str,
-                   probe_on: ProbeData | None = None, *, quiet: bool = False
-                   ) -> dict[str, list[dict]]:
+                   probe_on: ProbeData | None = None, references: dict | None = None, *,
+                   quiet: bool = False) -> dict[str, list[dict]]:
   """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
   end, held-out quality, each zero-shot task on `sample` items per group with the task's
   references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
-  linear probe of that checkpoint (`eval/probe.py`). Cached in RUN/learning_curve.json, redone
-  when the options change. One process measures."""
+  linear probe of that checkpoint (`eval/probe.py`; at the end taken from `references`, the
+  `finetune_references` that probed the final model already). Cached in
+  RUN/learning_curve.json, redone when the options change. One process measures."""
   if not sample or jax.process_count() > 1:
     return {}
   ids = None
@@ -96,7 +106,9 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
       point = {"step": step, "tokens": int(step * run.curve.tokens_per_step),
                "heldout": heldout.to_json(), "zero_shot": zero}
       if probe_on is not None:
-        point["probe"] = probe_on.score(model, runs[0].config.seed)  # as the references
+        final = (probe_on.from_references(references or {}, run.name)
+                 if step == run.config.steps else None)
+        point["probe"] = final or probe_on.score(model, runs[0].config.seed)  # as the references
       points.append(point)
     storage.write_atomic(file, json.dumps({"options": options, "points": points}))
     out[run.name] = points

@@ -7,11 +7,13 @@ import pytest
 from conftest import REPO
 from helpers.glue import toy_sst2
 
+import jaxlm
 from jaxlm.config import ConfigError, load_config
 from jaxlm.data import tokenizer
 from jaxlm.eval import tasks
 from jaxlm.studies import compare
 from jaxlm.studies.config import CompareConfig
+from jaxlm.studies.curves import ProbeData
 
 
 def test_compare_runs_end_to_end_and_reports(tmp_path):
@@ -54,11 +56,15 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
   assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
   # The probe at every point, on the first classification task's test split; at the end it is
-  # the references' probe of the same run (same examples, features and cross-validation).
+  # taken from the references' probe of the same run, which the curve's own probe of the final
+  # model reproduces (same examples, features and cross-validation).
   assert [(p["probe"]["task"], p["probe"]["split"]) for p in curve] == [
     ("goemotions_sentiment", "test")] * 3
   final = summary["references"]["goemotions_sentiment"]["probe"]["clm"]["pretrained"]["test"]
-  assert curve[-1]["probe"]["score"] == pytest.approx(final["score"])
+  assert curve[-1]["probe"]["score"] == final["score"]
+  probe_on = ProbeData.first_of(config, compare.check(config))
+  again = probe_on.score(jaxlm.load(out / "pretrain" / "clm"), config.pretrain.seed)
+  assert again["score"] == pytest.approx(final["score"])
   assert "random-init features (same shape)" in (out / "report.md").read_text()
   assert ("probe", "clm (frozen features)", "clm (random-init features)", "examples") in {
     (r["kind"], r["a"], r["b"], r["over"]) for r in summary["comparisons"]}
