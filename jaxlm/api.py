@@ -8,7 +8,10 @@ then read its logits or fill in a [MASK].
   lm.score(["The cat sleeps.", "The cat sleep."])  # log-probabilities (PLL for MLM), nats
   jaxlm.load("runs/tiny-clm").generate("The cat")  # one prompt in, one continuation out
 
-Everything runs on one device, unsharded, in the run's compute dtype unless told otherwise.
+Everything runs on one device, unsharded, in the run's compute dtype unless told otherwise:
+`on_mesh(lm, mesh)` lays the parameters out over a device mesh as training does, and scoring
+(`score`, the zero-shot tasks, the lm-evaluation-harness adapter) then shards its rows over the
+mesh's data x fsdp axes.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 from flax import nnx
+from jax.sharding import Mesh
 from tokenizers import Tokenizer
 
 from jaxlm import objectives, scoring, sharding, storage
-from jaxlm.config import Config, DataError, MeshConfig
+from jaxlm.config import Config, ConfigError, DataError, MeshConfig
 from jaxlm.data import tokenizer
 from jaxlm.data.tokenizer import MASK
 from jaxlm.generate import generate
@@ -48,6 +52,8 @@ class Pretrained:
   scoring: str = "auto"
   _forward: tuple[nnx.GraphDef, Callable[..., jax.Array]] | None = dataclasses.field(
     default=None, repr=False, compare=False)
+  # The mesh the parameters lie on (`on_mesh`); None: one device.
+  mesh: Mesh | None = dataclasses.field(default=None, repr=False, compare=False)
 
   @property
   def params(self) -> nnx.State:
@@ -143,6 +149,47 @@ def from_params(config: Config, params: nnx.State, tokenizer: Tokenizer | None, 
   graphdef, _ = abstract_model(config)
   model = nnx.merge(graphdef, jax.device_put(params, jax.devices()[0]))
   return Pretrained(model=model, tokenizer=tokenizer, config=config)
+
+
+MESHES = ("auto", "none", "data", "fsdp", "DATA,FSDP,TENSOR")
+
+
+def scoring_mesh(spec: str) -> Mesh | None:
+  """A mesh over this process's devices for scoring, by name: "none" (one device), "data" (rows
+  over every device, parameters replicated), "fsdp" (rows and parameters sharded over every
+  device), "D,F,T" (those axis sizes, -1 filling), "auto" ("data" where there are several
+  devices, else "none"). A bad name or a mesh the devices do not fit: ConfigError (one line)."""
+  devices = jax.local_devices()
+  named = {"none": None, "data": MeshConfig(-1, 1, 1), "fsdp": MeshConfig(1, -1, 1),
+           "auto": MeshConfig(-1, 1, 1) if len(devices) > 1 else None}
+  if spec in named:
+    config = named[spec]
+  else:
+    sizes = spec.split(",")
+    try:
+      if len(sizes) != 3:
+        raise ValueError(spec)
+      config = MeshConfig(*(int(n) for n in sizes)).validate()
+    except ValueError:
+      raise ConfigError(f"mesh={spec!r}; allowed: {', '.join(MESHES)}") from None
+  return None if config is None else sharding.make_mesh(config, devices)
+
+
+def on_mesh(lm: Pretrained, mesh: Mesh | None) -> Pretrained:
+  """`lm` with its parameters laid out on `mesh` by their logical axes, as training lays them
+  out (fsdp and tensor shard the weights; data replicates them), so scoring shards its rows over
+  data x fsdp. None: on one device, as `load` gives it."""
+  if mesh is None and lm.mesh is None:
+    return lm
+  graphdef, state = nnx.split(lm.model)
+  if mesh is None:
+    return dataclasses.replace(lm, model=nnx.merge(graphdef, jax.device_put(
+      state, jax.local_devices()[0])), mesh=None, _forward=None)
+  _, abstract = abstract_model(lm.config)
+  shardings = sharding.named(mesh, sharding.param_specs(abstract))
+  with jax.set_mesh(mesh):
+    model = nnx.merge(graphdef, jax.device_put(state, shardings))
+  return dataclasses.replace(lm, model=model, mesh=mesh, _forward=None)
 
 
 def _load_run(run_dir: epath.Path) -> tuple[Config, nnx.State]:

@@ -169,7 +169,8 @@ def _eval(args, overrides: dict[str, str]) -> int:
   task.check(args.sample, groups)  # bad options fail before anything loads
   from jaxlm import api, storage
   from jaxlm.data import pipeline
-  model = dataclasses.replace(api.load(args.workdir), scoring=args.scoring)
+  mesh = api.scoring_mesh(args.mesh)
+  model = api.on_mesh(dataclasses.replace(api.load(args.workdir), scoring=args.scoring), mesh)
   if model.tokenizer is None:
     raise ConfigError(f"--workdir {args.workdir}: holds no tokenizer")
   ids = None
@@ -359,6 +360,9 @@ def _commands(sub) -> None:
   ev.add_argument("--scoring", choices=("auto", "causal", "pll"), default="auto",
                   help="how a sentence is scored: auto (causal where the model generates, else "
                        "pseudo-log-likelihood); pll also reads the hybrid's masked rows")
+  ev.add_argument("--mesh", default="auto",
+                  help="devices to score on: auto (all of this process's, rows sharded, when "
+                       "there are several), none, data, fsdp, or DATA,FSDP,TENSOR sizes")
   ev.set_defaults(handler=_eval)
 
   # Everything after the command is the harness's: "+" prefixes keep argparse off its flags.

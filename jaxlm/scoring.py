@@ -28,7 +28,7 @@ import numpy as np
 import tqdm
 from flax import nnx
 
-from jaxlm import objectives
+from jaxlm import objectives, sharding
 from jaxlm.config import DataError
 from jaxlm.data.special_tokens import CLS, MASK, PAD, SEP
 
@@ -129,14 +129,24 @@ def _score_arrays(loaded, arrays: tuple[np.ndarray | None, ...], prefix_len: int
   if cached is None or cached[0] != graphdef:
     cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, reader, vocab_in_use(loaded)))
   score = cached[1]
+  mesh = getattr(loaded, "mesh", None)
+  if mesh is not None:  # rows over data x fsdp: every call's rows divide among the shards
+    shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    per_call = -(-per_call // shards) * shards
+    rows_sharding = sharding.batch_sharding(mesh)
   sums, greedy = [], []
   for start in range(0, len(arrays[0]), per_call):
     chunk = [None if a is None else a[start:start + per_call] for a in arrays]
     n = len(chunk[0])
     chunk = [None if c is None else np.concatenate([c, np.repeat(c[-1:], per_call - n, 0)])
              for c in chunk]
-    prefix_N = np.full(per_call, 0 if prefix_len is None else prefix_len, np.int32)
-    s_N, g_N = score(state, *chunk, prefix_N)
+    chunk.append(np.full(per_call, 0 if prefix_len is None else prefix_len, np.int32))
+    if mesh is None:
+      s_N, g_N = score(state, *chunk)
+    else:
+      with jax.set_mesh(mesh):
+        s_N, g_N = score(state, *(None if c is None else jax.device_put(c, rows_sharding)
+                                  for c in chunk))
     sums.append(np.asarray(s_N)[:n])
     greedy.append(np.asarray(g_N)[:n])
     if bar is not None:

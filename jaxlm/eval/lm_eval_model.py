@@ -35,14 +35,18 @@ class JaxlmLM(LM):
   """A jaxlm run or Hugging Face directory (`path`, anything `jaxlm.load` takes, or a loaded
   `jaxlm.api.Pretrained`). `batch_size`: rows per device call when scoring and prompts per
   generation batch; 'auto' is the BLiMP scorer's rows per call (capped by `max_batch_size`).
-  `dtype` overrides the compute dtype (e.g. float32 for a bf16 run). The model runs on JAX's
-  default device (JAX_PLATFORMS=cpu for the CPU); the harness's `device` is ignored."""
+  `dtype` overrides the compute dtype (e.g. float32 for a bf16 run). `mesh`: the devices it
+  runs on (`api.scoring_mesh`): "auto" (default) shards the scored rows over all of this
+  process's devices when there are several (parameters replicated; "fsdp" shards them too),
+  "none" keeps one device. JAX picks the platform (JAX_PLATFORMS=cpu for the CPU); the
+  harness's `device` is ignored."""
 
   def __init__(self, path, batch_size: int | str = 1, max_batch_size: int | None = None,
-               device: str | None = None, dtype: str | None = None):
+               device: str | None = None, dtype: str | None = None, mesh: str = "auto"):
     super().__init__()  # `device` (the harness's CLI passes cuda:0 unasked) is JAX's to pick
     given = isinstance(path, api.Pretrained)
-    self.loaded = path if given else api.load(path, dtype=dtype)
+    layout = api.scoring_mesh(mesh)  # a bad name fails before anything loads
+    self.loaded = api.on_mesh(path if given else api.load(path, dtype=dtype), layout)
     where = "the given model" if given else path
     if self.loaded.tokenizer is None:
       raise DataError(f"lm-eval: {where}: holds no tokenizer")

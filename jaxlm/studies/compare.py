@@ -74,7 +74,7 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   scored = runs.zero_shot(pretrained, config.zero_shot, config.zero_shot_sample, "compare",
                           quiet=quiet)
   measured_against = runs.finetune_references(pretrained, config, data_dir,
-                                              workdir / "references", "compare")
+                                              workdir / "references", "compare", quiet=quiet)
   curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
                           ProbeData.first_of(config, data_dir), measured_against, quiet=quiet)
 

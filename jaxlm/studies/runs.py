@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import tqdm
 from etils import epath
 from flax import nnx
 from tokenizers import Tokenizer
@@ -286,13 +287,13 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
 
 
 def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | None,
-                        out: epath.Path, study: str) -> dict[str, dict]:
+                        out: epath.Path, study: str, *, quiet: bool = False) -> dict[str, dict]:
   """{task: {"bag_of_words": {"words"|"pieces": {split: result}}, "probe": {run name: ...}}}:
   what the fine-tuned arms are measured against, on exactly their training examples. Bag of
   words on words and on the runs' own pieces (`eval/references.py`); for each run, a linear
   probe of its frozen features beside the same probe of a randomly initialised model of its
-  shape (`eval/probe.py`). Cached in out/TASK.json, redone when the examples change. One
-  process computes them."""
+  shape (`eval/probe.py`). Cached in out/TASK.json, redone when the examples change; a
+  progress bar counts the fits (`quiet`: none). One process computes them."""
   if not config.tasks or not runs or jax.process_count() > 1:
     return {}
   f = config.finetune
@@ -313,13 +314,18 @@ def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | No
     start = time.perf_counter()
     train = task.read("train", data_dir, f.max_train_examples)
     evals = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
-    result = {"bag_of_words": references.bag_of_words(task, train, evals,
-                                                      tokenizer=runs[0].tokenizer,
-                                                      seed=options["seed"]),
-              "probe": {r.name: probe.probe_pretrained_vs_random(
-                r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
-                batch=f.eval_batch_size) for r in runs},
-              "train_examples": len(train), "options": options}
+    with tqdm.tqdm(total=1 + len(runs), desc=f"references for {name}", unit="fit",
+                   dynamic_ncols=True, disable=quiet) as bar:
+      result = {"bag_of_words": references.bag_of_words(task, train, evals,
+                                                        tokenizer=runs[0].tokenizer,
+                                                        seed=options["seed"]),
+                "probe": {}, "train_examples": len(train), "options": options}
+      bar.update()
+      for r in runs:  # the run's frozen features and a random model's, each probed
+        result["probe"][r.name] = probe.probe_pretrained_vs_random(
+          r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
+          batch=f.eval_batch_size)
+        bar.update()
     result["seconds"] = time.perf_counter() - start
     storage.write_atomic(file, json.dumps(result))
     found[name] = result

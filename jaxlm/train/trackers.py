@@ -2,8 +2,10 @@
 resume and the studies read it). `config.trackers` names them; adding one is a class here and a
 line in TRACKERS.
 
-- tensorboard: event files in WORKDIR/tensorboard, the config as text at step 0
-  (`pip install 'jaxlm[tensorboard]'` for the viewer: `tensorboard --logdir WORKDIR`);
+- tensorboard: event files in WORKDIR/tensorboard, the config as text at step 0 and as
+  hyperparameters (the HParams tab: every config field by its dotted name, lists as text, beside
+  the held-out and training loss; `pip install 'jaxlm[tensorboard]'` for the viewer:
+  `tensorboard --logdir WORKDIR`, or `--logdir runs` to compare runs);
 - wandb: Weights & Biases (`pip install 'jaxlm[wandb]'`); `WANDB_MODE=offline` logs to
   WORKDIR/wandb without a network (`wandb sync` uploads later). One W&B run per workdir: a
   resumed run continues it.
@@ -37,6 +39,10 @@ class TensorBoard:
 
     self.writer = SummaryWriter(os.fspath(workdir / "tensorboard"), flush_secs=30)
     self.writer.add_text("config", f"```json\n{json.dumps(config, indent=1)}\n```", 0)
+    from tensorboardX.summary import hparams  # noqa: PLC0415 - as SummaryWriter
+
+    for summary in hparams(_flat(config), dict.fromkeys(HPARAM_METRICS)):
+      self.writer.file_writer.add_summary(summary)
 
   def scalars(self, split: str, step: int, values: dict[str, float]) -> None:
     for name, value in values.items():
@@ -47,6 +53,22 @@ class TensorBoard:
 
   def close(self) -> None:
     self.writer.close()
+
+
+# The scalars the HParams tab shows beside each run's hyperparameters.
+HPARAM_METRICS = ("eval/loss", "eval/accuracy", "train/loss")
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, str | float | bool]:
+  """{"optimizer.lr": 0.002, ...}: nested fields by dotted name; lists and None as text."""
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = (value if isinstance(value, (str, bool, int, float))
+                           else json.dumps(value))
+  return out
 
 
 class WandB:

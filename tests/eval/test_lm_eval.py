@@ -125,6 +125,8 @@ def test_clm_loglikelihoods_are_the_harness_hf_backends(clm, hf_backend, gpt2_di
 
 
 def test_clm_rolling_loglikelihoods_are_the_harness_hf_backends(clm, hf_backend):
+  # By default the rows are sharded over every device (the tests' 8 host devices).
+  assert dict(clm.loaded.mesh.shape) == {"data": 8, "fsdp": 1, "tensor": 1}
   texts = [TEXTS[0], LONG, TEXTS[1] + " and " + TEXTS[2]]
   assert len(clm.loaded.tokenizer.encode(LONG).ids) > 2 * SHAPE["max_seq_len"]
   got = clm.loglikelihood_rolling(_requests("loglikelihood_rolling", [(t,) for t in texts]))
@@ -132,6 +134,10 @@ def test_clm_rolling_loglikelihoods_are_the_harness_hf_backends(clm, hf_backend)
                                                     [(t,) for t in texts]))
   print(f"max |jaxlm - HF| rolling: {max(abs(g - w) for g, w in zip(got, want)):.2e}")
   np.testing.assert_allclose(got, want, atol=TOL)
+  one = type(clm)(path=clm.loaded, batch_size=8, mesh="none")  # the same model on one device
+  assert one.loaded.mesh is None
+  np.testing.assert_allclose(one.loglikelihood_rolling(
+    _requests("loglikelihood_rolling", [(t,) for t in texts])), got, rtol=1e-5)
   assert clm.loglikelihood(_requests("loglikelihood", [("", LONG)]))[0][0] == pytest.approx(
     got[1], abs=TOL)
 

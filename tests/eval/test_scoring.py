@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import gzip
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 from helpers.model import model, tiny_config
 
-from jaxlm import scoring
+from jaxlm import api, scoring
 from jaxlm.api import Loaded
-from jaxlm.config import DataError
+from jaxlm.config import ConfigError, DataError
 from jaxlm.data import tokenizer as tokenization
 from jaxlm.data.sources.text import CORPUS_DIR
 from jaxlm.data.special_tokens import CLS, MASK, SEP
@@ -172,3 +174,28 @@ def test_scores_do_not_depend_on_how_rows_are_grouped(objective, tok, monkeypatc
   monkeypatch.setattr(scoring, "COMPILE_TOKENS", 10**9)
   padded = scoring.sentence_scores(lm, sentences)
   np.testing.assert_allclose(padded, alone, rtol=1e-5)
+
+
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+@pytest.mark.parametrize("mesh", ["data", "fsdp", "2,2,2"])
+def test_scores_sharded_over_a_mesh_equal_one_devices(objective, mesh, tok):
+  """Rows over data x fsdp (8 host devices), weights laid out as training lays them out."""
+  lm = _loaded(objective, tok)
+  want = scoring.sentence_scores(lm, SENTENCES)
+  sharded = api.on_mesh(lm, api.scoring_mesh(mesh))
+  leaves = jax.tree.leaves(nnx.state(sharded.model))
+  assert {len(leaf.sharding.device_set) for leaf in leaves} == {8}
+  np.testing.assert_allclose(scoring.sentence_scores(sharded, SENTENCES), want, rtol=1e-5)
+
+
+def test_scoring_meshes_by_name():
+  assert api.scoring_mesh("none") is None
+  assert dict(api.scoring_mesh("data").shape) == {"data": 8, "fsdp": 1, "tensor": 1}
+  assert dict(api.scoring_mesh("auto").shape) == {"data": 8, "fsdp": 1, "tensor": 1}
+  assert dict(api.scoring_mesh("1,-1,2").shape) == {"data": 1, "fsdp": 4, "tensor": 2}
+  for bad in ("dp", "2,2", "0,1,1"):
+    with pytest.raises(ConfigError) as e:
+      api.scoring_mesh(bad)
+    assert "\n" not in str(e.value) and "mesh" in str(e.value)
+  with pytest.raises(ConfigError, match="do not divide|devices"):
+    api.scoring_mesh("3,-1,1")

@@ -8,7 +8,7 @@ import types
 
 import pytest
 from etils import epath
-from tensorboardX.proto import event_pb2
+from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
 from jaxlm.config import ConfigError
 from jaxlm.train.trackers import check, open_trackers
@@ -30,7 +30,9 @@ def _tensorboard_events(folder):
 
 
 def test_tensorboard_gets_the_config_as_text_and_each_scalar_by_split(tmp_path):
-  [board] = open_trackers(("tensorboard",), epath.Path(tmp_path), {"objective": "clm"})
+  config = {"objective": "clm", "optimizer": {"lr": 0.002, "schedule": "cosine"},
+            "checkpoint_tokens": [1000, 2000], "data": {"cache_dir": None}}
+  [board] = open_trackers(("tensorboard",), epath.Path(tmp_path), config)
   board.scalars("train", 10, {"loss": 2.5})
   board.scalars("eval", 10, {"loss": 2.75})
   board.close()
@@ -40,6 +42,18 @@ def test_tensorboard_gets_the_config_as_text_and_each_scalar_by_split(tmp_path):
   assert values[("eval/loss", 10)].simple_value == 2.75
   text = values[("config/text_summary", 0)].tensor.string_val[0].decode()
   assert '"objective": "clm"' in text
+  # The HParams tab: each field by its dotted name, beside the losses it tracks.
+  start = plugin_hparams_pb2.HParamsPluginData.FromString(
+    values[("_hparams_/session_start_info", 0)].metadata.plugin_data.content)
+  hparams = start.session_start_info.hparams
+  assert hparams["optimizer.lr"].number_value == 0.002
+  assert hparams["optimizer.schedule"].string_value == "cosine"
+  assert hparams["checkpoint_tokens"].string_value == "[1000, 2000]"
+  assert hparams["data.cache_dir"].string_value == "null"
+  experiment = plugin_hparams_pb2.HParamsPluginData.FromString(
+    values[("_hparams_/experiment", 0)].metadata.plugin_data.content).experiment
+  assert [m.name.tag for m in experiment.metric_infos] == ["eval/loss", "eval/accuracy",
+                                                           "train/loss"]
 
 
 def test_wandb_keeps_one_run_per_workdir(tmp_path, monkeypatch):
