@@ -31,8 +31,8 @@ from tokenizers import Tokenizer
 from jaxlm import objectives, scoring, sharding, storage
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig
 from jaxlm.data import tokenizer
-from jaxlm.data.tokenizer import MASK
-from jaxlm.generate import generate
+from jaxlm.data.tokenizer import MASK, SPECIALS
+from jaxlm.generate import generate, unmask
 from jaxlm.interop import hf_import
 from jaxlm.model import LanguageModel
 from jaxlm.objectives.base import Objective
@@ -88,7 +88,8 @@ class Pretrained:
   def generate(self, prompts: str | Sequence[str], max_new_tokens: int = 50, **sampling
                ) -> str | list[str]:
     """Continuations (prompt + generated text): a plain string is one prompt and gives one
-    string; a list gives a list. `sampling`: temperature, top_k, top_p, seed (`generate_text`)."""
+    string; a list gives a list. `sampling`: temperature, top_k, top_p, seed, and for mdlm
+    steps (`generate_text`)."""
     if isinstance(prompts, str):
       return generate_text(self, [prompts], max_new_tokens, **sampling)[0]
     return generate_text(self, list(prompts), max_new_tokens, **sampling)
@@ -242,14 +243,22 @@ def fill_mask(loaded: Pretrained, text: str, top_k: int = 5) -> list[tuple[str, 
 
 def generate_text(loaded: Pretrained, prompts: Sequence[str], max_new_tokens: int = 50,
                   temperature: float = 0.8, top_k: int = 50, top_p: float = 1.0,
-                  seed: int = 0) -> list[str]:
-  """Continuations of `prompts` with a CLM model and its tokenizer (KV-cached decoding)."""
+                  seed: int = 0, steps: int | None = None) -> list[str]:
+  """Continuations of `prompts` with the model's tokenizer: left to right with a KV cache for
+  objectives that generate (clm, prefix_lm, hybrid), stopping at [SEP]; by iterative unmasking
+  for masked diffusion (mdlm): `max_new_tokens` tokens exactly, revealed over `steps` steps
+  (default max_new_tokens) after the token documents open with and the prompt."""
   if isinstance(prompts, str):  # not 13 one-character prompts
     raise TypeError("generate_text: prompts is a list of strings; for one prompt use "
                     "[prompt] or lm.generate(prompt)")
-  if not objectives.get(loaded.config.objective).generates:
+  record = objectives.get(loaded.config.objective)
+  if not (record.generates or record.unmasks):
+    makers = ", ".join(n for n, o in objectives.OBJECTIVES.items() if o.generates or o.unmasks)
     raise DataError(f"generate: this is an {loaded.config.objective} model; use fill-mask "
-                    "(generation needs clm or prefix_lm)")
+                    f"(generation needs one of {makers})")
+  if steps is not None and not record.unmasks:
+    raise DataError(f"generate: steps={steps} is for generation by unmasking (mdlm); a "
+                    f"{record.name} model generates left to right, one token a step")
   if loaded.tokenizer is None:
     raise DataError("generate: the model directory holds no tokenizer")
   tok = loaded.tokenizer
@@ -258,6 +267,14 @@ def generate_text(loaded: Pretrained, prompts: Sequence[str], max_new_tokens: in
     if not p_ids:
       raise DataError(f"generate: prompt {i + 1} ({prompt!r}) encodes to no tokens; every "
                       "prompt needs at least one")
+  if record.unmasks:
+    start = tok.token_to_id(scoring.context_token(loaded))
+    banned = tuple(i for name in SPECIALS if (i := tok.token_to_id(name)) is not None)
+    out = unmask(loaded.model, [[start] + p for p in ids], max_new_tokens,
+                 mask_id=tok.token_to_id(MASK), steps=steps, temperature=temperature,
+                 top_k=top_k, top_p=top_p, seed=seed, banned=banned,
+                 vocab_in_use=tok.get_vocab_size())
+    return [p + tok.decode(o) for p, o in zip(prompts, out)]
   sep = tok.token_to_id("[SEP]")
   out = generate(loaded.model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
                  top_p=top_p, seed=seed, stop_id=sep, vocab_in_use=tok.get_vocab_size())

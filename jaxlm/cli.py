@@ -227,7 +227,8 @@ def _bench(args, overrides: dict[str, str]) -> int:
 def _generate(args, overrides: dict[str, str]) -> int:
   from jaxlm import api
   for text in api.generate_text(api.load(args.workdir), args.prompt, args.max_new_tokens,
-                                args.temperature, args.top_k, args.top_p, args.seed):
+                                args.temperature, args.top_k, args.top_p, args.seed,
+                                args.steps):
     print(text)
   return 0
 
@@ -380,7 +381,7 @@ def _commands(sub) -> None:
   bench.add_argument("--warmup", type=int, default=3, help="untimed steps first; the first compiles")
   bench.set_defaults(handler=_bench)
 
-  gen = sub.add_parser("generate", help="continue a prompt with a CLM model (KV cache)",
+  gen = sub.add_parser("generate", help="continue a prompt (CLM: KV cache; mdlm: unmasking)",
                        formatter_class=_DefaultsFormatter)
   gen.add_argument("--workdir", required=True, help="a jaxlm run or a Hugging Face GPT-2 directory")
   gen.add_argument("--prompt", required=True, action="append", help="repeat for a batch")
@@ -390,6 +391,8 @@ def _commands(sub) -> None:
   gen.add_argument("--top_k", type=int, default=50, help="0: off")
   gen.add_argument("--top_p", type=float, default=1.0, help="1: off")
   gen.add_argument("--seed", type=int, default=0, help="of the sampling")
+  gen.add_argument("--steps", type=int, default=None,
+                   help="mdlm: unmasking steps (default: max_new_tokens)")
   gen.set_defaults(handler=_generate)
 
   fill = sub.add_parser("fill-mask", help="top tokens for [MASK] with an MLM model",

@@ -1,9 +1,13 @@
-"""Text generation with a KV cache, for CLM (and prefix-LM) models.
+"""Text generation: left to right with a KV cache for CLM (and prefix-LM, hybrid) models, and by
+iterative unmasking for masked diffusion (`mdlm`) models.
 
-Prompts of different lengths are left-padded into one batch; padding slots are marked invalid
-in the cache, and each row's positions count only its real tokens. The prompt is run once
-(prefill), then one jitted step per new token reads and extends the cache: two compilations
-in all, whatever the number of tokens.
+Left to right: prompts of different lengths are left-padded into one batch; padding slots are
+marked invalid in the cache, and each row's positions count only its real tokens. The prompt is
+run once (prefill), then one jitted step per new token reads and extends the cache: two
+compilations in all, whatever the number of tokens.
+
+Unmasking (`unmask`): MDLM's ancestral sampler over the absorbing [MASK] state; one compiled
+bidirectional forward pass per step, whatever the number of steps.
 """
 
 from __future__ import annotations
@@ -102,3 +106,65 @@ def generate(model: LanguageModel, prompts: list[list[int]], max_new_tokens: int
     row = list(row)
     results.append(row[:row.index(stop_id) + 1] if stop_id in row else row)
   return results
+
+
+def make_denoiser(graphdef: nnx.GraphDef):
+  """(params, tokens_BxT, segment_ids_BxT) -> the MLM head's float32 logits at every position,
+  under bidirectional attention inside each row's real tokens (segment 0: padding)."""
+
+  @jax.jit
+  def denoise(params, tokens_BxT, segment_ids_BxT):
+    model = nnx.merge(graphdef, params)
+    h_BxTxD = model.hidden(tokens_BxT, MaskSpec("bidirectional", segment_ids_BxT))
+    return model.mlm_logits(h_BxTxD).astype(jnp.float32)
+
+  return denoise
+
+
+def unmask(model: LanguageModel, prompts: list[list[int]], new_tokens: int, *, mask_id: int,
+           steps: int | None = None, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, seed: int = 0, banned: tuple[int, ...] = (),
+           vocab_in_use: int | None = None) -> list[list[int]]:
+  """`new_tokens` token ids after each prompt, by MDLM's ancestral sampler (Sahoo et al. 2024,
+  with the absorbing [MASK] state): each row is its prompt followed by `new_tokens` [MASK]
+  tokens; over `steps` steps (default `new_tokens`) from t = 1 down to 0, a position still
+  masked at time t is revealed at time s = t − 1/steps with probability (t − s)/t, its token
+  drawn from the model's distribution given the row as it stands (`sample`: temperature 0 is
+  greedy), so every position is revealed by the last step and stays as revealed. `banned` ids
+  (special tokens) and the embedding rows past `vocab_in_use` are never drawn."""
+  cfg = model.backbone.cfg
+  steps = new_tokens if steps is None else steps
+  if not prompts or any(len(p) == 0 for p in prompts):
+    raise DataError("generate: every prompt needs at least one token")
+  if new_tokens < 1 or steps < 1:
+    raise DataError(f"generate: max_new_tokens={new_tokens} and steps={steps} must be >= 1 for "
+                    "generation by unmasking")
+  B, T = len(prompts), max(map(len, prompts)) + new_tokens
+  if cfg.position == "learned" and T > cfg.max_seq_len:
+    raise DataError(f"generate: the longest prompt ({T - new_tokens} tokens) + max_new_tokens "
+                    f"({new_tokens}) = {T} exceeds the model's max_seq_len={cfg.max_seq_len}")
+  tokens_BxT = np.full((B, T), mask_id, np.int32)
+  segments_BxT = np.zeros((B, T), np.int32)
+  masked_BxT = np.zeros((B, T), bool)
+  for i, p in enumerate(prompts):
+    tokens_BxT[i, :len(p)] = p
+    segments_BxT[i, :len(p) + new_tokens] = 1
+    masked_BxT[i, len(p):len(p) + new_tokens] = True
+  graphdef, params = nnx.split(model)
+  denoise = make_denoiser(graphdef)
+  key = jax.random.key(seed)
+  for k in range(steps):
+    t, s = 1.0 - k / steps, 1.0 - (k + 1) / steps
+    logits_BxTxV = denoise(params, jnp.asarray(tokens_BxT), jnp.asarray(segments_BxT))
+    V = logits_BxTxV.shape[-1]
+    never_V = np.zeros(V, bool)
+    never_V[[i for i in banned if i < V]] = True
+    never_V[vocab_in_use or V:] = True
+    logits_BxTxV = jnp.where(jnp.asarray(never_V), -jnp.inf, logits_BxTxV)
+    k_draw, k_reveal = jax.random.split(jax.random.fold_in(key, k))
+    drawn_BxT = np.asarray(sample(k_draw, logits_BxTxV.reshape(B * T, V), temperature, top_k,
+                                  top_p)).reshape(B, T)
+    reveal_BxT = masked_BxT & (np.asarray(jax.random.uniform(k_reveal, (B, T))) < (t - s) / t)
+    tokens_BxT = np.where(reveal_BxT, drawn_BxT, tokens_BxT).astype(np.int32)
+    masked_BxT &= ~reveal_BxT
+  return [tokens_BxT[i, len(p):len(p) + new_tokens].tolist() for i, p in enumerate(prompts)]

@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 from helpers.model import tiny_config
 
-from jaxlm.generate import generate, make_step, sample
+from jaxlm import generate as generate_module
+from jaxlm.generate import generate, make_step, sample, unmask
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.build import build_model
@@ -120,3 +121,69 @@ def test_generate_fill_mask_and_export_commands(corpus, tmp_path):
     np.testing.assert_array_equal(lm.score(sentences), scoring.sentence_scores(lm, sentences))
   assert mlm.fill_mask("The [MASK] of the people.", 3) == api.fill_mask(
     mlm, "The [MASK] of the people.", 3)
+
+
+class _Denoiser:
+  """Stands in for the model in `unmask`: logits that put all mass on token 10 + the call's
+  index + the position (so a token shows when it was drawn), recording each call's input."""
+
+  def __init__(self, V: int = 64):
+    self.V, self.inputs = V, []
+
+  def __call__(self, params, tokens_BxT, segment_ids_BxT):
+    self.inputs.append(np.asarray(tokens_BxT))
+    B, T = tokens_BxT.shape
+    best_BxT = 10 + len(self.inputs) - 1 + np.arange(T)[None].repeat(B, 0)
+    return jnp.asarray(np.eye(self.V, dtype=np.float32)[best_BxT] * 50.0)
+
+
+def test_unmasking_reveals_each_position_at_a_uniform_time_and_keeps_it(monkeypatch):
+  """MDLM's sampler: a position is still masked at time t with probability t, so the share of
+  [MASK] the k-th of S calls reads is 1 - k/S; a revealed token never changes; the last step
+  reveals the rest."""
+  denoiser = _Denoiser()
+  monkeypatch.setattr(generate_module, "make_denoiser", lambda graphdef: denoiser)
+  model = build_model(tiny_config("mdlm", vocab_size=64, max_seq_len=64), 0)
+  mask, S, N = 3, 4, 8
+  prompts = [[5, 6]] * 64
+  out = unmask(model, prompts, N, mask_id=mask, steps=S, temperature=0.0, seed=1)
+  assert len(denoiser.inputs) == S
+  for k, tokens in enumerate(denoiser.inputs):
+    share = (tokens[:, 2:] == mask).mean()
+    assert abs(share - (1 - k / S)) < 0.06, (k, share)
+    assert (tokens[:, :2] == 5 + np.arange(2)).all()  # the prompt is read as it is
+  final = np.asarray(out)
+  assert (final != mask).all()
+  # Each token is the one drawn at its reveal: 10 + call index + position, and it stayed.
+  step_of = final - 10 - (2 + np.arange(N))[None]
+  assert set(np.unique(step_of)) <= set(range(S))
+  for k, tokens in enumerate(denoiser.inputs[1:], start=1):
+    shown = tokens[:, 2:] != mask
+    assert (tokens[:, 2:][shown] == final[shown]).all() and (step_of[shown] < k).all()
+
+
+def test_mdlm_generates_by_unmasking_and_others_say_what_generates(corpus):
+  from jaxlm.api import Pretrained
+  from jaxlm.config import DataError
+  from jaxlm.data import tokenizer as tokenization
+
+  plays = "\n".join(f.read_text() for f in (corpus / "tinyshakespeare").glob("*.txt"))
+  tok = tokenization.train_tokenizer("bpe", [plays], 300)
+  config = tiny_config("mdlm", vocab_size=320, max_seq_len=64)
+  lm = Pretrained(model=build_model(config, 0), tokenizer=tok, config=config)
+  text = lm.generate("the king", max_new_tokens=6, steps=3, seed=4)
+  assert text.startswith("the king") and text == lm.generate("the king", max_new_tokens=6,
+                                                              steps=3, seed=4)
+  ids = unmask(lm.model, [[tok.token_to_id("[CLS]")] + tok.encode("the king").ids], 6,
+               mask_id=tok.token_to_id("[MASK]"), steps=3, temperature=0.8, top_k=50, seed=4,
+               banned=tuple(tok.token_to_id(s) for s in tokenization.SPECIALS),
+               vocab_in_use=tok.get_vocab_size())[0]
+  assert len(ids) == 6 and not set(ids) & {tok.token_to_id(s) for s in tokenization.SPECIALS}
+  assert text == "the king" + tok.decode(ids)
+  mlm = dataclasses.replace(lm, config=dataclasses.replace(config, objective="mlm"))
+  with pytest.raises(DataError, match="generation needs one of .*mdlm"):
+    mlm.generate("the king")
+  clm_config = tiny_config("clm", vocab_size=320, max_seq_len=64)
+  clm = Pretrained(model=build_model(clm_config, 0), tokenizer=tok, config=clm_config)
+  with pytest.raises(DataError, match="steps=3 is for generation by unmasking"):
+    clm.generate("the king", steps=3)

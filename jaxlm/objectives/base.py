@@ -50,6 +50,8 @@ class Objective:
     --scoring pll`); None: PLL only for objectives that do not generate.
   predicts_next: whether a masked token is predicted one position earlier (MNTP): its
     pseudo-log-likelihood reads token i at position i−1, after the token documents open with.
+  unmasks: whether it generates text by iterative unmasking (masked diffusion, `mdlm`: trained
+    at every mask rate, so it can start from a row of [MASK] tokens; `generate.unmask`).
   likelihood: what its loss says about the likelihood of the data: 'exact' (a next-token
     cross-entropy, as `reports_perplexity`), 'bound' (an upper bound on the negative
     log-likelihood per token, a diffusion ELBO: exp(loss) is logged as `perplexity_bound`) or
@@ -73,5 +75,6 @@ class Objective:
   likelihood: Literal["exact", "bound", "none"] = "none"
   predicts_next: bool = False
   pll_reader: str | None = None
+  unmasks: bool = False
   phases: tuple[Objective, ...] = ()
   phase_of: Callable[..., jax.Array] | None = None

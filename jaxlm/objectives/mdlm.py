@@ -67,4 +67,4 @@ OBJECTIVE = Objective(
   name="mdlm", attention="bidirectional", head="mlm_transform",
   classifier_attention="bidirectional", classifier_readout="first", reports_perplexity=False,
   generates=False, hf_family="bert", loss_sums=mdlm_sums, inference_logits=mlm.mlm_logits,
-  head_macs_per_token=head_macs, likelihood="bound")
+  head_macs_per_token=head_macs, likelihood="bound", unmasks=True)
