@@ -30,7 +30,7 @@ LAYERS = (
   ("jaxlm.eval",),
   ("jaxlm.finetune",),
   ("jaxlm.studies",),
-  ("jaxlm.cli", "jaxlm.__main__", "jaxlm"),
+  ("jaxlm.cli", "jaxlm.cli_handlers", "jaxlm.__main__", "jaxlm"),
 )
 CONFIGS = PACKAGE.parent / "configs"
 
