@@ -16,6 +16,10 @@ Each side runs in its own worker process, built and warmed up once; the workers 
 same machine load over the run. A shared, noisy machine moves single figures by 20-30%; the
 ratio of the medians over the rounds is the figure to quote, with every round's ratio beside it.
 
+`import jaxlm` keeps freed host memory for reuse on the CPU (jaxlm/host_memory.py); the torch
+worker imports jaxlm's config too, so it runs with `JAXLM_MALLOC=system` (torch with glibc's
+defaults, as torch users run it) unless `--torch-malloc jaxlm` gives it jaxlm's settings.
+
 Prints one JSON line per round and a summary line; `--out FILE` also writes the summary.
 """
 
@@ -58,7 +62,10 @@ def jaxlm_worker(overrides: dict[str, str], warmup: int):
         state, metrics = trainer.train_step(state, batches[i % len(batches)])
       jax.block_until_ready((state, metrics))
 
+  from jaxlm import host_memory  # noqa: PLC0415
+
   info = {"framework": "jax", "version": jax.__version__, "devices": jax.device_count(),
+          "malloc": host_memory.status,
           "mesh": dict(mesh.shape), "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "params": sum(x.size for x in jax.tree.leaves(state.params))}
   return config, run, warmup, info
@@ -100,7 +107,9 @@ def torch_worker(overrides: dict[str, str], warmup: int):
       opt.step()
       opt.zero_grad(set_to_none=True)
 
-  info = {"framework": "torch", "version": torch.__version__,
+  from jaxlm import host_memory  # noqa: PLC0415
+
+  info = {"framework": "torch", "version": torch.__version__, "malloc": host_memory.status,
           "transformers": transformers.__version__, "threads": torch.get_num_threads(),
           "params": sum(p.numel() for p in params)}
   return config, run, warmup, info
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--steps", type=int, default=20, help="timed steps per turn")
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
   parser.add_argument("--out", help="also write the summary JSON here")
+  parser.add_argument("--torch-malloc", choices=("system", "jaxlm"), default="system",
+                      help="torch with glibc's malloc defaults, or with jaxlm's (host_memory.py)")
   parser.add_argument("--worker", choices=("jaxlm", "torch"), help=argparse.SUPPRESS)
   args, rest = parser.parse_known_args(argv)
   overrides = dict(SHAPE)
@@ -140,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
   workers, infos = {}, {}
   for side in ("jaxlm", "torch"):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
+    if side == "torch" and args.torch_malloc == "system":
+      env["JAXLM_MALLOC"] = "system"
     workers[side] = subprocess.Popen(
       [sys.executable, __file__, "--worker", side, "--warmup", str(args.warmup), *rest],
       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)

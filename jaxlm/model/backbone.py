@@ -18,6 +18,7 @@ from flax import nnx
 from jaxlm import sharding
 from jaxlm.config import ModelConfig
 from jaxlm.model import kernels
+from jaxlm.model.activations import ACTIVATIONS
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.cache import KVCache
 from jaxlm.model.masks import MaskSpec
@@ -25,11 +26,6 @@ from jaxlm.model.masks import MaskSpec
 # Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
 # them at creation; train/state.py shards the whole state at once, inside jit, by the rules.
 nnx.use_eager_sharding(False)
-
-ACTIVATIONS = {
-  "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-  "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
-}
 
 REMAT_POLICIES = {
   "full": None,  # save nothing, recompute the whole block

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxlm.config import ModelConfig
-from jaxlm.model.backbone import ACTIVATIONS, Backbone, layer_norm, normal_init, zeros_init
+from jaxlm.model.activations import ACTIVATIONS
+from jaxlm.model.backbone import Backbone, layer_norm, normal_init, zeros_init
 from jaxlm.model.masks import MaskSpec
 
 
