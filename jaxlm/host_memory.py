@@ -5,7 +5,7 @@ step) from whichever of its threads runs the step. glibc serves a block that lar
 `mmap` and gives it back with `munmap` when it is freed, so every step writes into pages the
 kernel has to fault in again: about 32,000 page faults per step of the main job, a quarter of
 its time on 2 cores (benchmarks/README.md). With one malloc arena that never uses `mmap` and a
-high trim threshold, a freed block stays in the heap and the next step reuses it (about 1,000
+high trim threshold, a freed block stays in the heap and the next step reuses it (0 to 2,000
 faults per step).
 
 `import jaxlm` applies this once, before JAX starts its CPU client: a thread keeps the arena it
@@ -36,8 +36,8 @@ def _accelerator_installed() -> bool:
   if any(True for _ in importlib.metadata.entry_points(group="jax_plugins")):
     return True
   return any(importlib.util.find_spec(name) is not None
-             for name in ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin",
-                          "jax_rocm7_plugin", "libtpu"))
+             for name in ("jax_plugins", "jax_cuda12_plugin", "jax_cuda13_plugin",
+                          "jax_rocm60_plugin", "jax_rocm7_plugin", "libtpu"))
 
 
 def _backend_started() -> bool:
