@@ -21,6 +21,7 @@ from jaxlm.model import kernels
 from jaxlm.model.activations import ACTIVATIONS
 from jaxlm.model.attention_dropout import dropout_attention
 from jaxlm.model.cache import KVCache
+from jaxlm.model.flat_dot import flat_dot_general
 from jaxlm.model.masks import MaskSpec
 
 # Parameters carry logical axis names ('embed', 'mlp'), not mesh axes, so flax must not shard
@@ -72,7 +73,8 @@ class Attention(nnx.Module):
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
     H, K, D = cfg.num_heads, cfg.head_dim, cfg.embed_dim
-    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, dot_general=flat_dot_general,
+                rngs=rngs)
     qkv = dict(kernel_init=normal_init(("embed", "heads", "kv")), bias_init=zeros_init(("heads", "kv")))
     self.query = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
     self.key = nnx.LinearGeneral(D, (H, K), **qkv, **proj)
@@ -109,7 +111,8 @@ class Attention(nnx.Module):
 class Mlp(nnx.Module):
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    proj = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, dot_general=flat_dot_general,
+                rngs=rngs)
     out_std = 0.02 / math.sqrt(2 * cfg.num_layers) if cfg.norm == "pre" else 0.02
     self.activation = ACTIVATIONS[cfg.activation]
     self.fc_in = nnx.Linear(cfg.embed_dim, cfg.mlp_dim, kernel_init=normal_init(("embed", "mlp")),

@@ -11,6 +11,7 @@ from flax import nnx
 from jaxlm.config import ModelConfig
 from jaxlm.model.activations import ACTIVATIONS
 from jaxlm.model.backbone import Backbone, layer_norm, normal_init, zeros_init
+from jaxlm.model.flat_dot import flat_dot_general
 from jaxlm.model.masks import MaskSpec
 
 
@@ -20,7 +21,8 @@ class MLMHead(nnx.Module):
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     self.transform = nnx.Linear(cfg.embed_dim, cfg.embed_dim, kernel_init=normal_init(("embed", None)),
                                 bias_init=zeros_init(("norm",)), dtype=cfg.dtype,
-                                param_dtype=cfg.param_dtype, rngs=rngs)
+                                param_dtype=cfg.param_dtype, dot_general=flat_dot_general,
+                                rngs=rngs)
     self.norm = layer_norm(cfg, rngs)
     self.activation = ACTIVATIONS[cfg.activation]
     self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), cfg.param_dtype), out_sharding=("vocab",))
