@@ -1,9 +1,9 @@
 """The one Transformer backbone and its heads (Flax NNX).
 
 masks.py (who attends to whom, as data), kernels/ (attention kernels, a registry),
-activations.py (the MLP's), attention_dropout.py, backbone.py (embeddings, blocks, `Backbone`),
-lm.py (`LanguageModel`, `Classifier`). Loaded lazily, so `jaxlm.model.masks` and
-`jaxlm.model.kernels` import without Flax.
+activations.py (the MLP's), attention_dropout.py, flat_dot.py (the dense layers' product),
+backbone.py (embeddings, blocks, `Backbone`), lm.py (`LanguageModel`, `Classifier`). Loaded
+lazily, so `jaxlm.model.masks` and `jaxlm.model.kernels` import without Flax.
 """
 
 
