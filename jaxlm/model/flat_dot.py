@@ -19,9 +19,9 @@ from jax import lax
 
 
 def flat_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precision=None,
-                     preferred_element_type=None, out_sharding=None) -> jax.Array:
+                     preferred_element_type=None, out_sharding=None, **kwargs) -> jax.Array:
   """`lax.dot_general`, as a [rows, in] x [in, out] product when lhs's trailing axes contract
-  with rhs's leading ones and nothing is batched."""
+  with rhs's leading ones and nothing is batched. Other keywords go to `lax.dot_general`."""
   (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
   n = len(lhs_contract)
   plain = (lhs_batch or rhs_batch or out_sharding is not None or lhs.ndim - n < 2
@@ -30,9 +30,10 @@ def flat_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers, precisio
   if plain:  # nothing to flatten (already 2-D) or not a dense layer's contraction
     return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
                            preferred_element_type=preferred_element_type,
-                           out_sharding=out_sharding)
+                           out_sharding=out_sharding, **kwargs)
   rows, features = lhs.shape[:lhs.ndim - n], rhs.shape[n:]
   inner = math.prod(lhs.shape[lhs.ndim - n:])
   out = lax.dot_general(lhs.reshape(-1, inner), rhs.reshape(inner, -1), (((1,), (0,)), ((), ())),
-                        precision=precision, preferred_element_type=preferred_element_type)
+                        precision=precision, preferred_element_type=preferred_element_type,
+                        **kwargs)
   return out.reshape(*rows, *features)
