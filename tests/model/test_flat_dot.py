@@ -84,3 +84,20 @@ def test_preferred_element_type_is_kept():
   got = flat_dot_general(lhs.astype(jnp.bfloat16), rhs.astype(jnp.bfloat16), dims,
                          preferred_element_type=jnp.float32)
   assert got.dtype == jnp.float32 and got.shape == (2, 5, 6)
+
+
+@pytest.mark.parametrize("objective", ["clm", "mlm"])
+def test_the_backbone_and_mlm_head_use_it(objective):
+  """Every dense layer that sees [B, T, ...] activations computes through flat_dot_general."""
+  from flax import nnx  # noqa: PLC0415
+  from helpers.model import model, tiny_config  # noqa: PLC0415
+
+  m = model(tiny_config(objective))
+  dense = [(path, layer) for path, layer in nnx.iter_graph(m)
+           if isinstance(layer, (nnx.Linear, nnx.LinearGeneral))]
+  # query, key, value, out and the MLP's two per block (one stacked block when scanned), plus
+  # the MLM head's transform
+  cfg = m.backbone.cfg
+  blocks = 1 if cfg.scan_layers else cfg.num_layers
+  assert len(dense) == 6 * blocks + (objective == "mlm")
+  assert all(layer.dot_general is flat_dot_general for _, layer in dense), dense
