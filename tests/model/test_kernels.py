@@ -75,6 +75,26 @@ def test_kernel_gradient_matches_the_dense_mask(name, spec_name):
     np.testing.assert_allclose(np.asarray(g), np.asarray(r), atol=2e-5)
 
 
+@pytest.mark.parametrize("length", [15, 16])
+def test_xla_causal_halves_equal_one_block(length):
+  """The xla kernel computes a causal mask's two query halves apart (the first over the first
+  half of the keys); values and gradients equal one dense block, odd lengths included."""
+  from jaxlm.model.kernels import xla  # noqa: PLC0415
+
+  q, k, v, w = jax.random.normal(jax.random.key(2), (4, B, length, H, K))
+  segments = jnp.array([[1] * 9 + [2] * (length - 9), [1] * (length - 3) + [0] * 3])
+  spec = MaskSpec("causal", segments)
+
+  def loss(attend):
+    return lambda q, k, v: jnp.sum(attend(q, k, v) * w)
+
+  halves = lambda q, k, v: xla.attention(q, k, v, spec)
+  one = lambda q, k, v: xla.dense_attention(q, k, v, spec.dense(length))
+  np.testing.assert_allclose(halves(q, k, v), one(q, k, v), atol=1e-6)
+  for g, r in zip(jax.grad(loss(halves), (0, 1, 2))(q, k, v), jax.grad(loss(one), (0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(r), atol=1e-6)
+
+
 def test_auto_picks_by_backend_and_dtype():
   assert kernels.resolve("auto", "float32", backend="cpu") == "xla"
   assert kernels.resolve("auto", "bfloat16", backend="gpu") == "cudnn"

@@ -58,10 +58,19 @@ dense_attention.defvjp(_forward, _backward)
 
 def attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec: MaskSpec) -> jax.Array:
   if spec.kind == "bidirectional" and spec.segment_ids_BxT is None:
-    mask = None
-  else:
-    mask = spec.dense(q_BxTxHxK.shape[1])
-  return dense_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, mask)
+    return dense_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, None)
+  T = q_BxTxHxK.shape[1]
+  mask_Bx1xTxT = spec.dense(T)
+  if spec.kind != "causal" or T % 2:
+    return dense_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, mask_Bx1xTxT)
+  # Causal: the first half of the queries sees no key of the second half, so it attends over the
+  # first half only and a quarter of the T x T block is never computed (as flash kernels skip
+  # masked blocks; the main job's step about 4% faster on 2 CPU cores, benchmarks/README.md).
+  h = T // 2
+  first = dense_attention(q_BxTxHxK[:, :h], k_BxTxHxK[:, :h], v_BxTxHxK[:, :h],
+                          mask_Bx1xTxT[:, :, :h, :h])
+  second = dense_attention(q_BxTxHxK[:, h:], k_BxTxHxK, v_BxTxHxK, mask_Bx1xTxT[:, :, h:])
+  return jnp.concatenate([first, second], axis=1)
 
 
 KERNEL = Kernel(
@@ -69,5 +78,6 @@ KERNEL = Kernel(
   auto=lambda backend, dtype: True,  # the fallback: last in the registry
   runs_on="CPU, GPU, TPU (any dtype)",
   how="XLA's dense attention on the B x 1 x T x T mask (`jax.nn.dot_product_attention`'s "
-      "arithmetic, its backward pass written out); materialises the logits. "
+      "arithmetic, its backward pass written out); materialises the logits; causal masks skip "
+      "the quarter of the block no query sees. "
       "`attention='auto'` picks it where no other kernel applies.")
