@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,20 @@ def torch_worker(overrides: dict[str, str], warmup: int):
   return config, run, warmup, info
 
 
+def cpu_description() -> dict[str, object]:
+  """The host CPU's model and vector ISA (from /proc/cpuinfo on Linux): the ratio depends on it
+  (AVX-512 or AVX2 alone moves XLA's and torch's kernels differently, benchmarks/README.md)."""
+  try:
+    text = Path("/proc/cpuinfo").read_text()
+  except OSError:
+    return {"model": platform.processor() or platform.machine()}
+  fields = dict(re.findall(r"^(model name|cpu family|model|flags)\s*:\s*(.*)$", text, re.M))
+  flags = set(fields.get("flags", "").split())
+  return {"model": fields.get("model name", platform.machine()),
+          "family": fields.get("cpu family"), "model_number": fields.get("model"),
+          "isa": [f for f in ("avx512f", "avx512_bf16", "avx2", "fma") if f in flags]}
+
+
 def serve(side: str, overrides: dict[str, str], warmup: int) -> None:
   """Worker: build, warm up, report; then run N steps per stdin line and print the seconds."""
   config, run, warmup, info = (jaxlm_worker if side == "jaxlm" else torch_worker)(overrides, warmup)
@@ -179,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
   summary = {
     "shape": {"batch": batch, "seq": seq, **overrides}, "rounds": args.rounds,
     "steps_per_round": args.steps, "host": platform.processor() or platform.machine(),
-    "cpus": os.cpu_count(), "jaxlm": infos["jaxlm"], "torch": infos["torch"],
+    "cpu": cpu_description(), "cpus": os.cpu_count(), "jaxlm": infos["jaxlm"], "torch": infos["torch"],
     "jaxlm_tokens_per_s": median["jaxlm"], "torch_tokens_per_s": median["torch"],
     "ratio": median["jaxlm"] / median["torch"],
     "round_ratios": [j / t for j, t in zip(rates["jaxlm"], rates["torch"])],
