@@ -35,6 +35,7 @@ from jaxlm.finetune.config import FinetuneConfig
 from jaxlm.model import Classifier
 from jaxlm.objectives.build import merge_params
 from jaxlm.train.optim import make_optimizer
+from jaxlm.train.state import param_and_optimizer_shardings
 
 
 def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regression: bool):
@@ -52,10 +53,14 @@ class TaskTrainer:
                num_train: int):
     f = recipe
     self.config, self.recipe, self.task, self.mesh = config, recipe, task, mesh
-    self.graphdef, _ = nnx.split(nnx.eval_shape(lambda: self._model(0)))
+    self.graphdef, abstract_params = nnx.split(nnx.eval_shape(lambda: self._model(0)))
     self.steps_per_epoch = max(num_train // f.batch_size, 1)
     total = self.steps_per_epoch * f.epochs
     self.tx = make_optimizer(recipe_optimizer(f, total), total)
+    # Every seed's state enters and leaves the step with these shardings, so the step compiles
+    # once: with the outputs' shardings left to XLA, the second call saw other input shardings
+    # (and mesh-typed step counts) and compiled the step a second time.
+    self.param_sh, self.opt_sh = param_and_optimizer_shardings(abstract_params, mesh, self.tx)
     self.batch_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch", None)))
     self.vector_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch",)))
     graphdef, tx, regression = self.graphdef, self.tx, task.is_regression
@@ -70,7 +75,9 @@ class TaskTrainer:
       updates, opt_state = tx.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), opt_state, loss
 
-    self.step = jax.jit(step, donate_argnums=(0, 1))
+    self.step = jax.jit(step, out_shardings=(self.param_sh, self.opt_sh, None),
+                        donate_argnums=(0, 1))
+    self.init_opt = jax.jit(self.tx.init, out_shardings=self.opt_sh)
     self.predict = jax.jit(lambda p, tokens, seg, types: nnx.merge(graphdef, p)(
       tokens, seg, token_types_BxT=types))
 
@@ -97,11 +104,11 @@ class TaskTrainer:
     params = nnx.state(self._model(seed))
     if pretrained is not None:  # the backbone by path; the head stays freshly initialised
       params = merge_params(params, pretrained, require="backbone")
-    params = jax.device_put(params, sharding.named(self.mesh, sharding.param_specs(params)))
-    params = jax.tree.map(jnp.copy, params)  # own buffers: the step donates them, not `pretrained`
-    opt_state = jax.jit(self.tx.init)(params)
     rng, key, n = np.random.default_rng(seed), jax.random.key(seed), len(train["tokens"])
     with jax.set_mesh(self.mesh):
+      params = jax.device_put(params, self.param_sh)
+      params = jax.tree.map(jnp.copy, params)  # own buffers: the step donates them
+      opt_state = self.init_opt(params)
       for epoch in range(f.epochs):
         order = rng.permutation(n)
         for i in range(self.steps_per_epoch):

@@ -31,14 +31,23 @@ def state_shardings(config: Config, mesh: Mesh, tx: optax.GradientTransformation
   """NamedShardings for every leaf of the TrainState: params by their logical axes, optimizer
   moments like the params they track, scalars replicated."""
   _, abstract_params = abstract_model(config)
+  param_sh, opt_sh = param_and_optimizer_shardings(abstract_params, mesh, tx)
+  replicated = NamedSharding(mesh, P())
+  return TrainState(step=replicated, params=param_sh, opt_state=opt_sh,
+                    nonfinite_streak=replicated)
+
+
+def param_and_optimizer_shardings(abstract_params: nnx.State, mesh: Mesh,
+                                  tx: optax.GradientTransformation):
+  """(params, optimizer state) NamedShardings: params by their logical axes, the moments like
+  the params they track, the optimizer's scalars (step counts) replicated."""
   param_sh = sharding.named(mesh, sharding.param_specs(abstract_params))
   replicated = NamedSharding(mesh, P())
   abstract_opt = jax.eval_shape(tx.init, abstract_params)
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract_opt, param_sh,
                                  transform_non_params=lambda _: replicated,
                                  is_leaf=lambda x: isinstance(x, NamedSharding))
-  return TrainState(step=replicated, params=param_sh, opt_state=opt_sh,
-                    nonfinite_streak=replicated)
+  return param_sh, opt_sh
 
 
 def _init_fn(config: Config, tx: optax.GradientTransformation):

@@ -113,6 +113,36 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
   np.testing.assert_array_equal(kept.predict(dev.texts_a).argmax(-1), predictions)
 
 
+def test_the_step_compiles_once_for_every_seed_and_keeps_the_parameters_sharded(tok, tmp_path):
+  """Every seed's state enters the step with the shardings it leaves with: one compilation for
+  all seeds (it was two: the first call's inputs differed from the outputs XLA chose), and on a
+  data x fsdp x tensor mesh the parameters stay sharded by their logical axes."""
+  import dataclasses  # noqa: PLC0415
+
+  import tqdm  # noqa: PLC0415
+
+  from jaxlm import sharding  # noqa: PLC0415
+  from jaxlm.config import MeshConfig  # noqa: PLC0415
+  from jaxlm.eval import tasks  # noqa: PLC0415
+
+  config = dataclasses.replace(tiny_config("mlm"), mesh=MeshConfig(data=2, fsdp=2, tensor=2))
+  mesh = sharding.make_mesh(config.mesh)
+  task = tasks.get("sst2", "finetune")
+  train_ex = task.read("train", str(toy_sst2(tmp_path / "glue")), 64)
+  recipe = FinetuneConfig(epochs=1, seeds=2, batch_size=16, eval_batch_size=32).validate()
+  tt = trainer.TaskTrainer(config, recipe, task, mesh, len(train_ex))
+  train = {**inputs.encode(tok, train_ex, 16), "labels": train_ex.labels}
+  with tqdm.tqdm(disable=True) as bar:
+    for seed in (0, 1):
+      _, params = tt.run_seed(train, {}, seed, None, bar)
+  assert tt.step._cache_size() == 1
+  leaves, wanted = jax.tree.leaves(params), jax.tree.leaves(tt.param_sh)
+  assert len(leaves) == len(wanted)
+  assert any(len(s.spec) and s.spec != jax.sharding.PartitionSpec() for s in wanted)
+  for leaf, want in zip(leaves, wanted):
+    assert leaf.sharding.is_equivalent_to(want, leaf.ndim), (leaf.sharding, want)
+
+
 def test_a_pretrained_backbone_must_load_whole():
   """Every backbone parameter of the model comes from the pre-trained run; one it lacks (here
   a token-type table the run never had) is an error, never a silently random weight."""
