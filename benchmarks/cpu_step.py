@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
   summary = {
     "shape": {"batch": batch, "seq": seq, **overrides}, "rounds": args.rounds,
     "steps_per_round": args.steps, "host": platform.processor() or platform.machine(),
-    "cpu": cpu_description(), "cpus": os.cpu_count(), "jaxlm": infos["jaxlm"], "torch": infos["torch"],
+    "cpu": cpu_description(), "cpus": os.cpu_count(), "jaxlm": infos["jaxlm"],
+    "torch": infos["torch"],
     "jaxlm_tokens_per_s": median["jaxlm"], "torch_tokens_per_s": median["torch"],
     "ratio": median["jaxlm"] / median["torch"],
     "round_ratios": [j / t for j, t in zip(rates["jaxlm"], rates["torch"])],
