@@ -1,8 +1,11 @@
 """Classifier inputs: `[CLS] a [SEP] b [SEP]` rows for every model (BERT's format, and GPT-1's
-start, delimiter and extract tokens with the same ids), padded batches with weights. Fine-tuning
-(`jaxlm.finetune`) and the frozen-feature probe (`jaxlm.eval.probe`) read the same rows."""
+start, delimiter and extract tokens with the same ids), padded batches with weights, and
+prediction batches cut to their rows' length. Fine-tuning (`jaxlm.finetune`) and the
+frozen-feature probe (`jaxlm.eval.probe`) read the same rows."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -42,3 +45,22 @@ def padded(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
   out["weights"] = (np.arange(size) < n).astype(np.float32)
   out["segment_ids"][n:, 0] = 1  # padding rows hold one [PAD] token, so no row is empty
   return out
+
+
+WIDTH_MULTIPLE = 16  # prediction batches are cut to a multiple of this many positions
+
+
+def prediction_batches(rows: dict[str, np.ndarray], size: int
+                       ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+  """(row indices, padded batch of `size` rows) over `rows` (as `encode` gives them) in order
+  of length, each batch cut to its longest row rounded up to WIDTH_MULTIPLE positions (at most
+  the encoded width): no real token is cut, short rows are not run at the full width, and a
+  model compiles one shape per WIDTH_MULTIPLE positions. Padding positions are segment 0,
+  which no real token attends to."""
+  lengths = rows["segment_ids"].sum(1)
+  order = np.argsort(lengths, kind="stable")
+  width = rows["tokens"].shape[1]
+  for start in range(0, len(order), size):
+    ids = order[start:start + size]
+    cut = min(width, -(-int(lengths[ids].max()) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE)
+    yield ids, padded({k: v[ids, :cut] for k, v in rows.items()}, size)

@@ -21,7 +21,7 @@ from flax import nnx
 
 from jaxlm import api, objectives
 from jaxlm.eval import tasks
-from jaxlm.eval.inputs import encode, padded
+from jaxlm.eval.inputs import encode, prediction_batches
 from jaxlm.eval.references import fit_and_score
 from jaxlm.eval.tasks.base import Examples
 from jaxlm.model.masks import MaskSpec
@@ -75,7 +75,8 @@ def features(model, examples: Examples, max_len: int, batch: int, *,
   anything with `.model.backbone`, `.config` and `.tokenizer`), one row per example, read at
   the objective's classifier read-out (or `readout`: first, last, mean). Rows are encoded as
   fine-tuning encodes them, truncated to min(max_len, the model's max_seq_len), and run `batch`
-  at a time through one compiled forward pass (no gradients, no dropout)."""
+  at a time, in order of length (`inputs.prediction_batches`), through one compiled forward
+  pass per width (no gradients, no dropout)."""
   if model.tokenizer is None:
     raise ValueError("features: the model has no tokenizer")
   if batch < 1:
@@ -84,14 +85,11 @@ def features(model, examples: Examples, max_len: int, batch: int, *,
   rows = encode(model.tokenizer, examples, min(max_len, model.config.model.max_seq_len))
   graphdef, state = nnx.split(model.model.backbone)
   forward = _forward(graphdef, attention, readout)
-  chunks = []
-  for start in range(0, len(examples), batch):
-    part = padded({k: v[start:start + batch] for k, v in rows.items()}, batch)
-    out = forward(state, *(jnp.asarray(part[k]) for k in ("tokens", "segment_ids",
-                                                          "token_types")))
-    chunks.append(np.asarray(out)[:min(batch, len(examples) - start)])
-  dim = model.config.model.embed_dim
-  return np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
+  out = np.zeros((len(examples), model.config.model.embed_dim), np.float32)
+  for ids, part in prediction_batches(rows, batch):
+    out[ids] = np.asarray(forward(state, *(jnp.asarray(part[k]) for k in (
+      "tokens", "segment_ids", "token_types"))))[:len(ids)]
+  return out
 
 
 def linear_probe(train_features, train_labels, eval_features: dict[str, np.ndarray],

@@ -15,10 +15,13 @@ regularisation strength is chosen by 5-fold cross-validation (stratified for cla
 shuffled with the given seed) on the training split alone, scored with the task's own metric;
 the model is then refitted on the whole training split and each eval split is only predicted,
 scored with `metrics.compute_metrics` / `metrics.glue_score` (0-100), with per-example 0/1
-correctness for paired bootstraps (classification only).
+correctness for paired bootstraps (classification only). From PARALLEL_ROWS training rows the
+cross-validation fits run in worker processes, one per core; each fit is the same either way.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from scipy import sparse
@@ -38,6 +41,17 @@ FOLDS = 5
 C_GRID = tuple(float(c) for c in 10.0 ** np.arange(-3, 2.01, 0.5))  # 0.001 ... 100
 ALPHA_GRID = tuple(float(a) for a in 10.0 ** np.arange(-2, 3.01, 0.5))  # Ridge: 0.01 ... 1000
 MAX_ITER = 5000
+PARALLEL_ROWS = 1000  # training rows from which the fits run in worker processes (`_jobs`)
+
+
+def _jobs(rows: int, fits: int) -> int:
+  """Processes for the cross-validation fits: one per usable core once the training split has
+  PARALLEL_ROWS rows (fits of a few hundred ms each; the worker processes start once, in a few
+  seconds, and serve every later search), else the calling process alone."""
+  if rows < PARALLEL_ROWS:
+    return 1
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, min(cores or 1, fits))
 
 
 def _task_score(y_true, y_pred, task) -> float:
@@ -77,10 +91,12 @@ def fit_and_score(x_train, y_train, x_evals: dict, y_evals: dict, task, seed: in
   if standardise:
     estimator = make_pipeline(StandardScaler(), estimator)
     key = f"{estimator.steps[-1][0]}__{name}"
-  search = GridSearchCV(estimator, {key: values}, cv=folds, refit=True, n_jobs=1,
+  search = GridSearchCV(estimator, {key: values}, cv=folds, refit=True,
+                        n_jobs=_jobs(len(y_train), FOLDS * len(values)),
                         scoring=make_scorer(_task_score, task=task))
   # One BLAS thread: these fits are small (tens of features, or sparse counts), and OpenBLAS's
-  # threads beside JAX's on a busy machine made each solver step ~100x slower.
+  # threads beside JAX's on a busy machine made each solver step ~100x slower. (joblib gives its
+  # worker processes one each as well: cores // workers.)
   with threadpool_limits(limits=1, user_api="blas"):
     search.fit(x_train, y_train)
     predictions = {split: search.predict(x) for split, x in x_evals.items()}

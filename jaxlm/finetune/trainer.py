@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from jaxlm import api, objectives, preflight, sharding, storage
 from jaxlm.config import Config, ConfigError, DataError, MeshConfig, OptimizerConfig, apply_override
 from jaxlm.eval import tasks
-from jaxlm.eval.inputs import encode, padded
+from jaxlm.eval.inputs import encode, padded, prediction_batches
 from jaxlm.eval.tasks import metrics
 from jaxlm.finetune import saved
 from jaxlm.finetune.config import FinetuneConfig
@@ -46,8 +46,36 @@ def _loss(logits_BxC: jax.Array, labels_B: jax.Array, weights_B: jax.Array, regr
   return jnp.sum(losses_B * weights_B) / jnp.maximum(jnp.sum(weights_B), 1.0)
 
 
+# (graphdef, recipe, total steps, regression, mesh) -> (step, init_opt, predict), jitted
+_COMPILED: dict[tuple, tuple] = {}
+
+
+def _compile(graphdef, tx, regression: bool, param_sh, opt_sh) -> tuple:
+  """The jitted step (donating parameters and optimizer state, returning them with the
+  shardings they came with), optimizer-state initialiser and predictor."""
+
+  def step(params, opt_state, batch, key):
+    def loss_fn(p):
+      logits = nnx.merge(graphdef, p)(batch["tokens"], batch["segment_ids"], key,
+                                      batch["token_types"])
+      return _loss(logits, batch["labels"], batch["weights"], regression)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  # Every seed's state enters and leaves the step with these shardings, so the step compiles
+  # once: with the outputs' shardings left to XLA, the second call saw other input shardings
+  # (and mesh-typed step counts) and compiled the step a second time.
+  return (jax.jit(step, out_shardings=(param_sh, opt_sh, None), donate_argnums=(0, 1)),
+          jax.jit(tx.init, out_shardings=opt_sh),
+          jax.jit(lambda p, tokens, seg, types: nnx.merge(graphdef, p)(
+            tokens, seg, token_types_BxT=types)))
+
+
 class TaskTrainer:
-  """The jitted step and predictor for one task, compiled once and reused by every seed."""
+  """The jitted step and predictor for one task, compiled once and reused by every seed (and
+  by every trainer of the same structure, `_COMPILED`)."""
 
   def __init__(self, config: Config, recipe: FinetuneConfig, task, mesh: jax.sharding.Mesh,
                num_train: int):
@@ -57,29 +85,16 @@ class TaskTrainer:
     self.steps_per_epoch = max(num_train // f.batch_size, 1)
     total = self.steps_per_epoch * f.epochs
     self.tx = make_optimizer(recipe_optimizer(f, total), total)
-    # Every seed's state enters and leaves the step with these shardings, so the step compiles
-    # once: with the outputs' shardings left to XLA, the second call saw other input shardings
-    # (and mesh-typed step counts) and compiled the step a second time.
     self.param_sh, self.opt_sh = param_and_optimizer_shardings(abstract_params, mesh, self.tx)
     self.batch_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch", None)))
     self.vector_sh = NamedSharding(mesh, sharding.logical_to_spec(("batch",)))
-    graphdef, tx, regression = self.graphdef, self.tx, task.is_regression
-
-    def step(params, opt_state, batch, key):
-      def loss_fn(p):
-        logits = nnx.merge(graphdef, p)(batch["tokens"], batch["segment_ids"], key,
-                                        batch["token_types"])
-        return _loss(logits, batch["labels"], batch["weights"], regression)
-
-      loss, grads = jax.value_and_grad(loss_fn)(params)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, loss
-
-    self.step = jax.jit(step, out_shardings=(self.param_sh, self.opt_sh, None),
-                        donate_argnums=(0, 1))
-    self.init_opt = jax.jit(self.tx.init, out_shardings=self.opt_sh)
-    self.predict = jax.jit(lambda p, tokens, seg, types: nnx.merge(graphdef, p)(
-      tokens, seg, token_types_BxT=types))
+    # Arms of one structure (a pre-trained MLM and the untrained `none`, every task of one shape
+    # and recipe) share one compiled step and predictor: the key holds everything they close over.
+    key = (self.graphdef, recipe, total, task.is_regression, mesh)
+    if key not in _COMPILED:
+      _COMPILED[key] = _compile(self.graphdef, self.tx, task.is_regression, self.param_sh,
+                                self.opt_sh)
+    self.step, self.init_opt, self.predict = _COMPILED[key]
 
   def _model(self, seed: int) -> Classifier:
     c = self.config
@@ -119,15 +134,11 @@ class TaskTrainer:
           bar.update(1)
       outputs = {}
       for split, data in evals.items():
-        chunks = []
-        for start in range(0, len(data["tokens"]), f.eval_batch_size):
-          part = {k: data[k][start:start + f.eval_batch_size]
-                  for k in ("tokens", "segment_ids", "token_types")}
-          batch = self._put(padded(part, f.eval_batch_size))
-          logits = self.predict(params, batch["tokens"], batch["segment_ids"],
-                                batch["token_types"])
-          chunks.append(np.asarray(logits)[:len(part["tokens"])])
-        logits = np.concatenate(chunks)
+        logits = np.zeros((len(data["tokens"]), self.task.num_labels), np.float32)
+        for ids, batch in prediction_batches(data, f.eval_batch_size):
+          batch = self._put(batch)
+          logits[ids] = np.asarray(self.predict(params, batch["tokens"], batch["segment_ids"],
+                                                batch["token_types"]))[:len(ids)]
         outputs[split] = logits[:, 0] if self.task.is_regression else logits
     return outputs, params
 

@@ -31,14 +31,13 @@ from jaxlm.config import Config, ConfigError, replace_at
 from jaxlm.data import pipeline, tokenizer
 from jaxlm.eval import mlm_baseline, probe, references, tasks
 from jaxlm.finetune import trainer
-from jaxlm.objectives.build import abstract_model
 from jaxlm.studies import variants
 from jaxlm.studies.config import StudyConfig
 from jaxlm.studies.results import Curve, HeldoutQuality
 from jaxlm.train.checkpoint import restore_params
 from jaxlm.train.evaluate import bytes_per_token, evaluate
 from jaxlm.train.loop import train
-from jaxlm.train.step import make_eval_step
+from jaxlm.train.step import eval_step_for
 
 
 def check(config: StudyConfig) -> str | None:
@@ -152,9 +151,6 @@ def pretrain(arms: list[Arm], study: str, *, quiet: bool = False) -> list[Run]:
   return runs
 
 
-_EVAL_STEPS: dict[tuple, Any] = {}
-
-
 # What a held-out bits-per-byte figure is, by the objective's likelihood (`Objective.likelihood`).
 BPB_KINDS = {
   "exact": "exact",  # CLM: next-token log-loss; prefix-LM: the continuations' (a sequence NLL)
@@ -175,10 +171,7 @@ def heldout_quality(config: Config, params: nnx.State, data: pipeline.Data, tok:
   masked-token); perplexity where the objective is a likelihood."""
   special = tokenizer.special_tokens(tok)
   mesh = sharding.make_mesh(config.mesh)
-  key = (config, special)  # one compiled step per run config: a learning curve reuses it
-  if key not in _EVAL_STEPS:
-    _EVAL_STEPS[key] = jax.jit(make_eval_step(abstract_model(config)[0], config, special))
-  eval_step = _EVAL_STEPS[key]
+  eval_step = eval_step_for(config, special)  # the training loop's: compiled once per run
   rows = data.heldout
   if len(rows) < config.batch_size:
     raise ConfigError(f"{where}: fewer held-out rows ({len(rows)}) than one batch "

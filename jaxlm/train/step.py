@@ -18,6 +18,7 @@ from jaxlm import objectives
 from jaxlm.config import Config
 from jaxlm.data.special_tokens import SpecialTokens
 from jaxlm.objectives import objective_sums, summarize
+from jaxlm.objectives.build import abstract_model
 from jaxlm.train.optim import schedule
 from jaxlm.train.state import TrainState
 
@@ -92,12 +93,25 @@ def make_eval_step(graphdef: nnx.GraphDef, config: Config, special: SpecialToken
 
 
 def jit_steps(graphdef, config, special, tx, state_sh: TrainState, batch_sh: NamedSharding):
-  """The train step (donating its state) and the eval step, jitted with explicit shardings."""
+  """The train step (donating its state), jitted with explicit shardings, and the eval step
+  (`eval_step_for`)."""
   # `batch_sh` is a prefix for the whole batch: every field, whatever its keys (sentence-pair rows
   # add token types and labels), is split on its batch axis.
   train = jax.jit(make_train_step(graphdef, config, special, tx),
                   in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, None),
                   donate_argnums=0)
-  evaluate = jax.jit(make_eval_step(graphdef, config, special),
-                     in_shardings=(state_sh.params, batch_sh, None))
-  return train, evaluate
+  return train, eval_step_for(config, special)
+
+
+_EVAL_STEPS: dict[tuple, Callable] = {}
+
+
+def eval_step_for(config: Config, special: SpecialTokens) -> Callable:
+  """The jitted eval step of `config`'s model, one per (config, special tokens) in a process: a
+  run's periodic evaluations and a study's held-out measurements of the same run (at every
+  learning-curve milestone too) share one compilation. It takes its arguments' shardings (the
+  state's parameters, batches placed by `pipeline.to_global`)."""
+  key = (config, special)
+  if key not in _EVAL_STEPS:
+    _EVAL_STEPS[key] = jax.jit(make_eval_step(abstract_model(config)[0], config, special))
+  return _EVAL_STEPS[key]

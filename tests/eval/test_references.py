@@ -5,6 +5,7 @@ and probe features against a direct computation through a tiny random model."""
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -145,6 +146,23 @@ def test_cross_validation_fits_only_training_rows(monkeypatch):
   references.bag_of_words(TASK, train, {"dev": dev})
   width = references._word_features(train, {})[0].shape[1]
   assert all(x.shape[1] == width and x.shape[0] <= 50 for x in fitted)
+
+
+def test_worker_processes_fit_what_one_process_fits(monkeypatch):
+  """From PARALLEL_ROWS training rows the fits run in one worker process per core; the chosen C,
+  the scores and every prediction are those of the fits in one process."""
+  rng = np.random.default_rng(11)
+  w = rng.normal(size=16)
+  x_train, x_dev = rng.normal(size=(300, 16)), rng.normal(size=(200, 16))
+  noise = rng.normal(size=300) * 2
+  y_train, y_dev = (x_train @ w + noise > 0).astype(int), (x_dev @ w > 0).astype(int)
+  one = probe.linear_probe(x_train, y_train, {"dev": x_dev}, {"dev": y_dev}, TASK, seed=0)
+  assert references._jobs(len(x_train), 55) == 1
+  monkeypatch.setattr(references, "PARALLEL_ROWS", 100)
+  assert references._jobs(len(x_train), 55) == min(len(os.sched_getaffinity(0)), 55)
+  assert references._jobs(len(x_train), 1) == 1
+  many = probe.linear_probe(x_train, y_train, {"dev": x_dev}, {"dev": y_dev}, TASK, seed=0)
+  assert many == one
 
 
 def test_unlabelled_eval_splits_are_refused():

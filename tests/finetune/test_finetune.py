@@ -43,6 +43,33 @@ def test_pairs_are_encoded_bert_style_and_truncated_longest_first(tok):
   assert not single["token_types"].any()
 
 
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+def test_prediction_batches_cut_padding_not_tokens_and_predict_as_at_full_width(tok, objective):
+  """Prediction runs rows in order of length, each batch cut to a multiple of 16 positions: every
+  row once, every real token kept, and each classifier's logits those of the full-width rows."""
+  rng = np.random.default_rng(3)
+  words = "the a film movie was is good great bad awful plot actor and but".split()
+  texts = [" ".join(rng.choice(words, int(rng.integers(1, 40)))) for _ in range(45)]
+  rows = inputs.encode(tok, glue.Examples(texts, None, np.zeros(45, int), np.arange(45)), 48)
+  lengths = rows["segment_ids"].sum(1)
+  assert lengths.min() < 16 and lengths.max() > 32  # all three widths occur
+  seen, widths = [], set()
+  record = objectives.get(objective)
+  model = Classifier(tiny_config(objective, max_seq_len=48).model, record.classifier_attention,
+                     record.classifier_readout, 2, 0.0, rngs=nnx.Rngs(0))
+  full = np.asarray(model(jnp.asarray(rows["tokens"]), jnp.asarray(rows["segment_ids"])))
+  for ids, batch in inputs.prediction_batches(rows, 8):
+    width = batch["tokens"].shape[1]
+    widths.add(width)
+    assert width % inputs.WIDTH_MULTIPLE == 0 and lengths[ids].max() <= width
+    assert len(batch["tokens"]) == 8 and batch["weights"].sum() == len(ids)
+    np.testing.assert_array_equal(batch["tokens"][:len(ids)], rows["tokens"][ids, :width])
+    logits = np.asarray(model(jnp.asarray(batch["tokens"]), jnp.asarray(batch["segment_ids"])))
+    np.testing.assert_allclose(logits[:len(ids)], full[ids], rtol=1e-5, atol=1e-6)
+    seen.extend(ids.tolist())
+  assert sorted(seen) == list(range(45)) and widths == {16, 32, 48}
+
+
 def test_clm_classifier_reads_the_last_real_token_and_mlm_reads_cls():
   cfg = tiny_config("clm")
   tokens = jnp.asarray(np.random.default_rng(0).integers(5, 200, (1, 8)), jnp.int32)
@@ -113,10 +140,11 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
   np.testing.assert_array_equal(kept.predict(dev.texts_a).argmax(-1), predictions)
 
 
-def test_the_step_compiles_once_for_every_seed_and_keeps_the_parameters_sharded(tok, tmp_path):
+def test_the_step_compiles_once_per_structure_and_keeps_the_parameters_sharded(tok, tmp_path):
   """Every seed's state enters the step with the shardings it leaves with: one compilation for
-  all seeds (it was two: the first call's inputs differed from the outputs XLA chose), and on a
-  data x fsdp x tensor mesh the parameters stay sharded by their logical axes."""
+  all seeds and for every trainer of the same structure (it was two per trainer: the first
+  call's inputs differed from the outputs XLA chose), and on a data x fsdp x tensor mesh the
+  parameters stay sharded by their logical axes."""
   import dataclasses  # noqa: PLC0415
 
   import tqdm  # noqa: PLC0415
@@ -135,7 +163,16 @@ def test_the_step_compiles_once_for_every_seed_and_keeps_the_parameters_sharded(
   with tqdm.tqdm(disable=True) as bar:
     for seed in (0, 1):
       _, params = tt.run_seed(train, {}, seed, None, bar)
+  # A second trainer of the same structure (the untrained arm beside a pre-trained one) reuses
+  # the compiled step; another read-out and attention (a CLM's) compiles its own.
+  again = trainer.TaskTrainer(config, recipe, task, mesh, len(train_ex))
+  with tqdm.tqdm(disable=True) as bar:
+    again.run_seed(train, {}, 2, None, bar)
+  assert again.step is tt.step and again.predict is tt.predict
   assert tt.step._cache_size() == 1
+  causal = trainer.TaskTrainer(dataclasses.replace(config, objective="clm"), recipe, task, mesh,
+                               len(train_ex))
+  assert causal.step is not tt.step
   leaves, wanted = jax.tree.leaves(params), jax.tree.leaves(tt.param_sh)
   assert len(leaves) == len(wanted)
   assert any(len(s.spec) and s.spec != jax.sharding.PartitionSpec() for s in wanted)
