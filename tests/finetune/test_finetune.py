@@ -140,7 +140,8 @@ def test_finetuning_learns_a_learnable_task_and_writes_recomputable_results(tok,
   np.testing.assert_array_equal(kept.predict(dev.texts_a).argmax(-1), predictions)
 
 
-def test_the_step_compiles_once_per_structure_and_keeps_the_parameters_sharded(tok, tmp_path):
+def test_the_step_compiles_once_per_structure_and_keeps_the_parameters_sharded(tok, tmp_path,
+                                                                              monkeypatch):
   """Every seed's state enters the step with the shardings it leaves with: one compilation for
   all seeds and for every trainer of the same structure (it was two per trainer: the first
   call's inputs differed from the outputs XLA chose), and on a data x fsdp x tensor mesh the
@@ -153,6 +154,7 @@ def test_the_step_compiles_once_per_structure_and_keeps_the_parameters_sharded(t
   from jaxlm.config import MeshConfig  # noqa: PLC0415
   from jaxlm.eval import tasks  # noqa: PLC0415
 
+  monkeypatch.setattr(trainer, "_COMPILED", {})  # no step another test compiled
   config = dataclasses.replace(tiny_config("mlm"), mesh=MeshConfig(data=2, fsdp=2, tensor=2))
   mesh = sharding.make_mesh(config.mesh)
   task = tasks.get("sst2", "finetune")
