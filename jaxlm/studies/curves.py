@@ -28,6 +28,7 @@ class ProbeData:
   evaluate: Any  # Examples of `split`
   max_len: int
   batch: int
+  seed: int  # the cross-validation's (and the random-init model's): the study's first seed
 
   @classmethod
   def first_of(cls, config: StudyConfig, data_dir: str | None) -> ProbeData | None:
@@ -40,7 +41,7 @@ class ProbeData:
         split = task.eval_splits[-1]
         return cls(task, task.read("train", data_dir, f.max_train_examples), split,
                    task.read(split, data_dir, f.max_eval_examples), f.max_seq_len,
-                   f.eval_batch_size)
+                   f.eval_batch_size, config.pretrain.seed)
     return None
 
   def from_references(self, references: dict[str, dict], run: str) -> dict | None:
@@ -68,7 +69,8 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
   end, held-out quality, each zero-shot task on `sample` items per group with the task's
   references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
   linear probe of that checkpoint (`eval/probe.py`; at the end taken from `references`, the
-  `finetune_references` that probed the final model already). Cached in
+  `finetune_references` that probed the final model already; the end's held-out quality is
+  the run's own, measured when it was opened). Cached in
   RUN/learning_curve.json, redone when the options change. One process measures."""
   if not sample or jax.process_count() > 1:
     return {}
@@ -101,14 +103,14 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
         zero[name] = {"overall": result["overall"], "interval": result["interval"],
                       "items": result["items"],
                       "references": {ref: r["overall"] for ref, r in result["references"].items()}}
-      heldout = heldout_quality(run.config, params, run.data.get(run.config), run.tokenizer,
-                                run.arm.run_dir)
+      heldout = run.heldout if step == run.config.steps else heldout_quality(
+        run.config, params, run.data.get(run.config), run.tokenizer, run.arm.run_dir)
       point = {"step": step, "tokens": int(step * run.curve.tokens_per_step),
                "heldout": heldout.to_json(), "zero_shot": zero}
       if probe_on is not None:
         final = (probe_on.from_references(references or {}, run.name)
                  if step == run.config.steps else None)
-        point["probe"] = final or probe_on.score(model, runs[0].config.seed)  # as the references
+        point["probe"] = final or probe_on.score(model, probe_on.seed)  # as the references
       points.append(point)
     storage.write_atomic(file, json.dumps({"options": options, "points": points}))
     out[run.name] = points

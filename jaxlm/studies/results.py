@@ -90,6 +90,13 @@ class HeldoutQuality:
     out = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and v is not None}
     return {**out, **self.extra}
 
+  @classmethod
+  def from_json(cls, found: dict[str, Any]) -> HeldoutQuality:
+    """The inverse of `to_json`."""
+    fields = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    return cls(**{k: v for k, v in found.items() if k in fields},
+               extra={k: v for k, v in found.items() if k not in fields})
+
 
 @dataclasses.dataclass(frozen=True)
 class Difference:

@@ -146,9 +146,24 @@ def pretrain(arms: list[Arm], study: str, *, quiet: bool = False) -> list[Run]:
       cache = DataCache(tokenizer.load_file(shared))
     _, params = restore_params(arm.run_dir, sharding.make_mesh(config.mesh))
     runs.append(Run(arm, config, params, cache.tok, Curve.read(arm.run_dir),
-                    heldout_quality(config, params, cache.get(config), cache.tok, arm.run_dir),
-                    cache))
+                    _final_heldout(config, params, cache, arm.run_dir), cache))
   return runs
+
+
+def _final_heldout(config: Config, params: nnx.State, cache: DataCache,
+                   run_dir: epath.Path) -> HeldoutQuality:
+  """`heldout_quality` of a finished run (every held-out row), cached in RUN/heldout.json, so a
+  study that opens the run again (rerun, resumed, or another study in the same workdir) does
+  not measure it again; redone when the run's steps change."""
+  file = run_dir / "heldout.json"
+  options = {"steps": config.steps, "version": 1}
+  found = json.loads(file.read_text()) if file.exists() else None
+  if found and found.get("options") == options:
+    return HeldoutQuality.from_json(found["heldout"])
+  quality = heldout_quality(config, params, cache.get(config), cache.tok, run_dir)
+  if is_writer():
+    storage.write_atomic(file, json.dumps({"options": options, "heldout": quality.to_json()}))
+  return quality
 
 
 # What a held-out bits-per-byte figure is, by the objective's likelihood (`Objective.likelihood`).
@@ -280,48 +295,57 @@ def finetune(arms: list[FinetuneArm], config: StudyConfig, data_dir: str | None,
 
 
 def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | None,
-                        out: epath.Path, study: str, *, quiet: bool = False) -> dict[str, dict]:
+                        out: epath.Path, study: str, *, quiet: bool = False
+                        ) -> dict[str, dict]:
   """{task: {"bag_of_words": {"words"|"pieces": {split: result}}, "probe": {run name: ...}}}:
   what the fine-tuned arms are measured against, on exactly their training examples. Bag of
   words on words and on the runs' own pieces (`eval/references.py`); for each run, a linear
   probe of its frozen features beside the same probe of a randomly initialised model of its
-  shape (`eval/probe.py`). Cached in out/TASK.json, redone when the examples change; a
-  progress bar counts the fits (`quiet`: none). One process computes them."""
+  shape (`eval/probe.py`). Cached, and redone when the examples change: the bag of words in
+  out/TASK.json, each run's probe in RUN/probe_TASK.json, so a variant added to a finished
+  study probes that variant alone. A progress bar counts the fits (`quiet`: none). One
+  process computes them."""
   if not config.tasks or not runs or jax.process_count() > 1:
     return {}
   f = config.finetune
   options = {"max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
-             "max_seq_len": f.max_seq_len, "seed": runs[0].config.seed, "version": 1}
+             "max_seq_len": f.max_seq_len, "seed": config.pretrain.seed, "version": 2}
+
+  def cached(file: epath.Path) -> dict | None:
+    found = json.loads(file.read_text()) if file.exists() else None
+    return found if found and found.get("options") == options else None
+
   found = {}
   for name in config.tasks:
-    file = out / f"{name}.json"
-    if file.exists():
-      cached = json.loads(file.read_text())
-      if cached.get("options") == options and set(cached["probe"]) == {r.name for r in runs}:
-        found[name] = cached
-        continue
     task = tasks.get(name, "finetune")
     if task.is_regression:
       continue
-    print(f"jaxlm {study}: same-data references for {name}")
-    start = time.perf_counter()
-    train = task.read("train", data_dir, f.max_train_examples)
-    evals = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
-    with tqdm.tqdm(total=1 + len(runs), desc=f"references for {name}", unit="fit",
-                   dynamic_ncols=True, disable=quiet) as bar:
-      result = {"bag_of_words": references.bag_of_words(task, train, evals,
-                                                        tokenizer=runs[0].tokenizer,
-                                                        seed=options["seed"]),
-                "probe": {}, "train_examples": len(train), "options": options}
-      bar.update()
-      for r in runs:  # the run's frozen features and a random model's, each probed
-        result["probe"][r.name] = probe.probe_pretrained_vs_random(
-          r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
-          batch=f.eval_batch_size)
-        bar.update()
-    result["seconds"] = time.perf_counter() - start
-    storage.write_atomic(file, json.dumps(result))
-    found[name] = result
+    words = cached(out / f"{name}.json")
+    probes = {r.name: cached(r.arm.run_dir / f"probe_{name}.json") for r in runs}
+    todo = [r for r in runs if probes[r.name] is None]
+    if words is None or todo:
+      print(f"jaxlm {study}: same-data references for {name}")
+      train = task.read("train", data_dir, f.max_train_examples)
+      evals = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
+      with tqdm.tqdm(total=(words is None) + len(todo), desc=f"references for {name}",
+                     unit="fit", dynamic_ncols=True, disable=quiet) as bar:
+        if words is None:
+          start = time.perf_counter()
+          words = {"bag_of_words": references.bag_of_words(
+            task, train, evals, tokenizer=runs[0].tokenizer, seed=options["seed"]),
+                   "train_examples": len(train), "options": options}
+          words["seconds"] = time.perf_counter() - start
+          storage.write_atomic(out / f"{name}.json", json.dumps(words))
+          bar.update()
+        for r in todo:  # the run's frozen features and a random model's, each probed
+          start = time.perf_counter()
+          probes[r.name] = {"probe": probe.probe_pretrained_vs_random(
+            r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
+            batch=f.eval_batch_size), "options": options}
+          probes[r.name]["seconds"] = time.perf_counter() - start
+          storage.write_atomic(r.arm.run_dir / f"probe_{name}.json", json.dumps(probes[r.name]))
+          bar.update()
+    found[name] = {**(words or {}), "probe": {n: p["probe"] for n, p in probes.items()}}
   return found
 
 

@@ -96,10 +96,24 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
               "## Does it learn?", "above the unigram (same text) reference on blimp", "tokenizer (V=512)",
               ", masked-token) |", "an upper bound (≤) for `mdlm`"):
     assert row in report, row
-  # Rerunning resumes: nothing is trained, scored or fine-tuned again.
-  before = {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+  # Rerunning resumes: nothing is trained, scored, measured or fine-tuned again.
+  def cached():
+    return {p: p.stat().st_mtime_ns for pattern in (
+      "results.json", "heldout.json", "probe_*.json", "blimp.json", "references/*.json",
+      "learning_curve.json") for p in out.rglob(pattern)}
+  before = cached()
+  assert len([p for p in before if p.name == "heldout.json"]) == 3
   again = compare.run(config, tmp_path / "cmp", quiet=True)
-  assert before == {p: p.stat().st_mtime_ns for p in out.rglob("results.json")}
+  assert before == cached()
+  assert again["variants"]["clm"]["heldout"] == summary["variants"]["clm"]["heldout"]
+  # Each run's probe is cached on its own: a run without one (a variant added to a finished
+  # study) is probed alone, to the same numbers; the bag of words is not fitted again.
+  (out / "pretrain/mlm/probe_sst2.json").unlink()
+  compare.run(config, tmp_path / "cmp", quiet=True)
+  changed = {p.relative_to(out).as_posix() for p, t in cached().items() if before.get(p) != t}
+  assert changed == {"pretrain/mlm/probe_sst2.json"}
+  redone = json.loads((out / "pretrain/mlm/probe_sst2.json").read_text())["probe"]
+  assert redone == json.loads(json.dumps(summary["references"]["sst2"]["probe"]["mlm"]))
   # ... and reports the pre-training time its runs logged, not this call's.
   seconds = {o: v["seconds"] for o, v in summary["variants"].items()}
   assert all(s > 0 for s in seconds.values())
