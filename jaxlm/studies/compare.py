@@ -76,7 +76,8 @@ def run(config: CompareConfig, workdir: str | os.PathLike, *, quiet: bool = Fals
   measured_against = runs.finetune_references(pretrained, config, data_dir,
                                               workdir / "references", "compare", quiet=quiet)
   curves = learning_curve(pretrained, config.zero_shot, config.curve_sample, "compare",
-                          ProbeData.first_of(config, data_dir), measured_against, quiet=quiet)
+                          ProbeData.first_of(config, data_dir), measured_against, scored,
+                          config.zero_shot_sample, quiet=quiet)
 
   first = pretrained[0]
   ft_arms = [runs.FinetuneArm(r.name, r.config, r, workdir / "finetune" / r.name)

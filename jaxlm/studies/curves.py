@@ -4,6 +4,7 @@ zero-shot task on a fixed subset with its references, and the frozen-feature pro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -62,15 +63,31 @@ class ProbeData:
     return {"task": self.task.name, "split": self.split, "score": result["score"]}
 
 
+def _zero_shot(name: str, model, sample: int, ids, scored: dict | None,
+               scored_sample: int) -> dict:
+  """A curve point's zero-shot entry: the subset of the run's own scores when it has them (the
+  final model), else scored here against the references fitted on `ids()`."""
+  task = tasks.get(name, "zero_shot")
+  found = scored and task.subset(scored, scored_sample, sample)
+  if found:
+    return found
+  result = task.evaluate(model, sample=sample, train_ids=ids())
+  return {"overall": result["overall"], "interval": result["interval"],
+          "items": result["items"],
+          "references": {ref: r["overall"] for ref, r in result["references"].items()}}
+
+
 def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: str,
-                   probe_on: ProbeData | None = None, references: dict | None = None, *,
+                   probe_on: ProbeData | None = None, references: dict | None = None,
+                   scored: dict | None = None, scored_sample: int = 0, *,
                    quiet: bool = False) -> dict[str, list[dict]]:
   """{run name: points}: at each token milestone the run kept (`checkpoint_tokens`) and at its
   end, held-out quality, each zero-shot task on `sample` items per group with the task's
   references (fitted on the run's whole training text) and, with `probe_on`, the frozen-feature
   linear probe of that checkpoint (`eval/probe.py`; at the end taken from `references`, the
   `finetune_references` that probed the final model already; the end's held-out quality is
-  the run's own, measured when it was opened). Cached in
+  the run's own, measured when it was opened, and its zero-shot scores the subset of `scored`,
+  the study's scores of each run at `scored_sample` items per group). Cached in
   RUN/learning_curve.json, redone when the options change. One process measures."""
   if not sample or jax.process_count() > 1:
     return {}
@@ -89,28 +106,25 @@ def learning_curve(runs: list[Run], names: tuple[str, ...], sample: int, study: 
       out[run.name] = json.loads(file.read_text())["points"]
       continue
     print(f"jaxlm {study}: learning curve of {run.name} at steps {steps}")
-    ids = train_ids(run) if ids is None else ids
+    # The training text's token ids (every run's): read once, when a point needs them.
+    ids = ids or functools.cache(lambda run=run: train_ids(run))
     mesh = sharding.make_mesh(run.config.mesh)
     points = []
     for step in tqdm.tqdm(steps, desc=f"learning curve of {run.name}", unit="checkpoint",
                           dynamic_ncols=True, disable=quiet):
-      params = run.params if step == run.config.steps else restore_params(
-        run.arm.run_dir, mesh, step)[1]
+      final = step == run.config.steps
+      params = run.params if final else restore_params(run.arm.run_dir, mesh, step)[1]
       model = api.from_params(run.config, params, run.tokenizer)
-      zero = {}
-      for name in names:
-        result = tasks.get(name, "zero_shot").evaluate(model, sample=sample, train_ids=ids)
-        zero[name] = {"overall": result["overall"], "interval": result["interval"],
-                      "items": result["items"],
-                      "references": {ref: r["overall"] for ref, r in result["references"].items()}}
-      heldout = run.heldout if step == run.config.steps else heldout_quality(
+      zero = {name: _zero_shot(name, model, sample, ids,
+                               (scored or {}).get(name, {}).get(run.name) if final else None,
+                               scored_sample) for name in names}
+      heldout = run.heldout if final else heldout_quality(
         run.config, params, run.data.get(run.config), run.tokenizer, run.arm.run_dir)
       point = {"step": step, "tokens": int(step * run.curve.tokens_per_step),
                "heldout": heldout.to_json(), "zero_shot": zero}
       if probe_on is not None:
-        final = (probe_on.from_references(references or {}, run.name)
-                 if step == run.config.steps else None)
-        point["probe"] = final or probe_on.score(model, probe_on.seed)  # as the references
+        found = probe_on.from_references(references or {}, run.name) if final else None
+        point["probe"] = found or probe_on.score(model, probe_on.seed)  # as the references
       points.append(point)
     storage.write_atomic(file, json.dumps({"options": options, "points": points}))
     out[run.name] = points

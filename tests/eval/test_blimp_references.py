@@ -102,3 +102,18 @@ def test_without_train_ids_or_by_length(setup):
   old = {k: v for k, v in result.items() if k != "by_length"}
   text = "\n".join(BlimpTask().render({"clm": old}))
   assert f"| {BIGRAM} |" in text and "Accuracy by pair kind" not in text
+
+
+def test_a_smaller_sample_is_the_subset_of_a_larger_one_s_scores(setup):
+  lm, train_ids, at_one = setup
+  at_two = BlimpTask().evaluate(lm, sample=2, train_ids=train_ids)
+  sub = BlimpTask().subset(at_two, 2, 1)
+  assert sub == {"items": 67, "overall": at_one["overall"], "interval": at_one["interval"],
+                 "references": {name: ref["overall"]
+                                for name, ref in at_one["references"].items()}}
+  assert BlimpTask().subset(at_one, 1, 2) is None  # the larger sample's pairs are not all there
+  # Every pair of "all" (sample 0) is there; the groups narrow both sides alike.
+  groups = ("adjunct_island",)
+  every = BlimpTask().evaluate(lm, sample=0, groups=groups)
+  assert BlimpTask().subset(every, 0, 2, groups)["overall"] == pytest.approx(
+    BlimpTask().evaluate(lm, sample=2, groups=groups)["overall"])

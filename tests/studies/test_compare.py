@@ -54,7 +54,12 @@ def test_compare_runs_end_to_end_and_reports(tmp_path):
   curve = summary["learning_curve"]["clm"]
   assert [p["step"] for p in curve] == [2, 3, 6] and curve[-1]["tokens"] == 6 * 8 * 64
   assert curve[-1]["zero_shot"]["blimp"]["items"] == 67
-  assert curve[-1]["heldout"]["loss"] == pytest.approx(summary["variants"]["clm"]["heldout"]["loss"])
+  # The end's held-out quality and zero-shot scores are the run's own (the same pairs).
+  assert curve[-1]["heldout"] == summary["variants"]["clm"]["heldout"]
+  blimp = summary["zero_shot"]["blimp"]["clm"]
+  assert curve[-1]["zero_shot"]["blimp"] == {
+    "items": 67, "overall": blimp["overall"], "interval": blimp["interval"],
+    "references": {name: ref["overall"] for name, ref in blimp["references"].items()}}
   # The probe at every point, on the first classification task's test split; at the end it is
   # taken from the references' probe of the same run, which the curve's own probe of the final
   # model reproduces (same examples, features and cross-validation).

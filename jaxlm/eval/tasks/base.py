@@ -70,6 +70,11 @@ class ZeroShotTask(Protocol):
                train_ids: np.ndarray | None = None, progress: bool = False) -> dict:
     """Scores `model` (a jaxlm.api.Pretrained), with a progress bar if `progress`."""
 
+  def subset(self, result: dict, sample: int, subsample: int,
+             groups: tuple[str, ...] = ()) -> dict | None:
+    """`evaluate(sample=subsample)`'s "items", "overall", "interval" and references'
+    "overall", from `result` (the same model at `sample`), or None when it lacks items."""
+
   def render(self, results: dict[str, dict]) -> list[str]:
     """Markdown: a table of the systems, the references and any published rows, and a note
     on how the task is scored."""

@@ -150,6 +150,23 @@ class BlimpTask:
                           "references": {name: _by_kind(kinds, ref.correct)
                                          for name, ref in references.items()}}}
 
+  def subset(self, result: dict, sample: int, subsample: int,
+             groups: tuple[str, ...] = ()) -> dict | None:
+    """What `evaluate(sample=subsample)` gives for "items", "overall", "interval" and each
+    reference's "overall", taken from `result`, an evaluation of the same model at `sample`:
+    the fixed subsamples are nested (each paradigm's first pairs of one ranking) and each
+    sentence is scored on its own. None when `result` does not hold every pair."""
+    index = {(p.uid, p.pair_id): i for i, p in enumerate(self.load_pairs(groups, sample))}
+    try:
+      kept = [index[p.uid, p.pair_id] for p in self.load_pairs(groups, subsample)]
+    except KeyError:
+      return None
+    correct = np.asarray(result["correct"], float)[kept]
+    return {"items": len(kept), "overall": 100 * float(correct.mean()),
+            "interval": list(stats.bootstrap_ci(correct * 100))[1:],
+            "references": {name: 100 * float(np.asarray(ref["correct"], float)[kept].mean())
+                           for name, ref in result.get("references", {}).items()}}
+
   def render(self, results: dict[str, dict]) -> list[str]:
     phenomena = self.phenomena()
     rows = ["| system | pairs | overall | " + " | ".join(p.replace("_", " ") for p in phenomena)
