@@ -68,7 +68,8 @@ def _zero_shot(name: str, model, sample: int, ids, scored: dict | None,
   """A curve point's zero-shot entry: the subset of the run's own scores when it has them (the
   final model), else scored here against the references fitted on `ids()`."""
   task = tasks.get(name, "zero_shot")
-  found = scored and task.subset(scored, scored_sample, sample)
+  subset = getattr(task, "subset", None)  # optional (tasks/base.py)
+  found = scored and subset and subset(scored, scored_sample, sample)
   if found:
     return found
   result = task.evaluate(model, sample=sample, train_ids=ids())

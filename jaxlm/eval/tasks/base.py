@@ -58,7 +58,12 @@ class ZeroShotTask(Protocol):
   ({group: accuracy}) and `group_intervals`; and `references` ({name: {overall, correct,
   groups}}): models that need no training, fitted on `train_ids`, the studied run's own
   pre-training tokens, when given. `render` gives the report's markdown for one result per
-  system (system name -> result)."""
+  system (system name -> result).
+
+  Optional: `subset(result, sample, subsample, groups=())`, which gives `evaluate(sample=
+  subsample)`'s "items", "overall", "interval" and each reference's "overall" from `result`
+  (the same model at `sample`), or None when `result` lacks some items; with it a learning
+  curve's last point reuses the study's scores instead of scoring again (BLiMP, Zorro)."""
 
   kind: Literal["zero_shot"]
   name: str
@@ -69,11 +74,6 @@ class ZeroShotTask(Protocol):
   def evaluate(self, model, *, sample: int, groups: tuple[str, ...] = (),
                train_ids: np.ndarray | None = None, progress: bool = False) -> dict:
     """Scores `model` (a jaxlm.api.Pretrained), with a progress bar if `progress`."""
-
-  def subset(self, result: dict, sample: int, subsample: int,
-             groups: tuple[str, ...] = ()) -> dict | None:
-    """`evaluate(sample=subsample)`'s "items", "overall", "interval" and references'
-    "overall", from `result` (the same model at `sample`), or None when it lacks items."""
 
   def render(self, results: dict[str, dict]) -> list[str]:
     """Markdown: a table of the systems, the references and any published rows, and a note
