@@ -154,14 +154,17 @@ def _final_heldout(config: Config, params: nnx.State, cache: DataCache,
                    run_dir: epath.Path) -> HeldoutQuality:
   """`heldout_quality` of a finished run (every held-out row), cached in RUN/heldout.json, so a
   study that opens the run again (rerun, resumed, or another study in the same workdir) does
-  not measure it again; redone when the run's steps change."""
+  not measure it again; redone when the run's steps, data or batch change. Several processes
+  always measure (together: each must take part in the sharded evaluation)."""
   file = run_dir / "heldout.json"
-  options = {"steps": config.steps, "version": 1}
-  found = json.loads(file.read_text()) if file.exists() else None
+  options = {"steps": config.steps, "data": dataclasses.asdict(config.data),
+             "seq_len": config.seq_len, "batch_size": config.batch_size, "version": 1}
+  one = jax.process_count() == 1
+  found = json.loads(file.read_text()) if one and file.exists() else None
   if found and found.get("options") == options:
     return HeldoutQuality.from_json(found["heldout"])
   quality = heldout_quality(config, params, cache.get(config), cache.tok, run_dir)
-  if is_writer():
+  if one:
     storage.write_atomic(file, json.dumps({"options": options, "heldout": quality.to_json()}))
   return quality
 
@@ -320,32 +323,33 @@ def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | No
     task = tasks.get(name, "finetune")
     if task.is_regression:
       continue
-    words = cached(out / f"{name}.json")
+    bag = cached(out / f"{name}.json")
     probes = {r.name: cached(r.arm.run_dir / f"probe_{name}.json") for r in runs}
     todo = [r for r in runs if probes[r.name] is None]
-    if words is None or todo:
+    if bag is None or todo:
       print(f"jaxlm {study}: same-data references for {name}")
       train = task.read("train", data_dir, f.max_train_examples)
       evals = {s: task.read(s, data_dir, f.max_eval_examples) for s in task.eval_splits}
-      with tqdm.tqdm(total=(words is None) + len(todo), desc=f"references for {name}",
+      with tqdm.tqdm(total=(bag is None) + len(todo), desc=f"references for {name}",
                      unit="fit", dynamic_ncols=True, disable=quiet) as bar:
-        if words is None:
+        if bag is None:
           start = time.perf_counter()
-          words = {"bag_of_words": references.bag_of_words(
-            task, train, evals, tokenizer=runs[0].tokenizer, seed=options["seed"]),
-                   "train_examples": len(train), "options": options}
-          words["seconds"] = time.perf_counter() - start
-          storage.write_atomic(out / f"{name}.json", json.dumps(words))
+          fitted = references.bag_of_words(task, train, evals, tokenizer=runs[0].tokenizer,
+                                           seed=options["seed"])
+          bag = {"bag_of_words": fitted, "train_examples": len(train), "options": options,
+                 "seconds": time.perf_counter() - start}
+          storage.write_atomic(out / f"{name}.json", json.dumps(bag))
           bar.update()
         for r in todo:  # the run's frozen features and a random model's, each probed
           start = time.perf_counter()
-          probes[r.name] = {"probe": probe.probe_pretrained_vs_random(
-            r.model(), task, train, evals, options["seed"], max_len=f.max_seq_len,
-            batch=f.eval_batch_size), "options": options}
-          probes[r.name]["seconds"] = time.perf_counter() - start
+          probed = probe.probe_pretrained_vs_random(r.model(), task, train, evals,
+                                                    options["seed"], max_len=f.max_seq_len,
+                                                    batch=f.eval_batch_size)
+          probes[r.name] = {"probe": probed, "options": options,
+                            "seconds": time.perf_counter() - start}
           storage.write_atomic(r.arm.run_dir / f"probe_{name}.json", json.dumps(probes[r.name]))
           bar.update()
-    found[name] = {**(words or {}), "probe": {n: p["probe"] for n, p in probes.items()}}
+    found[name] = {**bag, "probe": {n: p["probe"] for n, p in probes.items()}}
   return found
 
 
