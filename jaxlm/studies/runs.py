@@ -159,14 +159,21 @@ def _final_heldout(config: Config, params: nnx.State, cache: DataCache,
   file = run_dir / "heldout.json"
   options = {"steps": config.steps, "data": dataclasses.asdict(config.data),
              "seq_len": config.seq_len, "batch_size": config.batch_size, "version": 1}
-  one = jax.process_count() == 1
-  found = json.loads(file.read_text()) if one and file.exists() else None
-  if found and found.get("options") == options:
+  single_process = jax.process_count() == 1
+  found = _cached(file, options) if single_process else None
+  if found:
     return HeldoutQuality.from_json(found["heldout"])
   quality = heldout_quality(config, params, cache.get(config), cache.tok, run_dir)
-  if one:
+  if single_process:
     storage.write_atomic(file, json.dumps({"options": options, "heldout": quality.to_json()}))
   return quality
+
+
+def _cached(file: epath.Path, options: dict) -> dict | None:
+  """A cached measurement (JSON with its "options"), or None when there is none or it was made
+  with other options."""
+  found = json.loads(file.read_text()) if file.exists() else None
+  return found if found and found.get("options") == options else None
 
 
 # What a held-out bits-per-byte figure is, by the objective's likelihood (`Objective.likelihood`).
@@ -313,18 +320,13 @@ def finetune_references(runs: list[Run], config: StudyConfig, data_dir: str | No
   f = config.finetune
   options = {"max_train_examples": f.max_train_examples, "max_eval_examples": f.max_eval_examples,
              "max_seq_len": f.max_seq_len, "seed": config.pretrain.seed, "version": 2}
-
-  def cached(file: epath.Path) -> dict | None:
-    found = json.loads(file.read_text()) if file.exists() else None
-    return found if found and found.get("options") == options else None
-
   found = {}
   for name in config.tasks:
     task = tasks.get(name, "finetune")
     if task.is_regression:
       continue
-    bag = cached(out / f"{name}.json")
-    probes = {r.name: cached(r.arm.run_dir / f"probe_{name}.json") for r in runs}
+    bag = _cached(out / f"{name}.json", options)
+    probes = {r.name: _cached(r.arm.run_dir / f"probe_{name}.json", options) for r in runs}
     todo = [r for r in runs if probes[r.name] is None]
     if bag is None or todo:
       print(f"jaxlm {study}: same-data references for {name}")
