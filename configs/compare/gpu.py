@@ -1,9 +1,10 @@
 """BERT (MLM) vs GPT (CLM) past the compute threshold, on one GPU: both objectives pre-trained
 on 199.9M tokens each (12,200 steps of 64 x 256) at the L4-D256 shape (4 layers, width 256, 4
 heads of 64, MLP 1024, RoPE, bfloat16, V = 16,384, 30% masking: `scale/gpu`'s L4-D256 point,
-compare/tiny's recipe scaled up), 5.9e15 FLOPs for MLM and 9.4e15 for CLM; then BLiMP on all
-67,000 pairs with its references, and the shipped goemotions_sentiment task fine-tuned on all
-16,000 training examples with 5 seeds, beside the untrained baselines (`none`, `none_causal`).
+compare/tiny's recipe scaled up), 5.0e15 FLOPs for MLM (its last layer runs at the masked
+positions alone) and 9.4e15 for CLM; then BLiMP on all 67,000 pairs with its references, and
+the shipped goemotions_sentiment task fine-tuned on all 16,000 training examples with 5 seeds,
+beside the untrained baselines (`none`, `none_causal`).
 
 Data: the text files under CORPUS, relative to the directory jaxlm runs in: 195 public-domain
 Project Gutenberg books by 80 authors (92 MB, some 25M tokens, so 200M tokens are about 8

@@ -57,6 +57,14 @@ def sinusoidal_BxTxD(positions_BxT: jax.Array, D: int) -> jax.Array:
   return jnp.concatenate([jnp.sin(angles_BxTxD2), jnp.cos(angles_BxTxD2)], axis=-1)
 
 
+def at_rows(x_BxTx___: jax.Array, queries_BxQ: jax.Array | None) -> jax.Array:
+  """x at the positions `queries_BxQ` along T (x itself when None): [B, Q, ...]."""
+  if queries_BxQ is None:
+    return x_BxTx___
+  index = queries_BxQ.reshape(queries_BxQ.shape + (1,) * (x_BxTx___.ndim - 2))
+  return jnp.take_along_axis(x_BxTx___, index, axis=1)
+
+
 def rope(x_BxTxHxK: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
   """Rotary position embedding (RoFormer), rotating the two halves of each head."""
   K = x_BxTxHxK.shape[-1]
@@ -87,25 +95,28 @@ class Attention(nnx.Module):
     self.kernel = kernels.resolve(cfg.attention, cfg.dtype)
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-               dropout_key: jax.Array | None = None,
-               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+               dropout_key: jax.Array | None = None, cache: KVCache | None = None,
+               queries_BxQ: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
     """Self-attention under `spec`. With a `cache` (generation: `spec` is causal), this chunk's
     keys and values are written into the cache and its queries attend to the cache's valid
-    slots. Returns (o_BxTxD, the updated cache or None)."""
-    q_BxTxHxK, k_BxTxHxK = self.query(x_BxTxD), self.key(x_BxTxD)
-    v_BxTxHxK = self.value(x_BxTxD)
+    slots. With `queries_BxQ` (no cache), only the queries at those positions attend, to every
+    key `spec` allows them. Returns (o_BxTxD, or o_BxQxD; the updated cache or None)."""
+    q_BxQxHxK = self.query(at_rows(x_BxTxD, queries_BxQ))
+    k_BxTxHxK, v_BxTxHxK = self.key(x_BxTxD), self.value(x_BxTxD)
     if self.cfg.position == "rope":
-      q_BxTxHxK = rope(q_BxTxHxK, positions_BxT, self.cfg.rope_theta)
+      q_BxQxHxK = rope(q_BxQxHxK, at_rows(positions_BxT, queries_BxQ), self.cfg.rope_theta)
       k_BxTxHxK = rope(k_BxTxHxK, positions_BxT, self.cfg.rope_theta)
     if cache is not None:
       cache = cache.write(k_BxTxHxK, v_BxTxHxK)
-      o_BxTxHxK = kernels.cached_attention(q_BxTxHxK, cache)
+      o_BxQxHxK = kernels.cached_attention(q_BxQxHxK, cache)
     elif dropout_key is not None and self.cfg.attention_dropout > 0:
-      o_BxTxHxK = dropout_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec,
-                                    self.cfg.attention_dropout, dropout_key)
+      o_BxQxHxK = dropout_attention(q_BxQxHxK, k_BxTxHxK, v_BxTxHxK, spec,
+                                    self.cfg.attention_dropout, dropout_key, queries_BxQ)
+    elif queries_BxQ is not None:
+      o_BxQxHxK = kernels.attention_from(q_BxQxHxK, k_BxTxHxK, v_BxTxHxK, spec, queries_BxQ)
     else:
-      o_BxTxHxK = kernels.attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
-    return self.out(o_BxTxHxK), cache
+      o_BxQxHxK = kernels.attention(q_BxQxHxK, k_BxTxHxK, v_BxTxHxK, spec, self.kernel)
+    return self.out(o_BxQxHxK), cache
 
 
 class Mlp(nnx.Module):
@@ -138,8 +149,10 @@ class Block(nnx.Module):
     self.dropout = nnx.Dropout(cfg.dropout)
 
   def __call__(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-               dropout_key: jax.Array | None = None,
-               cache: KVCache | None = None) -> tuple[jax.Array, KVCache | None]:
+               dropout_key: jax.Array | None = None, cache: KVCache | None = None,
+               queries_BxQ: jax.Array | None = None) -> tuple[jax.Array, KVCache | None]:
+    """x_BxTxD through the layer; with `queries_BxQ`, only those positions' outputs (x_BxQxD),
+    their attention over every position's keys and values and the rest on them alone."""
     deterministic = dropout_key is None
     k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
     k_attn = jax.random.fold_in(dropout_key, 2) if dropout_key is not None else None
@@ -148,14 +161,15 @@ class Block(nnx.Module):
       return self.dropout(y, deterministic=deterministic, rngs=key)
 
     if self.pre_norm:
-      a_BxTxD, cache = self.attn(self.attn_norm(x_BxTxD), spec, positions_BxT, k_attn, cache)
-      x_BxTxD = x_BxTxD + drop(a_BxTxD, k1)
-      x_BxTxD = x_BxTxD + drop(self.mlp(self.mlp_norm(x_BxTxD)), k2)
+      a_BxQxD, cache = self.attn(self.attn_norm(x_BxTxD), spec, positions_BxT, k_attn, cache,
+                                 queries_BxQ)
+      x_BxQxD = at_rows(x_BxTxD, queries_BxQ) + drop(a_BxQxD, k1)
+      x_BxQxD = x_BxQxD + drop(self.mlp(self.mlp_norm(x_BxQxD)), k2)
     else:
-      a_BxTxD, cache = self.attn(x_BxTxD, spec, positions_BxT, k_attn, cache)
-      x_BxTxD = self.attn_norm(x_BxTxD + drop(a_BxTxD, k1))
-      x_BxTxD = self.mlp_norm(x_BxTxD + drop(self.mlp(x_BxTxD), k2))
-    return sharding.constrain(x_BxTxD, ("batch", "seq", "embed")), cache
+      a_BxQxD, cache = self.attn(x_BxTxD, spec, positions_BxT, k_attn, cache, queries_BxQ)
+      x_BxQxD = self.attn_norm(at_rows(x_BxTxD, queries_BxQ) + drop(a_BxQxD, k1))
+      x_BxQxD = self.mlp_norm(x_BxQxD + drop(self.mlp(x_BxQxD), k2))
+    return sharding.constrain(x_BxQxD, ("batch", "seq", "embed")), cache
 
 
 def _lookup(embed: nnx.Embed, ids_BxT: jax.Array, dtype: str) -> jax.Array:
@@ -206,16 +220,19 @@ class Backbone(nnx.Module):
 
   def __call__(self, tokens_BxT: jax.Array, spec: MaskSpec, positions_BxT: jax.Array | None = None,
                dropout_key: jax.Array | None = None, cache: KVCache | None = None,
-               token_types_BxT: jax.Array | None = None):
+               token_types_BxT: jax.Array | None = None, queries_BxQ: jax.Array | None = None):
     """Hidden states h_BxTxD; with a `cache` (generation), (h_BxTxD, the extended cache).
-    token_types_BxT: segment A/B ids for models with type embeddings (None: all type 0)."""
+    token_types_BxT: segment A/B ids for models with type embeddings (None: all type 0).
+    queries_BxQ: only the hidden states at these positions are wanted (h_BxQxD): the last
+    layer computes its queries, attention output, MLP and norms at them alone, as NVIDIA's
+    BERT and flash-attention's `last_layer_subset` do (a read-out token, masked positions)."""
     B, T = tokens_BxT.shape
     if positions_BxT is None:
       positions_BxT = jnp.broadcast_to(jnp.arange(T), (B, T))
     key_embed, key_blocks = (jax.random.split(dropout_key) if dropout_key is not None
                              else (None, None))
     x_BxTxD = self.embed_tokens(tokens_BxT, positions_BxT, key_embed, token_types_BxT)
-    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks, cache)
+    return self.encode(x_BxTxD, spec, positions_BxT, key_blocks, cache, queries_BxQ)
 
   def embed_tokens(self, tokens_BxT: jax.Array, positions_BxT: jax.Array,
                    dropout_key: jax.Array | None = None,
@@ -239,16 +256,19 @@ class Backbone(nnx.Module):
     return sharding.constrain(x_BxTxD, ("batch", "seq", "embed"))
 
   def encode(self, x_BxTxD: jax.Array, spec: MaskSpec, positions_BxT: jax.Array,
-             dropout_key: jax.Array | None = None, cache: KVCache | None = None):
+             dropout_key: jax.Array | None = None, cache: KVCache | None = None,
+             queries_BxQ: jax.Array | None = None):
     """The L blocks (and pre-LN's final norm) over embedded inputs; returns as `__call__`."""
     cfg = self.cfg
+    if cache is not None and queries_BxQ is not None:
+      raise ValueError("queries_BxQ: not with a cache (generation reads every position)")
     layer_keys = (jax.random.split(dropout_key, cfg.num_layers) if dropout_key is not None
                   else None)
     k_L, v_L = (cache.k, cache.v) if cache is not None else (None, None)
 
-    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None, k, v):
+    def apply(block: Block, x_BxTxD: jax.Array, key: jax.Array | None, k, v, queries=None):
       layer_cache = None if cache is None else cache.layer(k, v)
-      x_BxTxD, layer_cache = block(x_BxTxD, spec, positions_BxT, key, layer_cache)
+      x_BxTxD, layer_cache = block(x_BxTxD, spec, positions_BxT, key, layer_cache, queries)
       return x_BxTxD, (None if layer_cache is None else (layer_cache.k, layer_cache.v))
 
     if cfg.remat != "none":
@@ -261,13 +281,24 @@ class Backbone(nnx.Module):
         state, key, k, v = layer
         return apply(nnx.merge(graphdef, state), x_BxTxD, key, k, v)
 
-      x_BxTxD, kv = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys, k_L, v_L))
+      if queries_BxQ is None:
+        x_BxTxD, kv = jax.lax.scan(body, x_BxTxD, (stacked, layer_keys, k_L, v_L))
+      else:  # the first L - 1 layers scanned, the last on the queries
+        L = cfg.num_layers
+        keys = (None, None) if layer_keys is None else (layer_keys[:L - 1], layer_keys[L - 1])
+        if L > 1:
+          first = jax.tree.map(lambda a: a[:L - 1], stacked)
+          x_BxTxD, _ = jax.lax.scan(body, x_BxTxD, (first, keys[0], None, None))
+        last = nnx.merge(graphdef, jax.tree.map(lambda a: a[L - 1], stacked))
+        x_BxTxD, kv = apply(last, x_BxTxD, keys[1], None, None, queries_BxQ)
     else:
       kvs = []
       for i, block in enumerate(self.blocks):
+        last = i == len(self.blocks) - 1
         x_BxTxD, layer_kv = apply(block, x_BxTxD, None if layer_keys is None else layer_keys[i],
                                   None if cache is None else k_L[i],
-                                  None if cache is None else v_L[i])
+                                  None if cache is None else v_L[i],
+                                  queries_BxQ if last else None)
         kvs.append(layer_kv)
       kv = None if cache is None else tuple(jnp.stack(t) for t in zip(*kvs))
     if cfg.norm == "pre":

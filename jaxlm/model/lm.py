@@ -59,9 +59,10 @@ class LanguageModel(nnx.Module):
     self.nsp_head = NSPHead(cfg, rngs=rngs) if nsp else None
 
   def hidden(self, tokens_BxT, spec, positions_BxT=None, dropout_key=None,
-             token_types_BxT=None) -> jax.Array:
+             token_types_BxT=None, queries_BxQ=None) -> jax.Array:
+    """h_BxTxD, or h_BxQxD at `queries_BxQ` only (`Backbone`)."""
     return self.backbone(tokens_BxT, spec, positions_BxT, dropout_key,
-                         token_types_BxT=token_types_BxT)
+                         token_types_BxT=token_types_BxT, queries_BxQ=queries_BxQ)
 
   def nsp_logits(self, h_BxTxD: jax.Array) -> jax.Array:
     """Next-sentence logits [B, 2] from the first ([CLS]) position."""
@@ -74,6 +75,14 @@ class LanguageModel(nnx.Module):
   def mlm_logits(self, h_BxMxD: jax.Array) -> jax.Array:
     """Masked-token logits at the M gathered positions only."""
     return self.mlm_head(h_BxMxD, self.backbone.embed)
+
+
+def readout_index(readout: str, segment_ids_BxT: jax.Array) -> jax.Array:
+  """[B, 1] positions a classifier reads: the first ("first") or the last real token ("last",
+  segment id > 0)."""
+  if readout == "last":
+    return jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)[:, None]
+  return jnp.zeros((segment_ids_BxT.shape[0], 1), jnp.int32)
 
 
 class Classifier(nnx.Module):
@@ -105,18 +114,16 @@ class Classifier(nnx.Module):
     spec = MaskSpec(self.attention, segment_ids_BxT)
     k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
                           else (None, None))
-    h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
-                            token_types_BxT=token_types_BxT)
     if self.readout == "mean":  # over the real tokens
+      h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
+                              token_types_BxT=token_types_BxT)
       real_BxT = (segment_ids_BxT > 0).astype(h_BxTxD.dtype)
       pooled_BxD = (jnp.einsum("btd,bt->bd", h_BxTxD, real_BxT)
                     / jnp.maximum(real_BxT.sum(1, keepdims=True), 1.0))
-    else:
-      if self.readout == "last":
-        index_B = jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)
-      else:
-        index_B = jnp.zeros(tokens_BxT.shape[0], jnp.int32)
-      pooled_BxD = jnp.take_along_axis(h_BxTxD, index_B[:, None, None], axis=1)[:, 0]
+    else:  # the last layer runs at the read-out position alone
+      pooled_BxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
+                                 token_types_BxT=token_types_BxT,
+                                 queries_BxQ=readout_index(self.readout, segment_ids_BxT))[:, 0]
     pooled_BxD = self.dropout(pooled_BxD, deterministic=k_head is None, rngs=k_head)
     return self.head(pooled_BxD).astype(jnp.float32)
 

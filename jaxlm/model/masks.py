@@ -34,18 +34,29 @@ class MaskSpec:
 
   def dense(self, T: int) -> jax.Array:
     """The boolean mask_Bx1xTxT (True: may attend) every kernel can fall back on."""
-    q_T1 = jnp.arange(T)[:, None]
-    k_1T = jnp.arange(T)[None, :]
+    return self._allowed(jnp.arange(T)[None, :], self.segment_ids_BxT, T)
+
+  def rows(self, queries_BxQ: jax.Array, T: int) -> jax.Array:
+    """`dense(T)`'s rows at the query positions `queries_BxQ`: mask_Bx1xQxT, for attention from
+    those queries only (the last layer of a backbone asked for a few positions)."""
+    seg_BxQ = (None if self.segment_ids_BxT is None
+               else jnp.take_along_axis(self.segment_ids_BxT, queries_BxQ, axis=1))
+    return self._allowed(queries_BxQ, seg_BxQ, T)
+
+  def _allowed(self, q_BxQ: jax.Array, seg_BxQ: jax.Array | None, T: int) -> jax.Array:
+    """mask_Bx1xQxT for queries at positions q_BxQ (of segments seg_BxQ) over T keys."""
+    q_BxQx1 = q_BxQ[:, :, None]
+    k_11T = jnp.arange(T)[None, None, :]
     if self.kind == "bidirectional":
-      allowed_BxTxT = jnp.ones((1, T, T), bool)
+      allowed_BxQxT = jnp.ones((1, q_BxQ.shape[1], T), bool)
     elif self.kind == "causal":
-      allowed_BxTxT = (k_1T <= q_T1)[None]
+      allowed_BxQxT = k_11T <= q_BxQx1
     else:
-      in_prefix_BxT = k_1T < self.prefix_len_B[:, None]
-      allowed_BxTxT = (k_1T <= q_T1)[None] | in_prefix_BxT[:, None, :]
+      in_prefix_Bx1xT = k_11T < self.prefix_len_B[:, None, None]
+      allowed_BxQxT = (k_11T <= q_BxQx1) | in_prefix_Bx1xT
     if self.segment_ids_BxT is not None:
-      seg_BxT = self.segment_ids_BxT
-      same_BxTxT = (seg_BxT[:, :, None] == seg_BxT[:, None, :]) & (seg_BxT[:, None, :] > 0)
+      seg_Bx1xT = self.segment_ids_BxT[:, None, :]
+      same_BxQxT = (seg_BxQ[:, :, None] == seg_Bx1xT) & (seg_Bx1xT > 0)
       # A padding query sees itself only, so its softmax row stays finite.
-      allowed_BxTxT = (allowed_BxTxT & same_BxTxT) | jnp.eye(T, dtype=bool)[None]
-    return allowed_BxTxT[:, None]
+      allowed_BxQxT = (allowed_BxQxT & same_BxQxT) | (k_11T == q_BxQx1)
+    return allowed_BxQxT[:, None]

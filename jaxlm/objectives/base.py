@@ -40,6 +40,9 @@ class Objective:
     only at `positions_BxK` (zero-shot scoring); `segment_ids_BxT` (0: padding) keeps right
     padding out of every real token's attention.
   head_macs_per_token: forward multiply-adds of the head per input token (for FLOP counts).
+  read_fraction: (config) -> the share of a row's positions its loss reads, at which alone the
+    backbone's last layer runs (`Backbone`'s queries; MLM: its masked positions), for FLOP
+    counts; None: every position.
   rows: the rows it reads: 'packed' documents (every objective's default, so variants see the
     same tokens in the same order) or 'sentence_pairs' ([CLS] A [SEP] B [SEP] with token types
     and next-sentence labels, `jaxlm.data.sentence_pairs`).
@@ -77,4 +80,5 @@ class Objective:
   pll_reader: str | None = None
   unmasks: bool = False
   phases: tuple[Objective, ...] = ()
+  read_fraction: Callable[[Any], float] | None = None
   phase_of: Callable[..., jax.Array] | None = None

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
+from jaxlm.objectives.losses import loss_sums, next_token_targets
 
 
 def clm_sums(model, batch: Batch, key, config, special, dropout_key):
@@ -25,7 +25,7 @@ def clm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
                segment_ids_BxT: jax.Array | None = None) -> jax.Array:
   del prefix_len_B
   spec = MaskSpec("causal", segment_ids_BxT)
-  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
+  h = model.hidden(tokens_BxT, spec, queries_BxQ=positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 
 

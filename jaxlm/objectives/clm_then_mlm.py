@@ -37,8 +37,14 @@ def head_macs(config) -> float:
           + (1 - first) * mlm.OBJECTIVE.head_macs_per_token(config))
 
 
+def read_fraction(config) -> float:
+  """The last layer's share of positions, averaged over the run's steps (CLM's: all)."""
+  first = switch_step(config) / max(config.steps, 1)
+  return first + (1 - first) * mlm.read_fraction(config)
+
+
 OBJECTIVE = Objective(
   name="clm_then_mlm", attention="bidirectional", head="mlm_transform",
   classifier_attention="bidirectional", classifier_readout="first", reports_perplexity=False,
   generates=False, hf_family="bert", loss_sums=mlm.mlm_sums, inference_logits=mlm.mlm_logits,
-  head_macs_per_token=head_macs, phases=PHASES, phase_of=phase_of)
+  head_macs_per_token=head_macs, phases=PHASES, phase_of=phase_of, read_fraction=read_fraction)

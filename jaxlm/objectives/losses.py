@@ -87,10 +87,3 @@ def summarize(sums: dict[str, jax.Array], reports_perplexity: bool,
                    nsp_accuracy=sums["nsp_correct_sum"] / nsp_count)
   return metrics
 
-
-def at_positions(h_BxTxD: jax.Array, positions_BxK: jax.Array | None) -> jax.Array:
-  """The hidden states at `positions_BxK` ([B, K, D]), or all of them when it is None: heads
-  then run on the K positions a caller scores, not on all T."""
-  if positions_BxK is None:
-    return h_BxTxD
-  return jnp.take_along_axis(h_BxTxD, positions_BxK[..., None], axis=1)

@@ -25,11 +25,11 @@ from jaxlm.objectives.losses import loss_sums
 
 
 def mlm_nsp_sums(model, batch: Batch, key, config, special, dropout_key):
-  h_BxTxD, pos_BxM, targets_BxM, weights_BxM = mlm.masked_hidden(model, batch, key, config,
-                                                                 special, dropout_key)
-  h_BxMxD = jnp.take_along_axis(h_BxTxD, pos_BxM[..., None], axis=1)
-  sums = loss_sums(model.mlm_logits, h_BxMxD, targets_BxM, weights_BxM, config.model.loss_chunk)
-  logits_Bx2 = model.nsp_logits(h_BxTxD)
+  h_Bx1MxD, targets_BxM, weights_BxM = mlm.masked_hidden(model, batch, key, config, special,
+                                                         dropout_key, first=True)
+  sums = loss_sums(model.mlm_logits, h_Bx1MxD[:, 1:], targets_BxM, weights_BxM,
+                   config.model.loss_chunk)
+  logits_Bx2 = model.nsp_logits(h_Bx1MxD)  # from position 0, [CLS]
   labels_B = batch["nsp_labels"]
   rows_B = (batch["segment_ids"][:, 0] > 0).astype(jnp.float32)  # every pair row is real
   nsp_loss_sum = jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits_Bx2, labels_B)
@@ -56,4 +56,5 @@ OBJECTIVE = Objective(
   name="mlm_nsp", attention="bidirectional", head="mlm_transform",
   classifier_attention="bidirectional", classifier_readout="first", reports_perplexity=False,
   generates=False, hf_family="bert", loss_sums=mlm_nsp_sums, inference_logits=mlm.mlm_logits,
-  head_macs_per_token=_head_macs, rows="sentence_pairs", token_types=2, nsp=True)
+  head_macs_per_token=_head_macs, rows="sentence_pairs", token_types=2, nsp=True,
+  read_fraction=lambda config: min(mlm.read_fraction(config) + 1 / config.seq_len, 1.0))

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
+from jaxlm.objectives.losses import loss_sums, next_token_targets
 from jaxlm.objectives.masking import mask_for_mlm
 
 
@@ -79,7 +79,7 @@ def mntp_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
   """Bidirectional logits through the tied head: the output at position i predicts token i+1."""
   del prefix_len_B
   spec = MaskSpec("bidirectional", segment_ids_BxT)
-  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
+  h = model.hidden(tokens_BxT, spec, queries_BxQ=positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxlm.data.packing import Batch
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.base import Objective
-from jaxlm.objectives.losses import at_positions, loss_sums, next_token_targets
+from jaxlm.objectives.losses import loss_sums, next_token_targets
 
 
 def draw_prefix_len(key: jax.Array, B: int, T: int, config) -> jax.Array:
@@ -37,7 +37,7 @@ def prefix_lm_logits(model, tokens_BxT: jax.Array, prefix_len_B: jax.Array,
                      positions_BxK: jax.Array | None = None,
                      segment_ids_BxT: jax.Array | None = None) -> jax.Array:
   spec = MaskSpec("prefix", segment_ids_BxT, prefix_len_B)
-  h = at_positions(model.hidden(tokens_BxT, spec), positions_BxK)
+  h = model.hidden(tokens_BxT, spec, queries_BxQ=positions_BxK)
   return model.lm_logits(h).astype(jnp.float32)
 
 

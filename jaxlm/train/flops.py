@@ -3,7 +3,9 @@
 Counted as matmul FLOPs (2 per multiply-add), training = 3x forward (forward + two backward
 matmuls). Attention counts what the kernel computes: a causal kernel that skips the upper
 triangle does half the score/value work; XLA's dense lowering computes all of it. The MLM head
-runs only on the masked positions, so its vocabulary projection counts at the mask rate.
+runs only on the masked positions, so its vocabulary projection counts at the mask rate, and so
+does the last layer (its keys and values excepted: every position's are attended to), which runs
+at those positions alone (the objective's `read_fraction`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ def training_flops_per_token(config: Config) -> float:
   kind = objective.attention
   attention = 2 * T * D * (0.5 if kernel.skips_causal_half(kind, True) else 1.0)
   head = objective.head_macs_per_token(config)
-  forward = 2 * (L * (block_matmuls + attention) + head)
+  layers = L * (block_matmuls + attention)
+  read = objective.read_fraction(config) if objective.read_fraction else 1.0
+  if read < 1.0:  # the last layer: keys and values at every position; queries, output
+    # projection, MLP and attention (dense over every key, `kernels.attention_from`) at the
+    # read positions alone
+    layers += 2 * D * D + read * (2 * D * D + 2 * D * F + 2 * T * D) - (block_matmuls + attention)
+  forward = 2 * (layers + head)
   return 3.0 * forward
 
 

@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from helpers.model import SPECIAL, model, objective_batch, packed_batch, tiny_config
 
 from jaxlm.model.attention_dropout import dropout_attention
+from jaxlm.model.cache import KVCache
 from jaxlm.model.kernels import attention as dot_product_attention
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives import objective_sums
@@ -103,7 +105,6 @@ def test_attention_never_crosses_documents(kind):
 
 
 def _loss_and_grads(cfg, params_model, batch, key):
-  from flax import nnx
   graphdef, params = nnx.split(params_model)
 
   def loss(p):
@@ -188,3 +189,62 @@ def test_nsp_head_reads_the_first_position_only():
   logits = lm.nsp_logits(h)
   assert logits.shape == (3, 2) and logits.dtype == jnp.float32
   np.testing.assert_array_equal(logits, lm.nsp_logits(h.at[:, 1:].set(0.0)))
+
+
+def _queries(B: int) -> jnp.ndarray:
+  """Three query positions per row, repeated and out of order, padding (15) included."""
+  return jnp.asarray(np.array([[0, 13, 13], [15, 2, 9]] * (B // 2), np.int32))
+
+
+@pytest.mark.parametrize("kind", ["causal", "prefix", "bidirectional"])
+@pytest.mark.parametrize("variant", [dict(), dict(norm="post", position="learned"),
+                                     dict(scan_layers=True, remat="full"),
+                                     dict(scan_layers=True, num_layers=1),
+                                     dict(attention="splash_interpret")])
+def test_the_last_layer_at_queries_equals_every_position_gathered(kind, variant):
+  """Backbone(queries_BxQ=q): the last layer runs at q alone; its outputs and every parameter's
+  gradient equal the full backbone's gathered at q, for every mask kind and segment layout (to
+  float32 rounding: in float64 they agree to 1e-13)."""
+  if variant.get("attention") == "splash_interpret" and kind == "prefix":
+    pytest.skip("splash_interpret: causal and bidirectional masks only")
+  cfg = tiny_config("clm", **variant)
+  batch = {k: jnp.asarray(v) for k, v in packed_batch(B=4, T=16).items()}
+  spec = MaskSpec(kind, batch["segment_ids"],
+                  jnp.array([3, 6, 9, 12]) if kind == "prefix" else None)
+  q_BxQ = _queries(4)
+  w_D = jax.random.normal(jax.random.key(2), (cfg.model.embed_dim,))
+  graphdef, params = nnx.split(model(cfg).backbone)
+
+  def read(p, queries):
+    h = nnx.merge(graphdef, p)(batch["tokens"], spec, batch["positions"], queries_BxQ=queries)
+    return h if queries is not None else jnp.take_along_axis(h, q_BxQ[..., None], axis=1)
+
+  full, subset = read(params, None), jax.jit(read)(params, q_BxQ)
+  assert subset.shape == (4, 3, cfg.model.embed_dim)
+  np.testing.assert_allclose(subset, full, rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda p, q=q: jnp.sum(jnp.tanh(read(p, q) @ w_D)))(params)
+           for q in (None, q_BxQ)]
+  scale = max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(grads[0]))
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):  # float32 rounding
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * scale)
+
+
+def test_attention_dropout_at_queries_is_the_same_rows_of_the_full_pass():
+  q, k, v = _qkv(2, T, 2, 8)
+  seg = jnp.array([[1] * 7 + [2] * 3 + [0] * 2, [1] * T])
+  spec = MaskSpec("causal", seg)
+  queries = jnp.array([[0, 8, 11], [5, 5, 1]])
+  full = dropout_attention(q, k, v, spec, 0.0, jax.random.key(0))
+  rows = dropout_attention(jnp.take_along_axis(q, queries[..., None, None], axis=1), k, v, spec,
+                           0.0, jax.random.key(0), queries)
+  np.testing.assert_allclose(rows, jnp.take_along_axis(full, queries[..., None, None], axis=1),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_queries_are_refused_with_a_cache():
+  cfg = tiny_config("clm")
+  m = cfg.model
+  cache = KVCache.empty(m.num_layers, 1, 16, m.num_heads, m.head_dim, jnp.float32)
+  with pytest.raises(ValueError, match="queries_BxQ"):
+    model(cfg).backbone(jnp.zeros((1, 4), jnp.int32), MaskSpec("causal"), cache=cache,
+                        queries_BxQ=jnp.zeros((1, 1), jnp.int32))

@@ -135,7 +135,11 @@ def test_flops_per_token_by_hand():
   blocks = L * (4 * D * D + 2 * D * F + 2 * T * D)
   assert training_flops_per_token(clm) == 6 * (blocks + D * V)
   mlm = Config(objective="mlm", seq_len=T, model=model)
-  assert training_flops_per_token(mlm) == pytest.approx(6 * (blocks + 0.15 * (D * D + D * V)))
+  # The last layer: keys and values at all 32 positions; queries, output projection, MLP and
+  # attention over the 32 keys at the M = ceil(0.15 * 32) = 5 masked ones.
+  last = 2 * D * D + 5 / 32 * (2 * D * D + 2 * D * F + 2 * T * D)
+  layers = blocks - (4 * D * D + 2 * D * F + 2 * T * D) + last
+  assert training_flops_per_token(mlm) == pytest.approx(6 * (layers + 0.15 * (D * D + D * V)))
 
 
 def _one_step(cfg: Config, mesh) -> tuple[float, list, object]:

@@ -6,11 +6,12 @@ itself as a side effect. Adding a kernel: one file with a `KERNEL`, one line her
 which `attention='auto'` falls back on), and the contract test in tests/model/test_kernels.py
 checks it against `MaskSpec.dense` for every mask kind.
 
-Generation runs the same `Attention` with a `KVCache` (`model/cache.py`), and that one case does
-not go through the registry: `cached_attention` always attends with XLA on a dense query-by-slot
-mask, because its mask (valid cache slots of left-padded prompts, up to each query's own slot)
-is not a `MaskSpec` kind, T_query != T_key, and each step is one token, where a fused kernel has
-nothing to fuse.
+Two cases do not go through the registry, and attend with XLA on dense masks whose queries are
+not the T keys' positions: generation runs the same `Attention` with a `KVCache`
+(`model/cache.py`), and `cached_attention` attends over the valid cache slots of left-padded
+prompts (not a `MaskSpec` kind; each step is one token, where a fused kernel has nothing to
+fuse); and a backbone asked for a few positions (`Backbone(..., queries_BxQ=...)`) runs its last
+layer's attention from those queries alone (`attention_from`, on `MaskSpec.rows`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jax
 
 from jaxlm.errors import ConfigError
 from jaxlm.model.cache import KVCache
+from jaxlm.model.kernels import xla
 from jaxlm.model.kernels.base import Kernel
 from jaxlm.model.masks import MaskSpec
 
@@ -69,6 +71,16 @@ def resolve(name: str, dtype: str, backend: str | None = None) -> str:
 def attention(q_BxTxHxK: jax.Array, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array, spec: MaskSpec,
               kernel: str = "xla") -> jax.Array:
   return get(kernel).attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, spec)
+
+
+def attention_from(q_BxQxHxK: jax.Array, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array,
+                   spec: MaskSpec, queries_BxQ: jax.Array) -> jax.Array:
+  """Attention from the queries at positions `queries_BxQ` only, over every key `spec` allows
+  them (`MaskSpec.rows`): a backbone's last layer asked for a few positions (a read-out token,
+  the masked positions). XLA on the dense rows, whatever the configured kernel: a Q x T block
+  for a few queries is small, and one layer of many."""
+  return xla.dense_attention(q_BxQxHxK, k_BxTxHxK, v_BxTxHxK,
+                             spec.rows(queries_BxQ, k_BxTxHxK.shape[1]))
 
 
 def cached_attention(q_BxTxHxK: jax.Array, cache: KVCache) -> jax.Array:
