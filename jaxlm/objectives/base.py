@@ -72,6 +72,7 @@ class Objective:
   loss_sums: LossSums
   inference_logits: InferenceLogits
   head_macs_per_token: Callable[[Any], float]
+  read_fraction: Callable[[Any], float] | None = None
   rows: Literal["packed", "sentence_pairs"] = "packed"
   token_types: int = 0
   nsp: bool = False
@@ -80,5 +81,4 @@ class Objective:
   pll_reader: str | None = None
   unmasks: bool = False
   phases: tuple[Objective, ...] = ()
-  read_fraction: Callable[[Any], float] | None = None
   phase_of: Callable[..., jax.Array] | None = None
