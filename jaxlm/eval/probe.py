@@ -24,25 +24,11 @@ from jaxlm.eval import tasks
 from jaxlm.eval.inputs import encode, prediction_batches
 from jaxlm.eval.references import fit_and_score
 from jaxlm.eval.tasks.base import Examples
-from jaxlm.model.lm import readout_index
+from jaxlm.model.lm import read_out
 from jaxlm.model.masks import MaskSpec
 from jaxlm.objectives.build import build_model
 
 READOUTS = ("first", "last", "mean")
-
-
-def pool(backbone, tokens_BxT: jax.Array, spec: MaskSpec, token_types_BxT: jax.Array,
-         readout: str) -> jax.Array:
-  """The read-out of `model.Classifier`: first position, last real token (the last layer run
-  at that position alone), or mean of the real tokens (segment id > 0)."""
-  if readout != "mean":
-    queries_Bx1 = readout_index(readout, spec.segment_ids_BxT)
-    return backbone(tokens_BxT, spec, token_types_BxT=token_types_BxT,
-                    queries_BxQ=queries_Bx1)[:, 0]
-  h_BxTxD = backbone(tokens_BxT, spec, token_types_BxT=token_types_BxT)
-  weights_BxT = (spec.segment_ids_BxT > 0).astype(h_BxTxD.dtype)
-  return (jnp.einsum("btd,bt->bd", h_BxTxD, weights_BxT)
-          / jnp.maximum(weights_BxT.sum(1, keepdims=True), 1.0))
 
 
 # One compilation per backbone structure and read-out, shared by the random model of that shape.
@@ -51,8 +37,8 @@ def _forward(graphdef: nnx.GraphDef, attention: str, readout: str):
   # The weights are an argument, not closed over (closed-over arrays become program constants).
   @jax.jit
   def forward(state, tokens_BxT, segment_ids_BxT, token_types_BxT):
-    return pool(nnx.merge(graphdef, state), tokens_BxT, MaskSpec(attention, segment_ids_BxT),
-                token_types_BxT, readout).astype(jnp.float32)
+    return read_out(nnx.merge(graphdef, state), tokens_BxT, MaskSpec(attention, segment_ids_BxT),
+                    readout, token_types_BxT=token_types_BxT).astype(jnp.float32)
 
   return forward
 

@@ -77,12 +77,24 @@ class LanguageModel(nnx.Module):
     return self.mlm_head(h_BxMxD, self.backbone.embed)
 
 
-def readout_index(readout: str, segment_ids_BxT: jax.Array) -> jax.Array:
-  """[B, 1] positions a classifier reads: the first ("first") or the last real token ("last",
-  segment id > 0)."""
+def read_out(backbone: Backbone, tokens_BxT: jax.Array, spec: MaskSpec, readout: str,
+             dropout_key: jax.Array | None = None,
+             token_types_BxT: jax.Array | None = None) -> jax.Array:
+  """A classifier's pooled state [B, D]: the first position ("first"), the last real token
+  ("last"), the last layer run at that position alone; or the mean of the real tokens' final
+  states ("mean"); real tokens have segment id > 0 in `spec`."""
+  seg_BxT = spec.segment_ids_BxT
+  if readout == "mean":
+    h_BxTxD = backbone(tokens_BxT, spec, dropout_key=dropout_key, token_types_BxT=token_types_BxT)
+    real_BxT = (seg_BxT > 0).astype(h_BxTxD.dtype)
+    return (jnp.einsum("btd,bt->bd", h_BxTxD, real_BxT)
+            / jnp.maximum(real_BxT.sum(1, keepdims=True), 1.0))
   if readout == "last":
-    return jnp.maximum(jnp.sum(segment_ids_BxT > 0, axis=1) - 1, 0)[:, None]
-  return jnp.zeros((segment_ids_BxT.shape[0], 1), jnp.int32)
+    index_Bx1 = jnp.maximum(jnp.sum(seg_BxT > 0, axis=1) - 1, 0)[:, None]
+  else:
+    index_Bx1 = jnp.zeros((tokens_BxT.shape[0], 1), jnp.int32)
+  return backbone(tokens_BxT, spec, dropout_key=dropout_key, token_types_BxT=token_types_BxT,
+                  queries_BxQ=index_Bx1)[:, 0]
 
 
 class Classifier(nnx.Module):
@@ -114,16 +126,8 @@ class Classifier(nnx.Module):
     spec = MaskSpec(self.attention, segment_ids_BxT)
     k_backbone, k_head = (jax.random.split(dropout_key) if dropout_key is not None
                           else (None, None))
-    if self.readout == "mean":  # over the real tokens
-      h_BxTxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
-                              token_types_BxT=token_types_BxT)
-      real_BxT = (segment_ids_BxT > 0).astype(h_BxTxD.dtype)
-      pooled_BxD = (jnp.einsum("btd,bt->bd", h_BxTxD, real_BxT)
-                    / jnp.maximum(real_BxT.sum(1, keepdims=True), 1.0))
-    else:  # the last layer runs at the read-out position alone
-      pooled_BxD = self.backbone(tokens_BxT, spec, dropout_key=k_backbone,
-                                 token_types_BxT=token_types_BxT,
-                                 queries_BxQ=readout_index(self.readout, segment_ids_BxT))[:, 0]
+    pooled_BxD = read_out(self.backbone, tokens_BxT, spec, self.readout, k_backbone,
+                          token_types_BxT)
     pooled_BxD = self.dropout(pooled_BxD, deterministic=k_head is None, rngs=k_head)
     return self.head(pooled_BxD).astype(jnp.float32)
 
