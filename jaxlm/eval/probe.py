@@ -97,8 +97,10 @@ def probe_pretrained_vs_random(pretrained, task, train: Examples, evals: dict[st
   `linear_probe` gives it."""
   task = tasks.get(task, "finetune")
   attention, readout = readout_of(pretrained, readout)
-  random = api.Pretrained(model=build_model(pretrained.config, seed),
-                          tokenizer=pretrained.tokenizer, config=pretrained.config)
+  # Through `from_params`, as the pretrained model was made: the same placement, so the two
+  # share one compiled forward pass per width.
+  random = api.from_params(pretrained.config, nnx.state(build_model(pretrained.config, seed)),
+                           pretrained.tokenizer)
   labels = {split: ex.labels for split, ex in evals.items()}
   results = {}
   for name, model in (("pretrained", pretrained), ("random", random)):

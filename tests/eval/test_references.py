@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from flax import nnx
 from helpers.model import model, tiny_config
 from sklearn.linear_model import LogisticRegression
 
@@ -214,3 +215,15 @@ def test_probe_pretrained_vs_random_runs_side_by_side(tok):
     assert 0 <= got[name]["dev"]["score"] <= 100 and len(got[name]["dev"]["correct"]) == 20
   assert got["difference"]["dev"] == pytest.approx(got["pretrained"]["dev"]["score"]
                                                    - got["random"]["dev"]["score"])
+
+
+def test_the_random_model_shares_the_pretrained_models_compiled_forward(tok):
+  # As the studies open a run (`api.from_params`): the random-init control is placed the same
+  # way, so one width compiles one forward pass for both models, not one each.
+  config = tiny_config("mlm", vocab_size=384, max_seq_len=16)
+  lm = api.from_params(config, nnx.state(model(config, seed=5)), tok)
+  probe._forward.cache_clear()
+  probe.probe_pretrained_vs_random(lm, TASK, _split(20, 13), {"dev": _split(10, 14)}, seed=0,
+                                   batch=32)
+  graphdef, _ = nnx.split(lm.model.backbone)
+  assert probe._forward(graphdef, "bidirectional", "first")._cache_size() == 1  # width 16
