@@ -13,14 +13,17 @@ Every objective scores a sentence by a sum of token log-probabilities, in nats:
   predicted at i−1), after <s>.
 Rows of nearby lengths share a compiled shape: right-padded to the longest of their group under
 a segment mask (padding is segment 0, which no real token attends to, whatever the attention
-kind), the groups chosen to minimise compiles plus padded work (`_groups`). Every call has ROWS
-rows; the log-softmax and the gather of the scored tokens run on the device.
+kind), the groups chosen to minimise compiles plus padded work (`_groups`), where a shape the
+scorer already compiled (an earlier call's: the learning curve's subsets after the study's
+full scoring) costs no compile. Every call has ROWS rows; the log-softmax and the gather of
+the scored tokens run on the device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +39,19 @@ ROWS = 128  # rows per forward call
 # What one more compiled shape costs, in padded tokens scored: about 1 s of XLA compile against
 # about 11 us per token on 2 CPU cores (tiny model); on an accelerator it is larger still.
 COMPILE_TOKENS = 100_000
-_SCORERS: dict[tuple, tuple] = {}  # (objective, vocab, ModelConfig) -> (graphdef, jitted scorer)
+
+
+@dataclasses.dataclass
+class _Scorer:
+  graphdef: nnx.GraphDef
+  score: Callable  # `_make_scorer`'s
+  # Per (rows per call, mesh): (longest length, whether padded under a mask) of every row shape
+  # run so far. A scorer reads rows of one kind (PLL or causal), so the length decides the
+  # rest of the shape.
+  compiled: defaultdict = dataclasses.field(default_factory=lambda: defaultdict(set))
+
+
+_SCORERS: dict[tuple, _Scorer] = {}  # (objective, vocab, ModelConfig) -> its scorer
 Row = tuple[Sequence[int], Sequence[int], Sequence[int]]  # tokens, positions read, tokens there
 
 
@@ -60,10 +75,12 @@ def _make_scorer(graphdef, objective_name: str, vocab: int):
   return score
 
 
-def _groups(counts: dict[int, int]) -> list[list[int]]:
+def _groups(counts: dict[int, int],
+            compiled: set[tuple[int, bool]] = frozenset()) -> list[list[int]]:
   """Row lengths (keys of `counts`: length -> rows) in groups of consecutive lengths, each run
-  padded to its longest, minimising COMPILE_TOKENS per group plus the padded tokens scored (a
-  dynamic program over the sorted lengths)."""
+  padded to its longest, minimising COMPILE_TOKENS per group whose shape is not in `compiled`
+  ((longest, whether the group holds several lengths): shapes already compiled) plus the padded
+  tokens scored (a dynamic program over the sorted lengths)."""
   lengths = sorted(counts)
   best = [0.0] + [float("inf")] * len(lengths)  # best[j]: cost of the first j lengths
   cut = [0] * (len(lengths) + 1)
@@ -71,7 +88,8 @@ def _groups(counts: dict[int, int]) -> list[list[int]]:
     longest, rows = lengths[j - 1], 0
     for i in range(j, 0, -1):  # the last group holds lengths i-1 .. j-1
       rows += counts[lengths[i - 1]]
-      cost = best[i - 1] + COMPILE_TOKENS + rows * longest
+      compiling = 0 if (longest, j - i > 0) in compiled else COMPILE_TOKENS
+      cost = best[i - 1] + compiling + rows * longest
       if cost < best[j]:
         best[j], cut[j] = cost, i - 1
   groups, j = [], len(lengths)
@@ -94,7 +112,12 @@ def score_rows(loaded, rows: Sequence[Row], prefix_len: int | None,
     by_length[len(tokens)].append(r)
   pad = loaded.tokenizer.token_to_id(PAD)
   sums_R, greedy_R = np.zeros(len(rows)), np.ones(len(rows), bool)
-  for lengths in _groups({n: len(members) for n, members in by_length.items()}):
+  per_call = per_call or ROWS
+  graphdef, state = nnx.split(loaded.model)
+  scorer = _scorer(loaded, graphdef, reader or loaded.config.objective)
+  mesh = getattr(loaded, "mesh", None)
+  compiled = scorer.compiled[per_call, None if mesh is None else tuple(mesh.shape.items())]
+  for lengths in _groups({n: len(members) for n, members in by_length.items()}, compiled):
     members = [r for n in lengths for r in by_length[n]]
     T, K = lengths[-1], max(len(rows[r][1]) for r in members)
     tokens_NxT = np.full((len(members), T), pad, np.int32)
@@ -111,24 +134,28 @@ def score_rows(loaded, rows: Sequence[Row], prefix_len: int | None,
     # One length: no padding to keep out, so no mask to build.
     arrays = (tokens_NxT, segments_NxT if len(lengths) > 1 else None, positions_NxK,
               targets_NxK, weights_NxK)
-    sums_R[members], greedy_R[members] = _score_arrays(loaded, arrays, prefix_len, bar,
-                                                       per_call or ROWS, reader)
+    sums_R[members], greedy_R[members] = _score_arrays(loaded, scorer.score, state, arrays,
+                                                       prefix_len, bar, per_call)
+    compiled.add((T, len(lengths) > 1))
   return sums_R, greedy_R
 
 
-def _score_arrays(loaded, arrays: tuple[np.ndarray | None, ...], prefix_len: int | None,
-                  bar: tqdm.tqdm | None, per_call: int, reader: str | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-  """`score_rows` for rows of one padded shape."""
-  graphdef, state = nnx.split(loaded.model)
-  reader = reader or loaded.config.objective
-  # Compiled once per model structure, not per model object: the checkpoints of one run (a
-  # learning curve) and runs of one shape share their scorers.
+def _scorer(loaded, graphdef: nnx.GraphDef, reader: str) -> _Scorer:
+  """The scorer of `loaded`'s structure read as objective `reader`: compiled once per model
+  structure, not per model object, so the checkpoints of one run (a learning curve) and runs
+  of one shape share it (and the shapes it compiled)."""
   key = (reader, vocab_in_use(loaded), loaded.config.model)
   cached = _SCORERS.get(key)
-  if cached is None or cached[0] != graphdef:
-    cached = _SCORERS[key] = (graphdef, _make_scorer(graphdef, reader, vocab_in_use(loaded)))
-  score = cached[1]
+  if cached is None or cached.graphdef != graphdef:
+    cached = _SCORERS[key] = _Scorer(graphdef, _make_scorer(graphdef, reader,
+                                                            vocab_in_use(loaded)))
+  return cached
+
+
+def _score_arrays(loaded, score: Callable, state: nnx.State,
+                  arrays: tuple[np.ndarray | None, ...], prefix_len: int | None,
+                  bar: tqdm.tqdm | None, per_call: int) -> tuple[np.ndarray, np.ndarray]:
+  """`score_rows` for rows of one padded shape."""
   mesh = getattr(loaded, "mesh", None)
   if mesh is not None:  # rows over data x fsdp: every call's rows divide among the shards
     shards = mesh.shape["data"] * mesh.shape["fsdp"]

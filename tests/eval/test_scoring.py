@@ -138,10 +138,12 @@ def _partitions(n):
       yield [first] + rest
 
 
+@pytest.mark.parametrize("compiled", [set(), {(10, True), (30, True)}, {(4, False), (17, True)}])
 @pytest.mark.parametrize("compile_tokens", [0, 50, 1_000, 10**9])
-def test_length_groups_minimise_compiles_plus_padded_tokens(compile_tokens, monkeypatch):
-  """Against every partition, enumerated: each group costs COMPILE_TOKENS plus its rows times
-  its longest length."""
+def test_length_groups_minimise_compiles_plus_padded_tokens(compile_tokens, compiled,
+                                                            monkeypatch):
+  """Against every partition, enumerated: each group costs COMPILE_TOKENS (none where its shape,
+  (longest, several lengths), is already compiled) plus its rows times its longest length."""
   monkeypatch.setattr(scoring, "COMPILE_TOKENS", compile_tokens)
   counts = {3: 40, 4: 2, 5: 30, 9: 1, 10: 25, 17: 3, 30: 8}
   lengths = sorted(counts)
@@ -150,17 +152,37 @@ def test_length_groups_minimise_compiles_plus_padded_tokens(compile_tokens, monk
     total, start = 0, 0
     for size in sizes:
       run = lengths[start:start + size]
-      total += compile_tokens + sum(counts[n] for n in run) * run[-1]
+      total += (0 if (run[-1], size > 1) in compiled else compile_tokens) + sum(
+        counts[n] for n in run) * run[-1]
       start += size
     return total
 
-  groups = scoring._groups(counts)
+  groups = scoring._groups(counts, compiled)
   assert [n for g in groups for n in g] == lengths
   assert cost([len(g) for g in groups]) == min(cost(p) for p in _partitions(len(lengths)))
   if compile_tokens == 0:
     assert all(len(g) == 1 for g in groups)  # nothing is padded
-  if compile_tokens == 10**9:
+  if compile_tokens == 10**9 and not compiled:
     assert groups == [lengths]  # one shape
+  if compile_tokens == 10**9 and (30, True) in compiled:
+    assert groups[-1][-1] == 30 and (10, True) in {(g[-1], len(g) > 1) for g in groups}
+
+
+@pytest.mark.parametrize("objective", ["mlm", "clm"])
+def test_a_later_call_reuses_the_shapes_an_earlier_one_compiled(objective, tok, monkeypatch):
+  """Scored once with every length alone, a subset scored where any new shape costs more than
+  all its padding compiles nothing new: it runs in the shapes already compiled, same scores."""
+  lm = _loaded(objective, tok)
+  sentences = SENTENCES + ["It rained.", "The long winter ended in a cold and muddy spring."]
+  monkeypatch.setattr(scoring, "_SCORERS", {})
+  monkeypatch.setattr(scoring, "COMPILE_TOKENS", 0)
+  alone = scoring.sentence_scores(lm, sentences)
+  (scorer,) = scoring._SCORERS.values()
+  shapes = scorer.score._cache_size()
+  monkeypatch.setattr(scoring, "COMPILE_TOKENS", 10**9)
+  np.testing.assert_allclose(scoring.sentence_scores(lm, sentences[1::2]), alone[1::2],
+                             rtol=1e-5)
+  assert scorer.score._cache_size() == shapes
 
 
 @pytest.mark.parametrize("objective", ["mlm", "clm"])
