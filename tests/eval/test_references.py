@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from helpers.model import model, tiny_config
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
 from jaxlm import api
@@ -122,11 +123,12 @@ def test_regression_uses_ridge_on_the_task_metric():
 
 
 def test_cross_validation_fits_only_training_rows(monkeypatch):
-  fitted = []
+  fitted, solvers = [], set()
   original = LogisticRegression.fit
 
   def spy(self, X, y, *args, **kwargs):
     fitted.append(X)
+    solvers.add((self.solver, sparse.issparse(X)))
     return original(self, X, y, *args, **kwargs)
 
   monkeypatch.setattr(LogisticRegression, "fit", spy)
@@ -139,14 +141,17 @@ def test_cross_validation_fits_only_training_rows(monkeypatch):
   assert len(fitted) == references.FOLDS * len(references.C_GRID) + 1  # folds x grid + refit
   assert all(not x[:, -1].any() for x in fitted)  # never an eval row
   assert sorted({x.shape[0] for x in fitted}) == [40, 50]  # 4/5 of train in folds; all of it last
+  assert solvers == {("newton-cholesky", False)}  # dense features: Newton steps
 
   # bag_of_words: the vocabulary comes from the training texts, so eval-only words add nothing
   fitted.clear()
+  solvers.clear()
   train, dev = _split(50, 6), _split(20, 7)
   dev.texts_a = [t + " unseenword" for t in dev.texts_a]
   references.bag_of_words(TASK, train, {"dev": dev})
   width = references._word_features(train, {})[0].shape[1]
   assert all(x.shape[1] == width and x.shape[0] <= 50 for x in fitted)
+  assert solvers == {("lbfgs", True)}  # sparse counts: L-BFGS
 
 
 def test_worker_processes_fit_what_one_process_fits(monkeypatch):
