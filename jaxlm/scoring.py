@@ -46,8 +46,9 @@ class _Scorer:
   graphdef: nnx.GraphDef
   score: Callable  # `_make_scorer`'s
   # Per (rows per call, mesh): (longest length, whether padded under a mask) of every row shape
-  # run so far. A scorer reads rows of one kind (PLL or causal), so the length decides the
-  # rest of the shape.
+  # run so far. For the sentence scorers' rows (PLL: one position read; causal: every one) the
+  # length decides the rest of the shape; rows read elsewhere (lm-eval's continuations) may
+  # compile a shape counted as free: a cost misjudged, never a score.
   compiled: defaultdict = dataclasses.field(default_factory=lambda: defaultdict(set))
 
 
