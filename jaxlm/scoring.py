@@ -135,8 +135,8 @@ def score_rows(loaded, rows: Sequence[Row], prefix_len: int | None,
     # One length: no padding to keep out, so no mask to build.
     arrays = (tokens_NxT, segments_NxT if len(lengths) > 1 else None, positions_NxK,
               targets_NxK, weights_NxK)
-    sums_R[members], greedy_R[members] = _score_arrays(loaded, scorer.score, state, arrays,
-                                                       prefix_len, bar, per_call)
+    sums_R[members], greedy_R[members] = _score_arrays(scorer.score, state, arrays, prefix_len,
+                                                       bar, per_call, mesh)
     compiled.add((T, len(lengths) > 1))
   return sums_R, greedy_R
 
@@ -153,11 +153,11 @@ def _scorer(loaded, graphdef: nnx.GraphDef, reader: str) -> _Scorer:
   return cached
 
 
-def _score_arrays(loaded, score: Callable, state: nnx.State,
-                  arrays: tuple[np.ndarray | None, ...], prefix_len: int | None,
-                  bar: tqdm.tqdm | None, per_call: int) -> tuple[np.ndarray, np.ndarray]:
-  """`score_rows` for rows of one padded shape."""
-  mesh = getattr(loaded, "mesh", None)
+def _score_arrays(score: Callable, state: nnx.State, arrays: tuple[np.ndarray | None, ...],
+                  prefix_len: int | None, bar: tqdm.tqdm | None, per_call: int,
+                  mesh) -> tuple[np.ndarray, np.ndarray]:
+  """`score_rows` for rows of one padded shape (over `mesh`'s data x fsdp shards, or one
+  device when None)."""
   if mesh is not None:  # rows over data x fsdp: every call's rows divide among the shards
     shards = mesh.shape["data"] * mesh.shape["fsdp"]
     per_call = -(-per_call // shards) * shards
