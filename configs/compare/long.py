@@ -1,7 +1,7 @@
 """`compare/long`: the CPU default's shape and recipe (compare/tiny) on about 10M pre-training
 tokens per objective instead of 1M, BabyLM's smallest budget: does BLiMP rise above the bigram
 reference with tokens, and does the frozen-feature probe separate from random features? About
-40 minutes on 2 CPU cores. Its committed report: docs/results/compare_long.md.
+33 minutes on 2 CPU cores (AVX2). Its committed report: docs/results/compare_long.md.
 
   jaxlm compare --config compare/long --workdir runs/compare-long
 
