@@ -157,3 +157,35 @@ def test_p_values_agree_with_scipy_and_the_bootstrap():
   assert same.p_value == 1.0
   near = stats.paired_bootstrap_diff(x[:40] * 1.0, (rng.random(40) < 0.65) * 1.0)
   assert 0.05 < near.p_value <= 1.0 and not near.excludes_zero()
+
+
+def test_the_counts_bootstrap_draws_the_exact_bootstrap_distribution():
+  # Four paired items: every one of the 4**4 index draws enumerated gives the bootstrap
+  # distribution of the mean difference exactly; the counts sampler and the index sampler
+  # both converge to it.
+  import itertools
+  a, b = np.array([1.0, 1.0, 0.5, 0.0]), np.array([0.0, 1.0, 1.0, 0.0])
+  d = a - b
+  means = np.array([d[list(i)].mean() for i in itertools.product(range(4), repeat=4)])
+  exact_below, exact_above = (means <= 0).mean(), (means >= 0).mean()
+  counts = stats.paired_bootstrap_mean_diff(a, b, 400_000)
+  want_p = min(1.0, 2 * min(exact_below, exact_above))
+  assert counts.p_value == pytest.approx(want_p, abs=0.005)
+  assert counts.estimate == pytest.approx(d.mean())
+  indices = stats.paired_bootstrap_diff(a, b, n_resamples=100_000)
+  assert counts.p_value == pytest.approx(indices.p_value, abs=0.01)
+  assert list(counts)[1:] == list(indices)[1:]  # the percentiles of a discrete distribution
+  # Identical systems: every resample 0.
+  assert stats.paired_bootstrap_mean_diff(a, a, 1000).p_value == 1.0
+  with pytest.raises(ValueError, match="same examples"):
+    stats.paired_bootstrap_mean_diff(a, b[:3], 10)
+
+
+def test_resamples_grow_only_where_the_family_needs_a_smaller_p():
+  floor = 2 / 2001
+  assert stats.resamples_for(floor, 21) == 2000  # 21 x 0.001 <= 0.05: significant already
+  assert stats.resamples_for(floor, 110) == 440_000  # 110 x 0.001 > 0.05: the floor decides
+  assert stats.resamples_for(12 / 2001, 110) == 440_000  # 5 beyond zero: still too coarse
+  assert stats.resamples_for(22 / 2001, 110) == 2000  # 10 beyond zero: p >= 0.011, not near
+  assert stats.resamples_for(0.4, 1000) == 2000
+  assert stats.resamples_for(float("nan"), 110) == 2000

@@ -193,9 +193,7 @@ def differences(summary: dict) -> list[Difference]:
         continue  # seed 0 of each variant
       for split, result in probed["pretrained"].items():
         if "correct" in result:
-          rows.append(Difference("probe", task, f"{name} (frozen features)",
-                                 f"{name} (random-init features)",
-                                 "examples", items_difference(
-                                   result["correct"], probed["random"][split]["correct"]),
-                                 split))
+          rows.append(items_difference("probe", task, f"{name} (frozen features)",
+                                       f"{name} (random-init features)", result["correct"],
+                                       probed["random"][split]["correct"], split))
   return holm(rows)

@@ -102,7 +102,9 @@ class HeldoutQuality:
 class Difference:
   """a − b on one task, in points (0-100), with its 95% interval `over` seeds, examples or
   items and its two-sided p-value; `adjusted_p` is that p after Holm's correction over every
-  difference of the report (`holm`). Seed differences also carry both arms' seed ranges."""
+  difference of the report (`holm`). Seed differences also carry both arms' seed ranges;
+  differences over examples carry the per-example scores (`items`, a − b's two arrays) and the
+  bootstrap's resamples, which `holm` raises where the family needs a smaller p."""
 
   kind: Literal["finetune", "zero_shot", "probe"]
   task: str
@@ -114,6 +116,9 @@ class Difference:
   a_range: tuple[float, float] | None = None
   b_range: tuple[float, float] | None = None
   adjusted_p: float | None = None
+  resamples: int | None = None
+  items: tuple[np.ndarray, np.ndarray] | None = dataclasses.field(default=None, repr=False,
+                                                                  compare=False)
 
   @property
   def significant(self) -> bool:
@@ -136,6 +141,8 @@ class Difference:
            "interval_excludes_zero": self.interval.excludes_zero()}
     if self.split is not None:
       out["split"] = self.split
+    if self.resamples is not None:
+      out["bootstrap_resamples"] = self.resamples
     if self.a_range is not None:
       out |= {"a_range": list(self.a_range), "b_range": list(self.b_range),
               "beyond_seed_range": self.beyond_seed_range}
@@ -143,10 +150,24 @@ class Difference:
 
 
 def holm(differences: list[Difference]) -> list[Difference]:
-  """The differences with Holm-adjusted p-values over all of them (one family: the report)."""
+  """The differences with Holm-adjusted p-values over all of them (one family: the report).
+  A bootstrap p-value at the resolution of its resamples where the family needs a smaller one
+  (`stats.resamples_for`: more than 25 tests at 2,000 resamples) is drawn again with enough."""
+  family = sum(not math.isnan(d.interval.p_value) for d in differences)
+  differences = [_resolved(d, family) for d in differences]
   adjusted = stats.holm([d.interval.p_value for d in differences])
   return [dataclasses.replace(d, adjusted_p=None if math.isnan(p) else float(p))
           for d, p in zip(differences, adjusted)]
+
+
+def _resolved(d: Difference, family: int) -> Difference:
+  if d.items is None:
+    return d
+  needed = stats.resamples_for(d.interval.p_value, family, d.resamples)
+  if needed == d.resamples:
+    return d
+  return dataclasses.replace(d, interval=stats.paired_bootstrap_mean_diff(*d.items, needed),
+                             resamples=needed)
 
 
 def headline_split(result: dict) -> str:
@@ -172,19 +193,21 @@ def finetune_differences(task: str, a: str, b: str, ra: dict, rb: dict,
                           (min(sb.values()), max(sb.values()))))
     ca, cb = ra["seeds"][0].get("correct", {}), rb["seeds"][0].get("correct", {})
     if split in ca and split in cb:
-      out.append(Difference("finetune", task, a, b, "examples", items_difference(
-        ca[split], cb[split]), split))
+      out.append(items_difference("finetune", task, a, b, ca[split], cb[split], split))
   return out
 
 
 def zero_shot_difference(task: str, a: str, b: str, correct_a, correct_b) -> Difference:
-  return Difference("zero_shot", task, a, b, "examples", items_difference(correct_a, correct_b))
+  return items_difference("zero_shot", task, a, b, correct_a, correct_b)
 
 
-def items_difference(correct_a, correct_b) -> stats.Interval:
-  """Paired bootstrap over items scored 0, ½ or 1, in points."""
-  return stats.paired_bootstrap_diff(np.asarray(correct_a) * 100.0,
-                                     np.asarray(correct_b) * 100.0)
+def items_difference(kind: str, task: str, a: str, b: str, correct_a, correct_b,
+                     split: str | None = None) -> Difference:
+  """a − b over items scored 0, ½ or 1, in points: a paired bootstrap
+  (`stats.BOOTSTRAP_RESAMPLES`), its items kept for `holm`."""
+  items = (np.asarray(correct_a) * 100.0, np.asarray(correct_b) * 100.0)
+  return Difference(kind, task, a, b, "examples", stats.paired_bootstrap_diff(*items), split,
+                    resamples=stats.BOOTSTRAP_RESAMPLES, items=items)
 
 
 def format_interval(values, signed: bool = True, digits: int = 1) -> str:
