@@ -151,8 +151,8 @@ class Difference:
 
 def holm(differences: list[Difference]) -> list[Difference]:
   """The differences with Holm-adjusted p-values over all of them (one family: the report).
-  A bootstrap p-value at the resolution of its resamples where the family needs a smaller one
-  (`stats.resamples_for`: more than 25 tests at 2,000 resamples) is drawn again with enough."""
+  A bootstrap p-value too coarse for the family's thresholds (`stats.resamples_for`: ten or
+  fewer resamples beyond zero, and family · p above 0.05) is drawn again with enough."""
   family = sum(not math.isnan(d.interval.p_value) for d in differences)
   differences = [_resolved(d, family) for d in differences]
   adjusted = stats.holm([d.interval.p_value for d in differences])
