@@ -186,6 +186,7 @@ def test_resamples_grow_only_where_the_family_needs_a_smaller_p():
   assert stats.resamples_for(floor, 21) == 2000  # 21 x 0.001 <= 0.05: significant already
   assert stats.resamples_for(floor, 110) == 440_000  # 110 x 0.001 > 0.05: the floor decides
   assert stats.resamples_for(12 / 2001, 110) == 440_000  # 5 beyond zero: still too coarse
+  assert stats.resamples_for(6 / 2001, 21) == 84_000  # 2 beyond zero, 21 p = 0.063: undecided
   assert stats.resamples_for(22 / 2001, 110) == 2000  # 10 beyond zero: p >= 0.011, not near
   assert stats.resamples_for(0.4, 1000) == 2000
   assert stats.resamples_for(float("nan"), 110) == 2000
